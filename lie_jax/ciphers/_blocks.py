@@ -1,0 +1,311 @@
+"""The block machinery every cipher shares.
+
+Every block scheme is a *block transform*: output block j is input block
+`block_perm[j]` with its values rearranged by `value_perm[j]` and XORed with
+`xor[j]` (a value permutation and mask may also be shared by all blocks).
+Block scrambling, pixel shuffling, rotations, flips, colour shuffles,
+negative-positive and LE's nibble permutation and flips are all of this form,
+so a scheme only says how its key defines the transform, and two shared
+executors apply it:
+
+  transform_flat: one key for the whole batch. The transform is turned into
+    a flat *source map* over the image (for every output value, the input
+    position it is read from), so encryption is one gather over each flat
+    image, with no transposes on the data.
+  transform_blocks: one key per image (a batch of transforms). Images are
+    blockified once and gathered inside blocks with each image's small
+    permutation, so no per-image map of the whole image is built.
+
+Decryption applies `invert_transform`. `blockify` / `unblockify` are the
+reshape-transpose pair that defines block order.
+
+Block vector layouts:
+  "hwc": (row, column, channel) order inside a block, "pixel-major" (default);
+  "chw": (channel, row, column) order, used by published ViT code.
+LE's nibble vectors (nibbles=True) hold the d low nibbles of a block, in
+block order, then its d high nibbles.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+LAYOUTS = ("hwc", "chw")
+# The 6 orders of 3 colour channels, lexicographic; index 0 is the identity.
+COLOR_PERMUTATIONS = np.array(list(itertools.permutations(range(3))), dtype=np.int32)
+PADDINGS = ("none", "edge")
+
+
+def check_layout(layout: str) -> str:
+  if layout not in LAYOUTS:
+    raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+  return layout
+
+
+def check_block_size(block_size: Any) -> int:
+  if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)):
+    raise TypeError(f"block_size must be an int, got {type(block_size).__name__}")
+  if block_size < 1:
+    raise ValueError(f"block_size must be >= 1, got {block_size}")
+  return int(block_size)
+
+
+def padded_shape(image_shape: tuple[int, int, int], block_size: int) -> tuple[int, int, int]:
+  """The [H, W, C] shape after edge padding H and W up to multiples of the block size."""
+  h, w, c = image_shape
+  return (-(-h // block_size) * block_size, -(-w // block_size) * block_size, c)
+
+
+def blockify(images: Any, *, block_size: int, layout: str = "hwc") -> Any:
+  """Splits images into flattened blocks.
+
+  Args:
+    images: [..., H, W, C] array (jax or numpy); B = block_size must divide H and W.
+    block_size: side B of the square blocks.
+    layout: order of the d = B*B*C values inside a block vector ("hwc" or "chw").
+
+  Returns:
+    [..., (H/B)*(W/B), B*B*C] array, blocks in row-major order of block rows.
+  """
+  check_layout(layout)
+  *lead, h, w, c = images.shape
+  b = block_size
+  if h % b or w % b:
+    raise ValueError(f"image size {h}x{w} is not divisible by block_size={b}")
+  k = len(lead)
+  x = images.reshape(*lead, h // b, b, w // b, b, c)
+  inner = (k + 1, k + 3, k + 4) if layout == "hwc" else (k + 4, k + 1, k + 3)
+  x = x.transpose(*range(k), k, k + 2, *inner)
+  return x.reshape(*lead, (h // b) * (w // b), b * b * c)
+
+
+def unblockify(blocks: Any, *, image_shape: tuple[int, int, int], block_size: int,
+               layout: str = "hwc") -> Any:
+  """Inverse of `blockify`: [..., nb, B*B*C] blocks -> [..., H, W, C] images."""
+  check_layout(layout)
+  *lead, _, _ = blocks.shape
+  h, w, c = image_shape
+  b = block_size
+  k = len(lead)
+  if layout == "hwc":
+    x = blocks.reshape(*lead, h // b, w // b, b, b, c)
+    x = x.transpose(*range(k), k, k + 2, k + 1, k + 3, k + 4)
+  else:
+    x = blocks.reshape(*lead, h // b, w // b, c, b, b)
+    x = x.transpose(*range(k), k, k + 3, k + 1, k + 4, k + 2)
+  return x.reshape(*lead, h, w, c)
+
+
+@functools.lru_cache(maxsize=64)
+def block_positions(image_shape: tuple[int, int, int], block_size: int,
+                    layout: str = "hwc") -> np.ndarray:
+  """[nb, d] int32: flat position (in the [H, W, C] image) of every block value."""
+  n = int(np.prod(image_shape))
+  ids = np.arange(n, dtype=np.int32).reshape(image_shape)
+  pos = blockify(ids, block_size=block_size, layout=layout)
+  pos.setflags(write=False)
+  return pos
+
+
+@functools.lru_cache(maxsize=64)
+def nibble_positions(image_shape: tuple[int, int, int], block_size: int,
+                     layout: str = "hwc") -> np.ndarray:
+  """[nb, 2d] int32 positions in the nibble image (2n values: n low nibbles, then n high).
+
+  Inside a block: the d low nibbles in block order, then the d high nibbles
+  (the ICCE-TW 2018 LE convention).
+  """
+  pos = block_positions(image_shape, block_size, layout)
+  n = int(np.prod(image_shape))
+  out = np.concatenate([pos, pos + n], axis=1)
+  out.setflags(write=False)
+  return out
+
+
+def _inverse_of(positions: np.ndarray) -> np.ndarray:
+  return np.argsort(positions.reshape(-1), kind="stable").astype(np.int32)
+
+
+def source_map(positions: np.ndarray, *, block_perm: jax.Array | None = None,
+               value_perm: jax.Array | None = None) -> jax.Array:
+  """Flat source map of a block rearrangement.
+
+  The output block at position j takes its values from input block
+  `block_perm[j]`, and its value i from value `value_perm[j, i]` of that block
+  (`value_perm` may be [e] for one permutation shared by all blocks):
+
+    out[positions[j, i]] = in[positions[block_perm[j], value_perm[j, i]]]
+
+  Args:
+    positions: [nb, e] static positions (`block_positions` or `nibble_positions`).
+    block_perm: [nb] int permutation of block positions, or None (identity).
+    value_perm: [e] or [nb, e] int permutation(s) inside a block, or None.
+
+  Returns:
+    [nb*e] int32 source index for every flat output position.
+  """
+  src = jnp.asarray(positions)
+  if block_perm is not None:
+    src = src[block_perm]
+  if value_perm is not None:
+    value_perm = jnp.broadcast_to(value_perm, src.shape)
+    src = jnp.take_along_axis(src, value_perm, axis=1)
+  return src.reshape(-1)[_inverse_of(positions)]
+
+
+def per_output(positions: np.ndarray, values: jax.Array) -> jax.Array:
+  """Spreads per-block values ([e] shared, or [nb, e]) onto flat output positions."""
+  values = jnp.broadcast_to(values, positions.shape)
+  return values.reshape(-1)[_inverse_of(positions)]
+
+
+class BlockTransform(NamedTuple):
+  """out[j, i] = in[block_perm[j], value_perm[j, i]] ^ xor[j, i] over block vectors.
+
+  Attributes:
+    block_perm: [nb] int permutation of block positions, or None (identity).
+    value_perm: [e] (shared) or [nb, e] (per output block) permutations inside a
+      block vector of e values (e = d, or 2d nibbles), or None (identity).
+    xor: uint8 mask broadcastable to [nb, e] (e.g. [e], [nb, 1]), or None.
+  """
+
+  block_perm: jax.Array | None = None
+  value_perm: jax.Array | None = None
+  xor: jax.Array | None = None
+
+
+def invert_transform(t: BlockTransform) -> BlockTransform:
+  """The inverse block transform (for one key; vmap it for a batch of keys).
+
+  From y[j, i] = x[bp[j], vp[j, i]] ^ xor[j, i]: with j = bp^-1[b] and
+  i = vp[j]^-1[k], x[b, k] = y[j, i] ^ xor[j, i].
+  """
+  inv_bp = None if t.block_perm is None else jnp.argsort(t.block_perm).astype(jnp.int32)
+  inv_vp, xor = None, t.xor
+  if t.value_perm is not None:
+    inv_vp = jnp.argsort(t.value_perm, axis=-1).astype(jnp.int32)
+    if xor is not None:
+      shape = jnp.broadcast_shapes(inv_vp.shape, xor.shape)
+      xor = jnp.take_along_axis(jnp.broadcast_to(xor, shape), jnp.broadcast_to(inv_vp, shape),
+                                axis=-1)
+  if inv_bp is not None:
+    if inv_vp is not None and inv_vp.ndim == 2:
+      inv_vp = inv_vp[inv_bp]
+    if xor is not None and xor.ndim == 2 and xor.shape[0] > 1:
+      xor = xor[inv_bp]
+  return BlockTransform(inv_bp, inv_vp, xor)
+
+
+def gather_values(flat: jax.Array, src: jax.Array, xor: jax.Array) -> jax.Array:
+  """y[p] = flat[src[p]] ^ xor[p] over the n values of one flat image."""
+  return flat[src] ^ xor.astype(flat.dtype)
+
+
+def gather_nibbles(flat: jax.Array, src: jax.Array, xor: jax.Array) -> jax.Array:
+  """Nibble rearrangement of one flat uint8 image of n bytes.
+
+  Nibble q < n is the low nibble of byte q, nibble q >= n the high nibble of
+  byte q - n. Output nibble p = nibble src[p] ^ xor[p] (xor in {0, 15});
+  output byte j = nibble j | nibble (n + j) << 4.
+  """
+  n = flat.shape[0]
+  byte = jnp.where(src >= n, src - n, src)
+  shift = jnp.where(src >= n, 4, 0).astype(jnp.uint8)
+  nib = ((flat[byte] >> shift) & 15) ^ xor.astype(jnp.uint8)
+  return nib[:n] | (nib[n:] << 4)
+
+
+def transform_flat(image: jax.Array, t: BlockTransform, *, block_size: int, layout: str = "hwc",
+                   nibbles: bool = False) -> jax.Array:
+  """Applies one block transform to one [H, W, C] image through a flat source map."""
+  positions = (nibble_positions if nibbles else block_positions)(image.shape, block_size, layout)
+  src = source_map(positions, block_perm=t.block_perm, value_perm=t.value_perm)
+  xor = (jnp.zeros(src.shape, jnp.uint8) if t.xor is None
+         else per_output(positions, t.xor.astype(jnp.uint8)))
+  gather = gather_nibbles if nibbles else gather_values
+  return gather(image.reshape(-1), src, xor).reshape(image.shape)
+
+
+def transform_blocks(images: jax.Array, t: BlockTransform, *, block_size: int,
+                     layout: str = "hwc", nibbles: bool = False) -> jax.Array:
+  """Applies a batch of block transforms (leading axis N) to [N, H, W, C] images."""
+  blocks = blockify(images, block_size=block_size, layout=layout)  # [N, nb, d]
+  if t.block_perm is not None:
+    blocks = jnp.take_along_axis(blocks, t.block_perm[:, :, None], axis=1,
+                                 mode="promise_in_bounds")
+  d = blocks.shape[-1]
+  per_block = lambda a: a if a.ndim == 3 else a[:, None, :]
+  xor = None if t.xor is None else per_block(t.xor.astype(jnp.uint8))
+  if nibbles:
+    vp = per_block(t.value_perm)
+    byte = jnp.where(vp >= d, vp - d, vp)
+    shift = jnp.where(vp >= d, 4, 0).astype(jnp.uint8)
+    nib = (jnp.take_along_axis(blocks, byte, axis=2, mode="promise_in_bounds") >> shift) & 15
+    if xor is not None:
+      nib = nib ^ xor
+    blocks = nib[..., :d] | (nib[..., d:] << 4)
+  else:
+    if t.value_perm is not None:
+      blocks = jnp.take_along_axis(blocks, per_block(t.value_perm), axis=2,
+                                   mode="promise_in_bounds")
+    if xor is not None:
+      blocks = blocks ^ xor
+  return unblockify(blocks, image_shape=images.shape[1:], block_size=block_size, layout=layout)
+
+
+def pad_to_blocks(images: jax.Array, *, block_size: int, mode: str = "edge") -> jax.Array:
+  """Pads [..., H, W, C] images at the bottom/right up to multiples of block_size."""
+  if mode != "edge":
+    raise ValueError(f"padding mode must be 'edge', got {mode!r}")
+  *lead, h, w, _ = images.shape
+  ph, pw, _ = padded_shape(images.shape[-3:], block_size)
+  if (ph, pw) == (h, w):
+    return images
+  pad = [(0, 0)] * len(lead) + [(0, ph - h), (0, pw - w), (0, 0)]
+  return jnp.pad(images, pad, mode="edge")
+
+
+def _fisher_yates(key: jax.Array, size: int) -> jax.Array:
+  """One uniform permutation of 0..size-1 by Fisher-Yates swaps.
+
+  Swap i exchanges position i with j_i = i + (r_i mod (size - i)) for a random
+  uint32 r_i: the modulo bias is below size / 2**32. Chosen over sorting
+  random keys (`jax.random.permutation`) because XLA's CPU sort of many short
+  rows is about twice as slow, and per-image keys draw many permutations.
+  """
+  if size == 1:
+    return jnp.zeros((1,), jnp.int32)
+  r = jax.random.bits(key, (size - 1,), jnp.uint32)
+  i = jnp.arange(size - 1, dtype=jnp.uint32)
+  j = (i + r % (jnp.uint32(size) - i)).astype(jnp.int32)
+
+  def swap(t, perm):
+    a, b = perm[t], perm[j[t]]
+    return perm.at[t].set(b).at[j[t]].set(a)
+
+  return jax.lax.fori_loop(0, size - 1, swap, jnp.arange(size, dtype=jnp.int32))
+
+
+def random_permutations(key: jax.Array, count: int | None, size: int) -> jax.Array:
+  """[size] (count None) or [count, size] independent uniform permutations, int32."""
+  if count is None:
+    return _fisher_yates(key, size)
+  return jax.vmap(lambda k: _fisher_yates(k, size))(jax.random.split(key, count))
+
+
+def check_permutation(perm: Any, size: int, name: str) -> np.ndarray:
+  """Validates an imported permutation (host array) of 0..size-1."""
+  arr = np.asarray(perm)
+  if arr.ndim < 1 or arr.shape[-1] != size:
+    raise ValueError(f"{name} must have length {size} (last axis), got shape {arr.shape}")
+  if not np.issubdtype(arr.dtype, np.integer):
+    raise TypeError(f"{name} must hold integers, got {arr.dtype}")
+  if not (np.sort(arr, axis=-1) == np.arange(size)).all():
+    raise ValueError(f"{name} is not a permutation of 0..{size - 1}")
+  return arr.astype(np.int32)

@@ -1,0 +1,95 @@
+"""PE: Sirichotedumrong, Kinoshita, Kiya, "Pixel-based image encryption without
+key management for privacy-preserving deep neural networks", IEEE Access 2019.
+
+No blocks. For every pixel and channel a key bit; where it is 1,
+x -> x XOR 255 (= 255 - x). Then every pixel's colour components are shuffled
+with one of the 6 permutations (keyed per pixel): output channel c is the
+negated channel `_blocks.COLOR_PERMUTATIONS[color[p]][c]`. With C = 1 only the
+negative-positive step remains. The scheme's defining mode is one fresh key
+per image, thrown away after use: `encrypt_per_image`.
+
+Example:
+  >>> import jax, numpy as np
+  >>> from lie_jax.ciphers import pe
+  >>> x = np.zeros((4, 28, 28, 1), np.uint8)
+  >>> y = pe.encrypt_per_image(jax.random.key(0), x)
+  >>> bool((pe.decrypt_per_image(jax.random.key(0), y) == x).all())
+  True
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from lie_jax.ciphers import _apply
+from lie_jax.ciphers import _blocks
+from lie_jax.ciphers._keytree import cipher_key, static_field
+
+
+@cipher_key
+class PEKey:
+  """PE key.
+
+  Attributes:
+    negate: [H, W, C] bool, negative-positive bit of every value (before the shuffle).
+    color: [H, W] int32 in 0..5, colour permutation of every pixel (0 for C = 1).
+    geometry: channels and the image shape the key was made for (block size 1).
+  """
+
+  negate: jax.Array
+  color: jax.Array
+  geometry: _apply.KeyGeometry = static_field()
+
+
+def generate_key(key: jax.Array, *, image_shape: tuple[int, int, int]) -> PEKey:
+  """Draws a PE key for images of `image_shape` (H, W, C)."""
+  geometry = _apply.make_geometry(image_shape, block_size=1)
+  h, w, c = geometry.image_shape
+  k_neg, k_col = jax.random.split(key)
+  color = (jax.random.randint(k_col, (h, w), 0, 6, dtype=jnp.int32) if c == 3
+           else jnp.zeros((h, w), jnp.int32))
+  return PEKey(negate=jax.random.bernoulli(k_neg, 0.5, (h, w, c)), color=color,
+               geometry=geometry)
+
+
+def pixel_transform(cipher_key: PEKey) -> _blocks.BlockTransform:
+  """PE as a block transform with 1 x 1 blocks: [H*W, C] values per pixel."""
+  h, w, c = cipher_key.geometry.image_shape
+  negate = cipher_key.negate.reshape(h * w, c)
+  if c == 1:
+    return _blocks.BlockTransform(xor=negate.astype(jnp.uint8) * 255)
+  value_perm = jnp.asarray(_blocks.COLOR_PERMUTATIONS)[cipher_key.color.reshape(-1)]
+  # NP comes first, so output value c carries the bit of its source channel.
+  negate = jnp.take_along_axis(negate, value_perm, axis=1)
+  return _blocks.BlockTransform(value_perm=value_perm, xor=negate.astype(jnp.uint8) * 255)
+
+
+pixel_cipher = _apply.block_cipher(pixel_transform)
+_encrypt = _apply.batched(pixel_cipher.encrypt_one)
+_decrypt = _apply.batched(pixel_cipher.decrypt_one)
+
+
+def encrypt(cipher_key: PEKey, images: Any) -> jax.Array:
+  """Encrypts [H, W, C] or [N, H, W, C] uint8 images with one PE key (same dtype and shape)."""
+  _apply.expect_key(cipher_key, PEKey, "pe.encrypt")
+  return _apply.encrypt_with(_encrypt, cipher_key, images)
+
+
+def decrypt(cipher_key: PEKey, images: Any) -> jax.Array:
+  """Inverts `encrypt` exactly."""
+  _apply.expect_key(cipher_key, PEKey, "pe.decrypt")
+  return _apply.decrypt_with(_decrypt, cipher_key, images)
+
+
+encrypt_per_image, decrypt_per_image = _apply.per_image_api(
+    generate_key, pixel_cipher.encrypt_keys, pixel_cipher.decrypt_keys, scheme="pe")
+
+
+def nominal_key_space_bits(*, image_shape: tuple[int, int, int]) -> float:
+  """H*W*C negation bits + H*W*log2(6) colour orders (C = 3)."""
+  h, w, c = image_shape
+  return h * w * c + (h * w * math.log2(6) if c == 3 else 0.0)
