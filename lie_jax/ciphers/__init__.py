@@ -85,7 +85,7 @@ def key_space_bits(scheme: str, *, image_shape: tuple[int, int, int],
     >>> from lie_jax import ciphers
     >>> ks = ciphers.key_space_bits("le", image_shape=(28, 28, 1), block_size=4)
     >>> round(ks.nominal_bits), ks.effective_bits
-    (118, 64)
+    (118, 64.0)
   """
   if prng_impl not in PRNG_KEY_BITS:
     raise ValueError(f"prng_impl must be one of {sorted(PRNG_KEY_BITS)}, got {prng_impl!r}")

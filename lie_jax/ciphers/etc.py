@@ -83,12 +83,11 @@ def generate_key(key: jax.Array, *, image_shape: tuple[int, int, int],
   h, w, c = geometry.cipher_shape(geometry.image_shape)
   nb = (h // block_size) * (w // block_size)
   k_perm, k_rot, k_flip, k_neg, k_col = jax.random.split(key, 5)
-  color = (jax.random.randint(k_col, (nb,), 0, 6, dtype=jnp.int32) if c == 3
-           else jnp.zeros((nb,), jnp.int32))
+  color = (_blocks.random_below(k_col, (nb,), 6) if c == 3 else jnp.zeros((nb,), jnp.int32))
   return EtCKey(block_perm=_blocks.random_permutations(k_perm, None, nb),
-                rotation=jax.random.randint(k_rot, (nb,), 0, 4, dtype=jnp.int32),
-                flip=jax.random.randint(k_flip, (nb,), 0, 3, dtype=jnp.int32),
-                negate=jax.random.bernoulli(k_neg, 0.5, (nb,)),
+                rotation=_blocks.random_below(k_rot, (nb,), 4),
+                flip=_blocks.random_below(k_flip, (nb,), 3),
+                negate=_blocks.random_flags(k_neg, (nb,)),
                 color=color, geometry=geometry)
 
 

@@ -50,10 +50,8 @@ def generate_key(key: jax.Array, *, image_shape: tuple[int, int, int]) -> PEKey:
   geometry = _apply.make_geometry(image_shape, block_size=1)
   h, w, c = geometry.image_shape
   k_neg, k_col = jax.random.split(key)
-  color = (jax.random.randint(k_col, (h, w), 0, 6, dtype=jnp.int32) if c == 3
-           else jnp.zeros((h, w), jnp.int32))
-  return PEKey(negate=jax.random.bernoulli(k_neg, 0.5, (h, w, c)), color=color,
-               geometry=geometry)
+  color = _blocks.random_below(k_col, (h, w), 6) if c == 3 else jnp.zeros((h, w), jnp.int32)
+  return PEKey(negate=_blocks.random_flags(k_neg, (h, w, c)), color=color, geometry=geometry)
 
 
 def pixel_transform(cipher_key: PEKey) -> _blocks.BlockTransform:

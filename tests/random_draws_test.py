@@ -1,0 +1,51 @@
+"""The key-drawing helpers give valid, (nearly) uniform draws."""
+
+import itertools
+
+import jax
+import numpy as np
+import pytest
+
+from lie_jax.ciphers import _blocks
+
+
+@pytest.mark.parametrize("size", [1, 2, 5, 127, 128, 129, 300])
+def test_random_permutations_are_permutations(size):
+  perms = np.asarray(_blocks.random_permutations(jax.random.key(size), 50, size))
+  assert perms.shape == (50, size) and perms.dtype == np.int32
+  np.testing.assert_array_equal(np.sort(perms, axis=1), np.tile(np.arange(size), (50, 1)))
+  single = np.asarray(_blocks.random_permutations(jax.random.key(0), None, size))
+  assert single.shape == (size,)
+  if size > 5:
+    assert len({p.tobytes() for p in perms}) == 50
+
+
+@pytest.mark.parametrize("size", [3, 200])
+def test_random_permutations_uniform(size):
+  perms = np.asarray(_blocks.random_permutations(jax.random.key(1), 30000, size))
+  if size == 3:
+    counts = [np.all(perms == p, axis=1).sum() for p in itertools.permutations(range(3))]
+    expected = 30000 / 6
+  else:  # where element 0 lands: uniform over the 200 positions
+    counts = np.bincount(np.argmax(perms == 0, axis=1), minlength=size)
+    expected = 30000 / size
+  chi2 = sum((c - expected) ** 2 / expected for c in counts)
+  dof = len(counts) - 1
+  assert chi2 < dof + 6 * np.sqrt(2 * dof)
+
+
+@pytest.mark.parametrize("upper", [1, 3, 4, 6, 256])
+def test_random_below_range_and_uniformity(upper):
+  draws = np.asarray(_blocks.random_below(jax.random.key(upper), (60001,), upper))
+  assert draws.min() >= 0 and draws.max() < upper
+  counts = np.bincount(draws, minlength=upper)
+  expected = len(draws) / upper
+  dof = max(upper - 1, 1)
+  assert ((counts - expected) ** 2 / expected).sum() < dof + 6 * np.sqrt(2 * dof)
+
+
+def test_random_flags_are_fair_and_independent_per_position():
+  flags = np.asarray(_blocks.random_flags(jax.random.key(0), (1000, 33)))
+  assert flags.dtype == bool and flags.shape == (1000, 33)
+  assert abs(flags.mean() - 0.5) < 0.01
+  assert np.all(np.abs(flags.mean(axis=0) - 0.5) < 0.07)  # every bit position fair
