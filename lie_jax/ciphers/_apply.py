@@ -132,21 +132,26 @@ def batched(fn_one: Callable[[Any, jax.Array], jax.Array]) -> Callable[[Any, jax
 class BlockCipher(NamedTuple):
   """A block scheme's transforms, built by `block_cipher` from its key -> transform map.
 
-  encrypt_one / decrypt_one: (cipher_key, image [H, W, C]) -> image, one key
-    (flat source map; `batched` vmaps them over a batch).
+  encrypt_shared / decrypt_shared: (cipher_key, images [H, W, C] or
+    [N, H, W, C]) -> images, one key for all images.
   encrypt_keys / decrypt_keys: (cipher keys with a leading N axis,
-    images [N, H, W, C]) -> images, one key per image (block gathers).
+    images [N, H, W, C]) -> images, one key per image.
   """
 
-  encrypt_one: Callable
-  decrypt_one: Callable
+  encrypt_shared: Callable
+  decrypt_shared: Callable
   encrypt_keys: Callable
   decrypt_keys: Callable
 
 
 def block_cipher(transform: Callable[[Any], _blocks.BlockTransform], *,
                  nibbles: bool = False) -> BlockCipher:
-  """Builds the four transforms of a scheme from `transform(cipher_key)`."""
+  """Builds the four transforms of a scheme from `transform(cipher_key)`.
+
+  With one key, nibble transforms (LE, ELE) run through a flat source map
+  (one gather per image); the others run through block gathers, which XLA
+  executes faster for them (measured by benchmarks/encrypt_throughput.py).
+  """
 
   def statics(cipher_key):
     g = cipher_key.geometry
@@ -155,14 +160,24 @@ def block_cipher(transform: Callable[[Any], _blocks.BlockTransform], *,
   def inverse(cipher_key):
     return _blocks.invert_transform(transform(cipher_key))
 
-  return BlockCipher(
-      encrypt_one=lambda k, image: _blocks.transform_flat(image, transform(k), **statics(k)),
-      decrypt_one=lambda k, image: _blocks.transform_flat(image, inverse(k), **statics(k)),
-      encrypt_keys=lambda keys, images: _blocks.transform_blocks(
-          images, jax.vmap(transform)(keys), **statics(keys)),
-      decrypt_keys=lambda keys, images: _blocks.transform_blocks(
-          images, jax.vmap(inverse)(keys), **statics(keys)),
-  )
+  def shared(make):
+    def run(cipher_key, images):
+      t = make(cipher_key)
+      if nibbles:
+        one = lambda image: _blocks.transform_flat(image, t, **statics(cipher_key))
+        return one(images) if images.ndim == 3 else jax.vmap(one)(images)
+      batch = images if images.ndim == 4 else images[None]
+      out = _blocks.transform_blocks(batch, jax.tree_util.tree_map(lambda a: a[None], t),
+                                     **statics(cipher_key))
+      return out if images.ndim == 4 else out[0]
+    return run
+
+  def keyed(make):
+    return lambda keys, images: _blocks.transform_blocks(images, jax.vmap(make)(keys),
+                                                         **statics(keys))
+
+  return BlockCipher(encrypt_shared=shared(transform), decrypt_shared=shared(inverse),
+                     encrypt_keys=keyed(transform), decrypt_keys=keyed(inverse))
 
 
 def per_image(generate_key: Callable[..., Any], apply_keys: Callable[[Any, jax.Array], jax.Array],

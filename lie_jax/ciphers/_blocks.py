@@ -229,6 +229,9 @@ def transform_flat(image: jax.Array, t: BlockTransform, *, block_size: int, layo
   src = source_map(positions, block_perm=t.block_perm, value_perm=t.value_perm)
   xor = (jnp.zeros(src.shape, jnp.uint8) if t.xor is None
          else per_output(positions, t.xor.astype(jnp.uint8)))
+  # The barrier keeps XLA from fusing the map's computation into the gather,
+  # which would redo it for every image of a batch.
+  src, xor = jax.lax.optimization_barrier((src, xor))
   gather = gather_nibbles if nibbles else gather_values
   return gather(image.reshape(-1), src, xor).reshape(image.shape)
 

@@ -128,10 +128,10 @@ _shuffle_flip = _apply.block_cipher(_transform)
 
 
 def _ffx_codes(table: jax.Array, image: jax.Array, geometry: _apply.KeyGeometry) -> jax.Array:
-  """Maps value i of every block through table[i]: [H, W, C] uint8 -> uint16 codes."""
+  """Maps value i of every block through table[i]: [..., H, W, C] uint8 -> uint16 codes."""
   blocks = _blocks.blockify(image, block_size=geometry.block_size, layout=geometry.layout)
   codes = table[jnp.arange(table.shape[0]), blocks]
-  return _blocks.unblockify(codes, image_shape=image.shape, block_size=geometry.block_size,
+  return _blocks.unblockify(codes, image_shape=image.shape[-3:], block_size=geometry.block_size,
                             layout=geometry.layout)
 
 
@@ -143,17 +143,17 @@ def _ffx_values(table: jax.Array, codes: jax.Array, geometry: _apply.KeyGeometry
   return _ffx_codes(inverse, codes, geometry)
 
 
-def _encrypt_one(cipher_key: BlockwiseKey, image: jax.Array) -> jax.Array:
-  out = _shuffle_flip.encrypt_one(cipher_key, image)
+def _encrypt_shared(cipher_key: BlockwiseKey, images: jax.Array) -> jax.Array:
+  out = _shuffle_flip.encrypt_shared(cipher_key, images)
   if "ffx" in cipher_key.transforms:
     out = _ffx_codes(cipher_key.ffx_table, out, cipher_key.geometry)
   return out
 
 
-def _decrypt_one(cipher_key: BlockwiseKey, image: jax.Array) -> jax.Array:
+def _decrypt_shared(cipher_key: BlockwiseKey, images: jax.Array) -> jax.Array:
   if "ffx" in cipher_key.transforms:
-    image = _ffx_values(cipher_key.ffx_table, image, cipher_key.geometry)
-  return _shuffle_flip.decrypt_one(cipher_key, image)
+    images = _ffx_values(cipher_key.ffx_table, images, cipher_key.geometry)
+  return _shuffle_flip.decrypt_shared(cipher_key, images)
 
 
 def _encrypt_keys(keys: BlockwiseKey, images: jax.Array) -> jax.Array:
@@ -169,8 +169,8 @@ def _decrypt_keys(keys: BlockwiseKey, images: jax.Array) -> jax.Array:
   return _shuffle_flip.decrypt_keys(keys, images)
 
 
-_encrypt = _apply.batched(_encrypt_one)
-_decrypt = _apply.batched(_decrypt_one)
+_encrypt = jax.jit(_encrypt_shared)
+_decrypt = jax.jit(_decrypt_shared)
 
 
 def cipher_dtype(*, transforms: Sequence[str] = ("shuffle",), **unused: Any) -> np.dtype:

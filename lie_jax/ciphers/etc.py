@@ -101,8 +101,8 @@ def _transform(cipher_key: EtCKey) -> _blocks.BlockTransform:
 
 
 _cipher = _apply.block_cipher(_transform)
-_encrypt = _apply.batched(_cipher.encrypt_one)
-_decrypt = _apply.batched(_cipher.decrypt_one)
+_encrypt = jax.jit(_cipher.encrypt_shared)
+_decrypt = jax.jit(_cipher.decrypt_shared)
 
 
 def encrypt(cipher_key: EtCKey, images: Any, *, padding: str = "none") -> jax.Array:

@@ -106,18 +106,16 @@ def block_filter(images: Any, *, block_size: int, statistic: str = "median") -> 
   return _filter(jnp.asarray(images), block_size, statistic)
 
 
-def _negative_positive_one(pixel_key: pe.PEKey, image: jax.Array) -> jax.Array:
-  return image ^ (pixel_key.negate.astype(jnp.uint8) * 255)
+@jax.jit
+def _negative_positive(pixel_key: pe.PEKey, images: jax.Array) -> jax.Array:
+  return images ^ (pixel_key.negate.astype(jnp.uint8) * 255)
 
 
-def _shuffle_colors_one(pixel_key: pe.PEKey, image: jax.Array) -> jax.Array:
+@jax.jit
+def _shuffle_colors(pixel_key: pe.PEKey, images: jax.Array) -> jax.Array:
   shuffle_only = pe.PEKey(negate=jnp.zeros_like(pixel_key.negate), color=pixel_key.color,
                           geometry=pixel_key.geometry)
-  return pe.pixel_cipher.encrypt_one(shuffle_only, image)
-
-
-_negative_positive = _apply.batched(_negative_positive_one)
-_shuffle_colors = _apply.batched(_shuffle_colors_one)
+  return pe.pixel_cipher.encrypt_shared(shuffle_only, images)
 
 
 def _filter_impl(images: jax.Array, block_size: int, statistic: str) -> jax.Array:
@@ -147,8 +145,8 @@ def shuffle_colors(cipher_key: Huang2022Key, images: Any) -> jax.Array:
   return _apply.encrypt_with(_shuffle_colors, cipher_key.pixel_key, images)
 
 
-def _encrypt_one(cipher_key: Huang2022Key, image: jax.Array) -> jax.Array:
-  shuffled = pe.pixel_cipher.encrypt_one(cipher_key.pixel_key, image)
+def _encrypt_shared(cipher_key: Huang2022Key, images: jax.Array) -> jax.Array:
+  shuffled = pe.pixel_cipher.encrypt_shared(cipher_key.pixel_key, images)
   return _filter_impl(shuffled, cipher_key.geometry.block_size, cipher_key.statistic)
 
 
@@ -157,7 +155,7 @@ def _encrypt_keys(keys: Huang2022Key, images: jax.Array) -> jax.Array:
   return _filter_impl(shuffled, keys.geometry.block_size, keys.statistic)
 
 
-_encrypt = _apply.batched(_encrypt_one)
+_encrypt = jax.jit(_encrypt_shared)
 
 
 def encrypt(cipher_key: Huang2022Key, images: Any, *, padding: str = "none") -> jax.Array:

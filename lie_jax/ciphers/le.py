@@ -105,8 +105,8 @@ def nibble_transform(perms: jax.Array, block_perm: jax.Array | None = None
 
 
 _cipher = _apply.block_cipher(lambda k: nibble_transform(k.perm), nibbles=True)
-_encrypt = _apply.batched(_cipher.encrypt_one)
-_decrypt = _apply.batched(_cipher.decrypt_one)
+_encrypt = jax.jit(_cipher.encrypt_shared)
+_decrypt = jax.jit(_cipher.decrypt_shared)
 
 
 def encrypt(cipher_key: LEKey, images: Any, *, padding: str = "none") -> jax.Array:

@@ -67,8 +67,8 @@ def pixel_transform(cipher_key: PEKey) -> _blocks.BlockTransform:
 
 
 pixel_cipher = _apply.block_cipher(pixel_transform)
-_encrypt = _apply.batched(pixel_cipher.encrypt_one)
-_decrypt = _apply.batched(pixel_cipher.decrypt_one)
+_encrypt = jax.jit(pixel_cipher.encrypt_shared)
+_decrypt = jax.jit(pixel_cipher.decrypt_shared)
 
 
 def encrypt(cipher_key: PEKey, images: Any) -> jax.Array:

@@ -96,8 +96,8 @@ def _transform(cipher_key: ViTKey) -> _blocks.BlockTransform:
 
 
 _cipher = _apply.block_cipher(_transform)
-_encrypt = _apply.batched(_cipher.encrypt_one)
-_decrypt = _apply.batched(_cipher.decrypt_one)
+_encrypt = jax.jit(_cipher.encrypt_shared)
+_decrypt = jax.jit(_cipher.decrypt_shared)
 
 
 def encrypt(cipher_key: ViTKey, images: Any, *, padding: str = "none") -> jax.Array:
