@@ -230,6 +230,8 @@ def per_image_api(generate_key: Callable[..., Any], encrypt_keys: Callable,
     unknown = set(options) - set(option_names)
     if unknown:
       raise TypeError(f"{scheme}: unknown option(s) {sorted(unknown)}; expected {list(option_names)}")
+    # Options are static jit arguments: make sequences hashable.
+    options = {k: tuple(v) if isinstance(v, list) else v for k, v in options.items()}
     return {**defaults, **options}
 
   def _geometry(image_shape, options):

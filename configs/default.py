@@ -1,0 +1,55 @@
+"""Default configuration: every field, with the values most runs start from.
+
+Variants import this file and override a few fields (see quickstart.py and
+pneumoniamnist.py). Any field can also be overridden on the command line:
+
+  python train.py --config configs/default.py --workdir workdir/default \
+      --config.cipher.name=pe --config.model.adaptation=pixel
+"""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+  config = ml_collections.ConfigDict()
+  config.seed = 0
+
+  config.data = ml_collections.ConfigDict()
+  config.data.name = "pneumoniamnist"  # bundled real chest X-rays (CC BY 4.0)
+  config.data.source = "auto"          # auto | npz | folder | tfds
+  config.data.path = ml_collections.config_dict.placeholder(str)  # None: the bundled file
+  config.data.data_dir = ml_collections.config_dict.placeholder(str)  # tfds data_dir
+  config.data.image_size = ml_collections.config_dict.placeholder(int)
+  config.data.augment = False          # flips/shifts: valid before block encryption or for PE
+
+  config.cipher = ml_collections.ConfigDict()
+  config.cipher.name = "le"            # none | le | ele | etc | pe | huang2022 | vit | morph | blockwise
+  config.cipher.block_size = 4
+  config.cipher.per_image_keys = False
+  # Key file from `lie_jax.keys.write_key_file`; None derives an experiment key
+  # from `seed` (public data only). Only the path is stored, never key material.
+  config.cipher.secret_file = ml_collections.config_dict.placeholder(str)
+  config.cipher.options = ml_collections.ConfigDict()  # extra generate_key options
+
+  config.model = ml_collections.ConfigDict()
+  config.model.backbone = "small_resnet"  # small_resnet | resnet18 | densenet121 | vgg16 | vit
+  config.model.adaptation = "block"       # none | block | ele | pixel | morph
+  config.model.options = ml_collections.ConfigDict()
+
+  config.optim = ml_collections.ConfigDict()
+  config.optim.name = "adamw"          # adamw | sgd (with Nesterov momentum)
+  config.optim.learning_rate = 3e-3
+  config.optim.momentum = 0.9
+  config.optim.weight_decay = 1e-4
+  config.optim.warmup_steps = 100
+
+  config.train = ml_collections.ConfigDict()
+  config.train.batch_size = 128
+  config.train.eval_batch_size = 256
+  config.train.num_epochs = 20
+  config.train.num_steps = -1          # > 0 overrides num_epochs
+  config.train.eval_every_steps = 0    # 0: once per epoch
+  config.train.checkpoint_every_steps = 0  # 0: at every evaluation
+  config.train.log_every_steps = 10
+  config.train.progress_bar = True
+  return config

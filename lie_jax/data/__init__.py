@@ -1,0 +1,39 @@
+"""Data for training on encrypted images: loaders, deterministic batches, augmentation.
+
+Loaders (`sources`) return `DatasetSplits` of in-memory uint8 [N, H, W, C]
+images and int32 [N] labels: the bundled PneumoniaMNIST (real pediatric chest
+X-rays, CC BY 4.0, see PNEUMONIAMNIST.md), MedMNIST .npz files, image folders
+and prepared TFDS datasets. `pipeline` turns a split into deterministic,
+resumable training batches and fixed-shape eval batches through grain.
+
+Example:
+  >>> from lie_jax import data
+  >>> splits = data.load_dataset("pneumoniamnist")
+  >>> batch = next(data.train_batches(splits.train, batch_size=32, seed=0))
+  >>> batch["image"].shape, batch["label"].shape, batch["index"].shape
+  ((32, 28, 28, 1), (32,), (32,))
+"""
+
+from lie_jax.data.pipeline import epoch_order
+from lie_jax.data.pipeline import eval_batches
+from lie_jax.data.pipeline import random_flip_and_shift
+from lie_jax.data.pipeline import steps_per_epoch
+from lie_jax.data.pipeline import train_batch_indices
+from lie_jax.data.pipeline import train_batches
+from lie_jax.data.sources import ArrayDataset
+from lie_jax.data.sources import as_array_dataset
+from lie_jax.data.sources import BUNDLED_DATASETS
+from lie_jax.data.sources import bundled_path
+from lie_jax.data.sources import DatasetSplits
+from lie_jax.data.sources import download_medmnist
+from lie_jax.data.sources import load_dataset
+from lie_jax.data.sources import load_image_folder
+from lie_jax.data.sources import load_medmnist_npz
+from lie_jax.data.sources import load_tfds
+
+__all__ = [
+    "ArrayDataset", "DatasetSplits", "BUNDLED_DATASETS", "as_array_dataset", "bundled_path",
+    "load_dataset", "load_medmnist_npz", "download_medmnist", "load_image_folder", "load_tfds",
+    "steps_per_epoch", "epoch_order", "train_batch_indices", "train_batches", "eval_batches",
+    "random_flip_and_shift",
+]

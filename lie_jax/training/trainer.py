@@ -1,0 +1,259 @@
+"""train_and_evaluate: train a classifier on encrypted images and evaluate it.
+
+The loop follows the Flax examples: an NNX model and `nnx.Optimizer`, a
+jitted train step with `nnx.value_and_grad`, periodic evaluation on the
+(encrypted) validation split with best-checkpoint selection, orbax
+checkpoints every `checkpoint_every_steps` with exact resumption (the data
+order and every random stream are functions of the step), and data
+parallelism over all devices: a `jax.sharding.Mesh` with one "data" axis,
+batches sharded along it, parameters replicated. On several hosts, call
+`jax.distributed.initialize()` first (train.py does with --distributed);
+every process then feeds its slice of each global batch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any, Iterator
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from flax import nnx
+from jax.sharding import NamedSharding, PartitionSpec
+from tqdm import tqdm
+
+from lie_jax import data
+from lie_jax import models
+from lie_jax.training import checkpoints
+from lie_jax.training import encryption
+from lie_jax.training import metrics as metrics_lib
+
+# Schemes whose papers claim that a model trained on encrypted images also
+# classifies plain ones (PE: per-pixel NP and colour shuffles average out).
+PLAIN_INPUT_SCHEMES = ("pe",)
+
+
+def make_optimizer(optim: ml_collections.ConfigDict, total_steps: int) -> optax.GradientTransformation:
+  """SGD with momentum or AdamW, on a warmup-cosine schedule, with weight decay."""
+  warmup = min(int(optim.warmup_steps), max(total_steps - 1, 0))
+  schedule = optax.warmup_cosine_decay_schedule(
+      init_value=0.0, peak_value=optim.learning_rate, warmup_steps=warmup,
+      decay_steps=max(total_steps, warmup + 1), end_value=optim.learning_rate * 0.01)
+  if optim.name == "adamw":
+    return optax.adamw(schedule, weight_decay=optim.weight_decay)
+  if optim.name == "sgd":
+    return optax.chain(optax.add_decayed_weights(optim.weight_decay),
+                       optax.sgd(schedule, momentum=optim.momentum, nesterov=True))
+  raise ValueError(f"optim.name must be 'adamw' or 'sgd', got {optim.name!r}")
+
+
+class _Mesh:
+  """Data-parallel placement: batches split over a 'data' axis, state replicated."""
+
+  def __init__(self, batch_size: int):
+    devices = jax.devices()
+    if batch_size % len(devices):
+      raise ValueError(f"batch size {batch_size} is not divisible by the {len(devices)} devices")
+    # Auto axes: XLA propagates the batch sharding through the model.
+    self.mesh = jax.make_mesh((len(devices),), ("data",),
+                              axis_types=(jax.sharding.AxisType.Auto,))
+    self.batch = NamedSharding(self.mesh, PartitionSpec("data"))
+    self.replicated = NamedSharding(self.mesh, PartitionSpec())
+
+  def put_batch(self, batch: dict[str, np.ndarray]) -> dict[str, jax.Array]:
+    # Each process holds its slice of the global batch (all of it on one host).
+    n, i = jax.process_count(), jax.process_index()
+    local = {k: v[i * len(v) // n:(i + 1) * len(v) // n] for k, v in batch.items()}
+    return {k: jax.make_array_from_process_local_data(self.batch, v) for k, v in local.items()}
+
+  def replicate(self, *objects: Any) -> None:
+    for obj in objects:
+      state = nnx.state(obj)
+      nnx.update(obj, jax.device_put(state, self.replicated))
+
+
+def _loss_fn(model, inputs, labels):
+  logits = model(inputs)
+  loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+  return loss + models.auxiliary_loss(model), (loss, logits)
+
+
+def _make_steps(encoder: encryption.InputEncoder):
+  @nnx.jit
+  def train_step(model, optimizer, images, labels, indices):
+    inputs = encoder.encode(images, indices, "train")
+    grad_fn = nnx.value_and_grad(_loss_fn, has_aux=True)
+    (total, (loss, logits)), grads = grad_fn(model, inputs, labels)
+    optimizer.update(model, grads)
+    return {"loss": loss, "total_loss": total,
+            "accuracy": jnp.mean(jnp.argmax(logits, -1) == labels)}
+
+  @nnx.jit(static_argnames=("split", "plain"))
+  def eval_step(model, images, indices, split, plain=False):
+    inputs = images.astype(jnp.float32) / 255.0 if plain else encoder.encode(images, indices, split)
+    return model(inputs)
+
+  return train_step, eval_step
+
+
+def _evaluate(model, eval_step, mesh: _Mesh, split: data.ArrayDataset, name: str, batch_size: int,
+              *, plain: bool = False) -> dict[str, float]:
+  model.eval()
+  logits, labels = [], []
+  for batch in data.eval_batches(split, batch_size=batch_size):
+    device_batch = mesh.put_batch({k: batch[k] for k in ("image", "index")})
+    out = np.asarray(eval_step(model, device_batch["image"], device_batch["index"], name, plain))
+    mask = batch["mask"]
+    logits.append(out[mask])
+    labels.append(batch["label"][mask])
+  model.train()
+  logits, labels = np.concatenate(logits), np.concatenate(labels)
+  result = metrics_lib.classification_metrics(logits, labels)
+  result["loss"] = float(optax.softmax_cross_entropy_with_integer_labels(
+      jnp.asarray(logits), jnp.asarray(labels)).mean())
+  return result
+
+
+def _append_jsonl(path: str, record: dict[str, Any]) -> None:
+  with open(path, "a") as f:
+    f.write(json.dumps(record) + "\n")
+
+
+def _truncate_jsonl(path: str, max_step: int) -> None:
+  """Drops records after `max_step` (written by a run that died before its next checkpoint)."""
+  if not os.path.exists(path):
+    return
+  with open(path) as f:
+    keep = [line for line in f if line.strip() and json.loads(line)["step"] <= max_step]
+  with open(path, "w") as f:
+    f.writelines(keep)
+
+
+def _as_dict(options: Any) -> dict[str, Any]:
+  if not options:
+    return {}
+  return dict(options.to_dict() if hasattr(options, "to_dict") else options)
+
+
+def _public_config(config: ml_collections.ConfigDict) -> dict[str, Any]:
+  return json.loads(config.to_json_best_effort())
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+  """Trains `config.model` on `config.data` encrypted with `config.cipher`; evaluates it.
+
+  Args:
+    config: see configs/default.py for the fields.
+    workdir: output directory: checkpoints/, best/, metrics.jsonl, results.json.
+      Rerunning with the same workdir resumes from the last checkpoint.
+
+  Returns:
+    The results dict also written to workdir/results.json (test_accuracy,
+    test_auc, cipher, backbone, adaptation, steps, ...).
+  """
+  os.makedirs(workdir, exist_ok=True)
+  splits = data.load_dataset(config.data.name, source=config.data.source, path=config.data.path,
+                             data_dir=config.data.get("data_dir"),
+                             image_size=config.data.get("image_size"))
+  image_shape = tuple(int(s) for s in splits.train.images.shape[1:])
+  encoder = encryption.make_input_encoder(config.cipher, image_shape=image_shape,
+                                          seed=config.seed)
+  model = models.build_model(
+      backbone=config.model.backbone, adaptation=config.model.adaptation,
+      num_classes=splits.num_classes, image_shape=image_shape,
+      block_size=config.cipher.block_size,
+      cipher_key=encoder.cipher_key if config.model.adaptation == "morph" else None,
+      rngs=nnx.Rngs(config.seed), **_as_dict(config.model.get("options")))
+  batch_size = config.train.batch_size
+  steps_per_epoch = data.steps_per_epoch(len(splits.train.labels), batch_size)
+  total_steps = (config.train.num_steps if config.train.get("num_steps", 0) > 0
+                 else config.train.num_epochs * steps_per_epoch)
+  optimizer = nnx.Optimizer(model, make_optimizer(config.optim, total_steps), wrt=nnx.Param)
+  mesh = _Mesh(batch_size)
+  mesh.replicate(model, optimizer)
+  train_step, eval_step = _make_steps(encoder)
+
+  ckpts = checkpoints.Checkpoints(os.path.join(workdir, "checkpoints"))
+  best_ckpt = checkpoints.Checkpoints(os.path.join(workdir, "best"), max_to_keep=1)
+  metrics_path = os.path.join(workdir, "metrics.jsonl")
+  start_step, best = 0, {"val_accuracy": -1.0, "step": 0}
+  if ckpts.latest_step() is not None:
+    start_step = ckpts.latest_step()
+    best = ckpts.restore(start_step, {"model": model, "optimizer": optimizer})["best"]
+    _truncate_jsonl(metrics_path, start_step)
+  elif os.path.exists(metrics_path):
+    os.remove(metrics_path)
+
+  eval_every = config.train.eval_every_steps or steps_per_epoch
+  ckpt_every = config.train.checkpoint_every_steps or eval_every
+  eval_bs = config.train.get("eval_batch_size", batch_size)
+  val_split = splits.val if splits.val is not None else splits.test
+  augment = data.random_flip_and_shift if config.data.get("augment", False) else None
+  batches: Iterator[dict] = data.train_batches(splits.train, batch_size=batch_size,
+                                               seed=config.seed, start_step=start_step,
+                                               augment=augment)
+  model.train()
+  history: list[float] = []
+  progress = tqdm(range(start_step, total_steps), initial=start_step, total=total_steps,
+                  desc=f"train {encoder.scheme}", unit="step", dynamic_ncols=True,
+                  disable=not config.train.get("progress_bar", True))
+  tick, images_seen, start_time = time.perf_counter(), 0, time.perf_counter()
+  for step in progress:
+    batch = mesh.put_batch({k: v for k, v in next(batches).items() if k != "mask"})
+    out = train_step(model, optimizer, batch["image"], batch["label"], batch["index"])
+    images_seen += batch_size
+    done = step + 1
+    if done % config.train.log_every_steps == 0 or done == total_steps:
+      loss = float(out["loss"])
+      history.append(loss)
+      now = time.perf_counter()
+      progress.set_postfix(loss=f"{loss:.4f}", img_s=f"{images_seen / (now - tick):.0f}")
+      tick, images_seen = now, 0
+    if done % eval_every == 0 or done == total_steps:
+      val = _evaluate(model, eval_step, mesh, val_split, "val" if splits.val is not None
+                      else "test", eval_bs)
+      record = {"step": done, "epoch": done / steps_per_epoch, "train_loss": float(out["loss"]),
+                **{f"val_{k}": v for k, v in val.items()}}
+      _append_jsonl(metrics_path, record)
+      if val["accuracy"] > best["val_accuracy"]:
+        best = {"val_accuracy": val["accuracy"], "step": done}
+        best_ckpt.save(done, {"model": model}, {"best": best})
+    if done % ckpt_every == 0 or done == total_steps:
+      ckpts.save(done, {"model": model, "optimizer": optimizer}, {"best": best})
+  train_time = time.perf_counter() - start_time
+
+  if best_ckpt.latest_step() is not None:
+    best_ckpt.restore(best_ckpt.latest_step(), {"model": model})
+  test = _evaluate(model, eval_step, mesh, splits.test, "test", eval_bs)
+  results = {
+      "test_accuracy": test["accuracy"],
+      "test_auc": test["auc"],
+      "test_loss": test["loss"],
+      "best_val_accuracy": best["val_accuracy"],
+      "best_step": best["step"],
+      "steps": total_steps,
+      "cipher": encoder.scheme,
+      "per_image_keys": bool(config.cipher.get("per_image_keys", False)),
+      "backbone": config.model.backbone,
+      "adaptation": config.model.adaptation,
+      "dataset": splits.name,
+      "key_fingerprint": encoder.key_fingerprint,
+      "num_devices": jax.device_count(),
+      "train_time_s_this_run": train_time,
+      "lie_jax_version": __import__("lie_jax").__version__,
+      "config": _public_config(config),
+  }
+  if encoder.scheme in PLAIN_INPUT_SCHEMES:
+    plain = _evaluate(model, eval_step, mesh, splits.test, "test", eval_bs, plain=True)
+    results["test_accuracy_plain_inputs"] = plain["accuracy"]
+    results["test_auc_plain_inputs"] = plain["auc"]
+  with open(os.path.join(workdir, "results.json"), "w") as f:
+    json.dump(results, f, indent=1)
+  ckpts.close()
+  best_ckpt.close()
+  return results
