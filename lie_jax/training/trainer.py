@@ -83,7 +83,8 @@ def _loss_fn(model, inputs, labels):
   return loss + models.auxiliary_loss(model), (loss, logits)
 
 
-def _make_steps(encoder: encryption.InputEncoder):
+def make_steps(encoder: encryption.InputEncoder):
+  """The jitted (train_step, eval_step) pair, encrypting inputs with `encoder` inside."""
   @nnx.jit
   def train_step(model, optimizer, images, labels, indices):
     inputs = encoder.encode(images, indices, "train")
@@ -176,7 +177,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   optimizer = nnx.Optimizer(model, make_optimizer(config.optim, total_steps), wrt=nnx.Param)
   mesh = _Mesh(batch_size)
   mesh.replicate(model, optimizer)
-  train_step, eval_step = _make_steps(encoder)
+  train_step, eval_step = make_steps(encoder)
 
   ckpts = checkpoints.Checkpoints(os.path.join(workdir, "checkpoints"))
   best_ckpt = checkpoints.Checkpoints(os.path.join(workdir, "best"), max_to_keep=1)

@@ -1,0 +1,40 @@
+"""PneumoniaMNIST (bundled real chest X-rays) with any scheme and adaptation.
+
+  python train.py --config configs/pneumoniamnist.py:SCHEME,ADAPTATION --workdir workdir/NAME
+
+SCHEME: none | le | ele | etc | pe | huang2022 | vit | morph | blockwise
+ADAPTATION: none | block | ele | pixel | morph (default: the scheme's own)
+
+  python train.py --config configs/pneumoniamnist.py:none,none   --workdir workdir/plain
+  python train.py --config configs/pneumoniamnist.py:le,block    --workdir workdir/le_block
+  python train.py --config configs/pneumoniamnist.py:le,none     --workdir workdir/le_none
+  python train.py --config configs/pneumoniamnist.py:pe,pixel    --workdir workdir/pe_pixel
+
+Measured test accuracies are in docs/RESULTS.md (benchmarks/accuracy.py runs them all).
+"""
+
+from configs import default
+
+# Each scheme's own adaptation layer (SCHEMES.md): block-wise for block
+# ciphers, per-position sub-networks for ELE, pixel-wise for PE-style ciphers.
+NATIVE_ADAPTATION = {
+    "none": "none", "le": "block", "ele": "ele", "etc": "block", "pe": "pixel",
+    "huang2022": "pixel", "vit": "none", "morph": "morph", "blockwise": "block",
+}
+
+
+def get_config(arg: str = "le,block"):
+  scheme, _, adaptation = arg.partition(",")
+  if scheme not in NATIVE_ADAPTATION:
+    raise ValueError(f"unknown scheme {scheme!r}; choose one of {sorted(NATIVE_ADAPTATION)}")
+  config = default.get_config()
+  config.cipher.name = scheme
+  config.model.adaptation = adaptation or NATIVE_ADAPTATION[scheme]
+  if scheme == "vit":
+    config.model.backbone = "vit"
+  if scheme == "huang2022":
+    config.cipher.block_size = 2
+  config.train.num_epochs = 8
+  config.train.batch_size = 64
+  config.optim.warmup_steps = 50
+  return config
