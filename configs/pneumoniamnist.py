@@ -34,6 +34,9 @@ def get_config(arg: str = "le,block"):
     config.model.backbone = "vit"
   if scheme == "huang2022":
     config.cipher.block_size = 2
+  if scheme in ("pe", "huang2022"):
+    # The schemes' defining mode: a fresh key for every image ("no key management").
+    config.cipher.per_image_keys = True
   config.train.num_epochs = 8
   config.train.batch_size = 64
   config.optim.warmup_steps = 50

@@ -120,3 +120,10 @@ def test_four_devices_give_the_same_loss_as_one(tmp_path):
     out[devices] = json.loads(res.stdout.strip().splitlines()[-1])
   assert out[1]["n"] == 1 and out[4]["n"] == 4
   assert out[4]["loss"] == pytest.approx(out[1]["loss"], rel=1e-4)
+
+
+def test_resuming_with_another_config_is_refused(tmp_path):
+  from lie_jax.training import train_and_evaluate
+  train_and_evaluate(tiny_config(num_steps=3, eval_every_steps=3), str(tmp_path))
+  with pytest.raises(ValueError, match="another config"):
+    train_and_evaluate(tiny_config("etc", num_steps=3, eval_every_steps=3), str(tmp_path))

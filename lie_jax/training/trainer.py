@@ -13,6 +13,7 @@ every process then feeds its slice of each global batch.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -145,6 +146,13 @@ def _public_config(config: ml_collections.ConfigDict) -> dict[str, Any]:
   return json.loads(config.to_json_best_effort())
 
 
+def _run_fingerprint(config: ml_collections.ConfigDict) -> str:
+  """Hash of everything that shapes the run (not display options such as the progress bar)."""
+  public = _public_config(config)
+  public.get("train", {}).pop("progress_bar", None)
+  return hashlib.sha256(json.dumps(public, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   """Trains `config.model` on `config.data` encrypted with `config.cipher`; evaluates it.
 
@@ -183,9 +191,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   best_ckpt = checkpoints.Checkpoints(os.path.join(workdir, "best"), max_to_keep=1)
   metrics_path = os.path.join(workdir, "metrics.jsonl")
   start_step, best = 0, {"val_accuracy": -1.0, "step": 0}
+  run_id = _run_fingerprint(config)
   if ckpts.latest_step() is not None:
     start_step = ckpts.latest_step()
-    best = ckpts.restore(start_step, {"model": model, "optimizer": optimizer})["best"]
+    saved = ckpts.restore(start_step, {"model": model, "optimizer": optimizer})
+    if saved.get("run") != run_id:
+      raise ValueError(f"workdir {workdir!r} holds checkpoints of a run with another config; "
+                       "resume with the same config, or use a new --workdir")
+    best = saved["best"]
     _truncate_jsonl(metrics_path, start_step)
   elif os.path.exists(metrics_path):
     os.remove(metrics_path)
@@ -223,9 +236,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       _append_jsonl(metrics_path, record)
       if val["accuracy"] > best["val_accuracy"]:
         best = {"val_accuracy": val["accuracy"], "step": done}
-        best_ckpt.save(done, {"model": model}, {"best": best})
+        best_ckpt.save(done, {"model": model}, {"best": best, "run": run_id})
     if done % ckpt_every == 0 or done == total_steps:
-      ckpts.save(done, {"model": model, "optimizer": optimizer}, {"best": best})
+      ckpts.save(done, {"model": model, "optimizer": optimizer}, {"best": best, "run": run_id})
   train_time = time.perf_counter() - start_time
 
   if best_ckpt.latest_step() is not None:
