@@ -55,8 +55,7 @@ def space_to_depth(x: jax.typing.ArrayLike, block_size: int) -> jax.Array:
   b = block_size
   if h % b or w % b:
     raise ValueError(f"image size {h}x{w} is not divisible by block_size={b}")
-  x = x.reshape(n, h // b, b, w // b, b, c).transpose(0, 1, 3, 2, 4, 5)
-  return x.reshape(n, h // b, w // b, b * b * c)
+  return blockify(x, block_size=b).reshape(n, h // b, w // b, b * b * c)
 
 
 def depth_to_space(x: jax.typing.ArrayLike, block_size: int) -> jax.Array:
