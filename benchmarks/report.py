@@ -1,9 +1,12 @@
-"""Builds docs/RESULTS.md from benchmarks/results/*.json.
+"""Builds docs/RESULTS.md and its figures from benchmarks/results/*.json.
 
   python -m benchmarks.report
 
-Fails loudly when a results file is missing or was made by another lie_jax
-version than the one installed, instead of printing old numbers.
+Writes docs/RESULTS.md, docs/accuracy.png and docs/throughput.png (matplotlib,
+needed here and in the notebooks only: `pip install -e ".[notebooks]"`). Fails
+loudly when a results file is missing or was made by another lie_jax version
+than the one installed, instead of printing old numbers. Every section names
+the command that made its numbers and the machine they were measured on.
 """
 
 from __future__ import annotations
@@ -11,14 +14,19 @@ from __future__ import annotations
 import json
 import os
 import sys
+from typing import Any, Callable
 
 import lie_jax
 from benchmarks.encrypt_throughput import HEADER, _format_row
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "benchmarks", "results")
-OUT = os.path.join(ROOT, "docs", "RESULTS.md")
-FILES = ("accuracy.json", "encrypt_throughput.json", "train_overhead.json")
+DOCS = os.path.join(ROOT, "docs")
+OUT = os.path.join(DOCS, "RESULTS.md")
+# The results files the report requires, in the order of its sections.
+FILES = ("accuracy.json", "encrypt_throughput.json", "train_overhead.json", "security.json")
+ACCURACY_FIGURE = "accuracy.png"
+THROUGHPUT_FIGURE = "throughput.png"
 
 
 def _load(name: str) -> dict:
@@ -53,7 +61,9 @@ def accuracy_section(result: dict) -> str:
           f"more normal scans (37.5%) than train and val (26%), so the test accuracy of short "
           f"single-seed runs moves by several points between checkpoints; the AUC is the "
           f"steadier comparison. Plain-input accuracy: the same model on unencrypted test "
-          f"images (reported for PE, whose paper claims it works).\n\n" + "\n".join(rows))
+          f"images (reported for PE, whose paper claims it works).\n\n"
+          f"![Test accuracy and AUC, plain and every scheme with and without its adaptation "
+          f"layer]({ACCURACY_FIGURE})\n\n" + "\n".join(rows))
 
 
 def throughput_section(result: dict) -> str:
@@ -61,6 +71,8 @@ def throughput_section(result: dict) -> str:
   checks = "\n".join(f"- {line}" for line in result.get("target_checks", []))
   return (f"## Encryption throughput ({result['num_images']:,} images per shape)\n\n"
           f"Machine: {_machine(result['machine'])}. Command: `{result['command']}`.\n\n"
+          f"![Images per second of every scheme: jitted shared key, per-image keys, NumPy "
+          f"reference, and memcpy]({THROUGHPUT_FIGURE})\n\n"
           f"{table}\n\nTargets:\n\n{checks}")
 
 
@@ -76,13 +88,146 @@ def overhead_section(result: dict) -> str:
           + "\n".join(rows))
 
 
+def security_section(result: dict) -> str:
+  def num(value: Any, spec: str) -> str:
+    return "n/a" if value is None else format(value, spec)
+
+  rows = ["| scheme | attack | per-image keys | images | SSIM | PSNR (dB) | block placement "
+          "accuracy | exact | cipher SSIM | cipher PSNR (dB) | prior SSIM | key space (bits) | "
+          "broken |", "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+  for r in result["results"]:
+    rows.append(f"| {r['scheme']} | {r['attack']} | {'yes' if r['per_image_keys'] else 'no'} | "
+                f"{r['num_images']} | {num(r['ssim_mean'], '.3f')} | "
+                f"{num(r['psnr_mean'], '.1f')} | {num(r.get('placement_accuracy'), '.3f')} | "
+                f"{num(r.get('exact_fraction'), '.2f')} | {num(r['cipher_ssim_mean'], '.3f')} | "
+                f"{num(r['cipher_psnr_mean'], '.1f')} | {num(r.get('prior_ssim_mean'), '.3f')} | "
+                f"{num(r['key_space_bits'], '.0f')} | {'**yes**' if r['breaks'] else 'no'} |")
+  broken = sorted({r["scheme"] for r in result["results"] if r["breaks"]})
+  held = sorted({r["scheme"] for r in result["results"]} - set(broken))
+  data = f" Data: {result['data']}." if result.get("data") else ""
+  verdict = result.get("verdict_rule", "broken: the attack's verdict in the results file.")
+  return (f"## Security: attacks on each scheme\n\n"
+          f"Machine: {_machine(result['machine'])}. Command: `{result['command']}`.{data}\n\n"
+          f"SSIM and PSNR: the attack's reconstruction against the plain images (means over the "
+          f"images); exact: the share of images recovered byte for byte; cipher SSIM and PSNR: "
+          f"the encrypted images themselves against the plain ones; prior SSIM: the mean "
+          f"training image against them. Block placement accuracy: the share of blocks a "
+          f"jigsaw attack puts back in place (n/a for other attacks). Key space: effective "
+          f"bits (`lie_jax.ciphers.key_space_bits`); a large key space does not stop these "
+          f"attacks, which search no keys. {verdict}\n\n"
+          f"Broken by at least one attack: {', '.join(broken) or 'none'}. "
+          f"Not broken by the attacks run here: {', '.join(held) or 'none'}.\n\n"
+          + "\n".join(rows))
+
+
+# Every results file the report can render, in section order; main() renders those in FILES.
+SECTIONS: dict[str, Callable[[dict], str]] = {
+    "accuracy.json": accuracy_section,
+    "encrypt_throughput.json": throughput_section,
+    "train_overhead.json": overhead_section,
+    "security.json": security_section,
+}
+
+
+def accuracy_figure(result: dict, path: str) -> None:
+  """Grouped bars: test accuracy and AUC of plain and of every scheme, with/without adaptation."""
+  from matplotlib.figure import Figure  # no pyplot: no global state, no display backend
+
+  runs = {}
+  for r in result["results"]:
+    scheme, _, adaptation = r["run"].partition(",")
+    runs[(scheme, "none" if adaptation == "none" else "adapted")] = r
+  schemes = list(dict.fromkeys(scheme for scheme, _ in runs))  # first-seen order
+  labels = {"adapted": "with its adaptation layer", "none": "without adaptation"}
+  fig = Figure(figsize=(11, 4.2), layout="constrained")
+  axes = fig.subplots(1, 2)
+  for ax, metric, title in zip(axes, ("test_accuracy", "test_auc"), ("test accuracy", "test AUC")):
+    plain = runs.get(("none", "none"))
+    if plain is not None:
+      ax.axhline(plain[metric], color="gray", linestyle="--", linewidth=1)
+      ax.bar_label(ax.bar([0], [plain[metric]], width=0.4, color="gray", label="plain images"),
+                   fmt="%.2f", fontsize=7)
+    for offset, kind, color in ((-0.2, "adapted", "tab:blue"), (0.2, "none", "tab:orange")):
+      xs, ys = [], []
+      for i, scheme in enumerate(schemes):
+        r = runs.get((scheme, kind))
+        if r is not None and scheme != "none":
+          xs.append(i + offset)
+          ys.append(r[metric])
+      bars = ax.bar(xs, ys, width=0.4, color=color, label=labels[kind])
+      ax.bar_label(bars, fmt="%.2f", fontsize=7)
+    ax.set_xticks(range(len(schemes)), ["plain" if s == "none" else s for s in schemes],
+                  fontsize=9)
+    ax.set_ylim(0.5, 1.0)
+    ax.set_title(f"{title} on PneumoniaMNIST (encrypted test images)", fontsize=10)
+  fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncol=3,
+             fontsize=8)
+  fig.suptitle(f"python -m benchmarks.accuracy; {_machine(result['machine'])}", fontsize=8)
+  fig.savefig(path, dpi=110, metadata={"Software": None})
+
+
+def throughput_figure(result: dict, path: str) -> None:
+  """Images/s (log scale) per scheme and shape: jit shared key, per-image keys, NumPy, memcpy."""
+  from matplotlib.figure import Figure
+
+  shapes = list(dict.fromkeys(tuple(r["shape"]) for r in result["results"]))
+  fig = Figure(figsize=(11, 3.8 * len(shapes)), layout="constrained")
+  axes = fig.subplots(len(shapes), 1, squeeze=False)[:, 0]
+  series = (("jax_shared_images_per_s", "jit, one key"),
+            ("jax_per_image_images_per_s", "jit, a key per image"),
+            ("numpy_images_per_s", "NumPy reference"))
+  for ax, shape in zip(axes, shapes):
+    rows = [r for r in result["results"] if tuple(r["shape"]) == shape]
+    lowest = min(r[field] for r in rows for field, _ in series if r[field] is not None)
+    for j, (field, label) in enumerate(series):
+      xs = [i + (j - 1) * 0.27 for i, r in enumerate(rows) if r[field] is not None]
+      ys = [r[field] for r in rows if r[field] is not None]
+      ax.bar(xs, ys, width=0.27, label=label)
+    memcpy = rows[0]["memcpy_images_per_s"]
+    ax.axhline(memcpy, color="black", linestyle="--", linewidth=1, label="memcpy")
+    ax.set_xticks(range(len(rows)), [r["scheme"] for r in rows])
+    ax.set_yscale("log")
+    ax.set_ylim(lowest / 3, memcpy * 3)
+    ax.set_ylabel("images / s")
+    ax.set_title(f"{'x'.join(map(str, shape))} images, {result['num_images']:,} per batch",
+                 fontsize=10)
+  fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncol=4,
+             fontsize=8)
+  fig.suptitle(f"{result['command']}; {_machine(result['machine'])}", fontsize=8)
+  fig.savefig(path, dpi=110, metadata={"Software": None})
+
+
+# Figures drawn from a results file, and the name each is written to in docs/.
+FIGURES: dict[str, tuple[tuple[Callable[[dict, str], None], str], ...]] = {
+    "accuracy.json": ((accuracy_figure, ACCURACY_FIGURE),),
+    "encrypt_throughput.json": ((throughput_figure, THROUGHPUT_FIGURE),),
+}
+
+
+def render(results: dict[str, dict]) -> str:
+  """The text of RESULTS.md from {results file name: its contents}, in SECTIONS order."""
+  sections = [SECTIONS[name](results[name]) for name in SECTIONS if name in results]
+  return ("# Results\n\nGenerated by `python -m benchmarks.report` from "
+          "`benchmarks/results/*.json`; do not edit by hand.\n\n" + "\n\n".join(sections) + "\n")
+
+
+def write_figures(results: dict[str, dict], docs_dir: str) -> list[str]:
+  """Draws every figure of the given results into docs_dir; returns the paths written."""
+  paths = []
+  for name, figures in FIGURES.items():
+    for draw, filename in figures if name in results else ():
+      paths.append(os.path.join(docs_dir, filename))
+      draw(results[name], paths[-1])
+  return paths
+
+
 def main() -> None:
-  sections = [accuracy_section(_load(FILES[0])), throughput_section(_load(FILES[1])),
-              overhead_section(_load(FILES[2]))]
-  os.makedirs(os.path.dirname(OUT), exist_ok=True)
+  results = {name: _load(name) for name in FILES}  # all loaded (and checked) before any write
+  os.makedirs(DOCS, exist_ok=True)
+  for path in write_figures(results, DOCS):
+    print(f"wrote {path}")
   with open(OUT, "w") as f:
-    f.write("# Results\n\nGenerated by `python -m benchmarks.report` from "
-            "`benchmarks/results/*.json`; do not edit by hand.\n\n" + "\n\n".join(sections) + "\n")
+    f.write(render(results))
   print(f"wrote {OUT}")
 
 

@@ -16,14 +16,14 @@ def get_config() -> ml_collections.ConfigDict:
 
   config.data = ml_collections.ConfigDict()
   config.data.name = "pneumoniamnist"  # bundled real chest X-rays (CC BY 4.0)
-  config.data.source = "auto"          # auto | npz | folder | tfds
+  config.data.source = "auto"          # auto | npz | folder | tfds | encrypted
   config.data.path = ml_collections.config_dict.placeholder(str)  # None: the bundled file
   config.data.data_dir = ml_collections.config_dict.placeholder(str)  # tfds data_dir
   config.data.image_size = ml_collections.config_dict.placeholder(int)
   config.data.augment = False          # flips/shifts: valid before block encryption or for PE
 
   config.cipher = ml_collections.ConfigDict()
-  config.cipher.name = "le"            # none | le | ele | etc | pe | huang2022 | vit | morph | blockwise
+  config.cipher.name = "le"            # none | le | ele | etc | pe | huang2022 | vit | morph | blockwise | manifest (encrypted dir)
   config.cipher.block_size = 4
   config.cipher.per_image_keys = False
   # Key file from `lie_jax.keys.write_key_file`; None derives an experiment key

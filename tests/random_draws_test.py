@@ -44,6 +44,26 @@ def test_random_below_range_and_uniformity(upper):
   assert ((counts - expected) ** 2 / expected).sum() < dof + 6 * np.sqrt(2 * dof)
 
 
+@pytest.mark.parametrize("upper", [3, 6, 4])
+def test_random_below_consecutive_draws_are_independent(upper):
+  # Consecutive draws come from the same random word: their pairs must be uniform too.
+  draws = np.asarray(_blocks.random_below(jax.random.key(7), (120000,), upper))
+  pairs = draws[0::2] * upper + draws[1::2]
+  counts = np.bincount(pairs, minlength=upper * upper)
+  expected = len(pairs) / upper ** 2
+  dof = upper * upper - 1
+  assert ((counts - expected) ** 2 / expected).sum() < dof + 6 * np.sqrt(2 * dof)
+
+
+@pytest.mark.parametrize("m", [1, 6, 46656, 59049, 65535, 65536])
+def test_scale_words_is_exact_floor(m):
+  words = np.concatenate([np.array([0, 1, 2**16 - 1, 2**16, 2**32 - 1], np.uint32),
+                          np.random.default_rng(m).integers(0, 2**32, 10000, dtype=np.uint32)])
+  expected = (words.astype(np.uint64) * m) >> np.uint64(32)
+  np.testing.assert_array_equal(np.asarray(_blocks.scale_words(jax.numpy.asarray(words), m)),
+                                expected.astype(np.uint32))
+
+
 def test_random_flags_are_fair_and_independent_per_position():
   flags = np.asarray(_blocks.random_flags(jax.random.key(0), (1000, 33)))
   assert flags.dtype == bool and flags.shape == (1000, 33)

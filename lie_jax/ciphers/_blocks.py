@@ -308,18 +308,54 @@ def random_flags(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
   return bits.reshape(-1)[:size].reshape(shape).astype(bool)
 
 
-def random_below(key: jax.Array, shape: tuple[int, ...], upper: int) -> jax.Array:
-  """Integers in 0..upper-1 (int32), 16 random bits each (upper <= 256).
+def scale_words(words: jax.Array, m: int) -> jax.Array:
+  """floor(words * m / 2**32) for uint32 words and 1 <= m <= 2**16, in 32-bit arithmetic.
 
-  Multiply-shift of a 16-bit draw: each value has probability within
-  upper / 65536 (relative) of 1 / upper.
+  With words = hi * 2**16 + lo: floor((hi * m + floor(lo * m / 2**16)) / 2**16),
+  where no intermediate exceeds 2**32 - 1.
+  """
+  if not 1 <= m <= 1 << 16:
+    raise ValueError(f"m must be in 1..65536, got {m}")
+  m = jnp.uint32(m)
+  hi, lo = words >> 16, words & 0xFFFF
+  return (hi * m + ((lo * m) >> 16)) >> 16
+
+
+def _digits_per_word(upper: int) -> int:
+  """How many base-`upper` digits one 32-bit word yields (upper**k <= 2**16, or exact bits)."""
+  if upper & (upper - 1) == 0:
+    return 32 // max(upper.bit_length() - 1, 1)
+  k = 1
+  while upper ** (k + 1) <= 1 << 16:
+    k += 1
+  return k
+
+
+def random_below(key: jax.Array, shape: tuple[int, ...], upper: int) -> jax.Array:
+  """Integers in 0..upper-1 (int32), several per random word (upper <= 256).
+
+  A power of two takes its bits straight from the word. Otherwise one word
+  gives k base-`upper` digits of v = floor(word * upper**k / 2**32), with
+  upper**k <= 2**16: v is uniform on 0..upper**k - 1 up to a relative
+  deviation of upper**k / 2**32 <= 2**-16, and so are its digits, which are
+  independent. (PE draws one of 6 colour orders per pixel: 6 per word.)
   """
   if not 1 <= upper <= 256:
     raise ValueError(f"upper must be in 1..256, got {upper}")
   size = math.prod(shape)
-  words = jax.random.bits(key, (-(-size // 2),), jnp.uint32)
-  halves = jnp.stack([words & 0xFFFF, words >> 16], axis=-1).reshape(-1)[:size]
-  return ((halves * jnp.uint32(upper)) >> 16).astype(jnp.int32).reshape(shape)
+  if upper == 1:
+    return jnp.zeros(shape, jnp.int32)
+  k = _digits_per_word(upper)
+  words = jax.random.bits(key, (-(-size // k),), jnp.uint32)
+  if upper & (upper - 1) == 0:
+    bits = upper.bit_length() - 1
+    shifts = jnp.arange(k, dtype=jnp.uint32) * bits
+    digits = (words[:, None] >> shifts) & jnp.uint32(upper - 1)
+  else:
+    v = scale_words(words, upper ** k)
+    powers = jnp.asarray([upper ** j for j in range(k)], jnp.uint32)
+    digits = (v[:, None] // powers) % jnp.uint32(upper)
+  return digits.reshape(-1)[:size].astype(jnp.int32).reshape(shape)
 
 
 def check_permutation(perm: Any, size: int, name: str) -> np.ndarray:

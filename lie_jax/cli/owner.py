@@ -1,8 +1,310 @@
-"""`lie-jax keygen | encrypt | decrypt | predict | inspect`: the data owner's tools."""
+"""`lie-jax keygen | encrypt | decrypt | predict | inspect`: the data owner's tools.
+
+  lie-jax keygen --out KEYFILE
+  lie-jax encrypt --key KEYFILE --scheme NAME [--block-size B] [--per-image-keys]
+                  [--resize H W] [--window CENTER WIDTH] [--strict] [--shard-size N]
+                  --in SRC --out DIR
+  lie-jax decrypt --key KEYFILE --in DIR --out DIR [--format npz|png]
+  lie-jax predict --checkpoint WORKDIR --in DIR|FILES... --out predictions.csv [--key KEYFILE]
+  lie-jax inspect DIR
+
+Exit status: 0 success; 1 some inputs could not be used (each listed, with
+the reason, in the summary and the manifest) or, for inspect, a shard fails
+its checksum; 2 a usage error (a one-line message on stderr, no traceback).
+Progress bars (images/s) go to stderr; --quiet turns them off. No command
+prints, logs or writes key material: only the key's public fingerprint.
+"""
 
 from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from typing import Any, Callable
+
+# Exit statuses.
+OK, INPUTS_FAILED, USAGE = 0, 1, 2
+
+
+def _err(command: str, message: str) -> None:
+  print(f"lie-jax {command}: error: {message}", file=sys.stderr)
+
+
+def _handled(command: str, run: Callable[[argparse.Namespace], int]):
+  """Turns the user's errors into one line on stderr and exit status 2."""
+
+  def wrapped(args: argparse.Namespace) -> int:
+    from lie_jax.owner.store import OwnerError  # pylint: disable=g-import-not-at-top
+    _quiet_logs()
+    try:
+      return run(args)
+    except OwnerError as e:
+      _err(command, str(e))
+      return USAGE
+    except (FileNotFoundError, FileExistsError, PermissionError, IsADirectoryError,
+            NotADirectoryError) as e:
+      _err(command, str(e) if e.filename is None or str(e.filename) in str(e)
+           else f"{e.strerror}: {e.filename}")
+      return USAGE
+    except OSError as e:  # disk full, I/O errors: not a bug, but nothing the command can fix
+      _err(command, f"{type(e).__name__}: {e}")
+      return USAGE
+    except KeyboardInterrupt:
+      _err(command, "interrupted (rerun the same command to resume)")
+      return 130
+
+  return wrapped
+
+
+def _quiet_logs() -> None:
+  import logging  # pylint: disable=g-import-not-at-top
+  logging.getLogger("absl").setLevel(logging.WARNING)
+  logging.getLogger("jax").setLevel(logging.WARNING)
+
+
+def _read_key(path: str):
+  from lie_jax import keys  # pylint: disable=g-import-not-at-top
+  from lie_jax.owner.store import OwnerError  # pylint: disable=g-import-not-at-top
+  try:
+    return keys.read_key_file(path)
+  except ValueError as e:  # the messages never contain key material
+    raise OwnerError(str(e)) from None
+
+
+def _option(text: str) -> tuple[str, Any]:
+  name, sep, value = text.partition("=")
+  if not sep or not name:
+    raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+  try:
+    return name, json.loads(value)
+  except json.JSONDecodeError:
+    return name, value
+
+
+def _positive(text: str) -> int:
+  try:
+    value = int(text)
+  except ValueError:
+    raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+  if value < 1:
+    raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+  return value
+
+
+def _report_failures(failures, *, limit: int = 50) -> None:
+  if not failures:
+    return
+  print(f"{len(failures)} input(s) could not be used:", file=sys.stderr)
+  for f in failures[:limit]:
+    print(f"  {f.path}: {f.reason}", file=sys.stderr)
+  if len(failures) > limit:
+    print(f"  ... and {len(failures) - limit} more (all listed in the manifest)", file=sys.stderr)
+
+
+# ---------------------------------------------------------------------------
+
+
+def keygen(args: argparse.Namespace) -> int:
+  from lie_jax import keys  # pylint: disable=g-import-not-at-top
+  from lie_jax.owner.store import OwnerError  # pylint: disable=g-import-not-at-top
+  if args.bits % 8 or args.bits < keys.MIN_SECRET_BYTES * 8:
+    raise OwnerError(f"--bits must be a multiple of 8 and >= {keys.MIN_SECRET_BYTES * 8}")
+  try:
+    secret = keys.write_key_file(args.out, keys.generate_secret(args.bits // 8))
+  except FileExistsError as e:
+    raise OwnerError(str(e)) from None
+  print(f"wrote {args.out} ({secret.bits}-bit secret, mode 0600)")
+  print(f"key fingerprint: {secret.fingerprint}")
+  print("Keep this file private and backed up: without it the data cannot be decrypted.")
+  return OK
+
+
+def encrypt(args: argparse.Namespace) -> int:
+  from lie_jax.owner import dataset  # pylint: disable=g-import-not-at-top
+  from lie_jax.owner import store  # pylint: disable=g-import-not-at-top
+  secret = _read_key(args.key)
+  # Test aid: pause after each shard's temporary file is written, before its rename, so that a
+  # test can SIGKILL the command mid-write and check that rerunning it resumes exactly.
+  delay = float(os.environ.get("LIE_JAX_TEST_SHARD_DELAY_S", "0") or 0)
+  try:
+    result = dataset.encrypt_dataset(
+        args.src, args.out, secret=secret, scheme=args.scheme, block_size=args.block_size,
+        options=dict(args.option or []), per_image_keys=args.per_image_keys,
+        resize_to=tuple(args.resize) if args.resize else None,
+        window=tuple(args.window) if args.window else None, strict=args.strict,
+        shard_size=args.shard_size, progress=not args.quiet,
+        before_rename=(lambda: time.sleep(delay)) if delay > 0 else None)
+  except dataset.StrictError as e:
+    _report_failures(e.failures)
+    _err("encrypt", str(e))
+    return INPUTS_FAILED
+  manifest = result.manifest
+  splits = {s: manifest["splits"][s] for s in store.SPLITS if s in manifest["splits"]}
+  counts = ", ".join(f"{s} {e['count']}" for s, e in splits.items())
+  cipher = manifest["cipher"]
+  print(f"encrypted {sum(e['count'] for e in manifest['splits'].values())} images ({counts}) "
+        f"of {manifest['image_shape']} with {cipher['scheme']} {cipher['options']}"
+        f"{' (per-image keys)' if cipher['per_image_keys'] else ''} into {args.out}")
+  print(f"key fingerprint: {cipher['key_fingerprint']}; shards written {result.written}, "
+        f"kept from an earlier run {result.kept}")
+  _report_failures(result.failures)
+  return INPUTS_FAILED if result.failures else OK
+
+
+def decrypt(args: argparse.Namespace) -> int:
+  from lie_jax.owner import dataset  # pylint: disable=g-import-not-at-top
+  secret = _read_key(args.key)
+  summary = dataset.decrypt_dataset(args.src, args.out, secret=secret, fmt=args.format,
+                                    progress=not args.quiet)
+  counts = ", ".join(f"{s} {n}" for s, n in summary["counts"].items())
+  print(f"decrypted {sum(summary['counts'].values())} images ({counts}) into {args.out}")
+  return OK
+
+
+def predict(args: argparse.Namespace) -> int:
+  from lie_jax.owner import predict as predict_lib  # pylint: disable=g-import-not-at-top
+  from lie_jax.owner import store  # pylint: disable=g-import-not-at-top
+  from lie_jax.owner.store import OwnerError  # pylint: disable=g-import-not-at-top
+  trained = predict_lib.load_trained_model(args.checkpoint)
+  if len(args.inputs) == 1 and store.is_dataset_dir(args.inputs[0]):
+    if args.resize:
+      raise OwnerError("--resize applies to plain images, not to an encrypted dataset directory")
+    result = predict_lib.predict_encrypted_dir(trained, args.inputs[0], splits=args.split,
+                                               progress=not args.quiet)
+  else:
+    if args.split:
+      raise OwnerError("--split applies to an encrypted dataset directory only")
+    secret = _read_key(args.key) if args.key else None
+    result = predict_lib.predict_files(
+        trained, args.inputs, secret=secret, resize_to=tuple(args.resize) if args.resize else None,
+        window=tuple(args.window) if args.window else None, progress=not args.quiet)
+  predict_lib.write_csv(args.out, result)
+  print(f"wrote {len(result.rows)} predictions to {args.out} (model step {trained.step}, "
+        f"{trained.results['encryption']['scheme']})")
+  _report_failures(result.failures)
+  return INPUTS_FAILED if result.failures else OK
+
+
+def inspect(args: argparse.Namespace) -> int:
+  from lie_jax.owner import store  # pylint: disable=g-import-not-at-top
+  from lie_jax.owner.store import OwnerError  # pylint: disable=g-import-not-at-top
+  try:
+    manifest = store.read_manifest(args.dir)
+  except (ValueError, FileNotFoundError) as e:
+    raise OwnerError(str(e)) from None
+  checks = store.verify(args.dir, manifest, progress=not args.quiet)
+  bad = [c for c in checks if not c.ok]
+  if args.json:
+    print(json.dumps({"manifest": manifest, "shards_ok": not bad,
+                      "bad_shards": [c._asdict() for c in bad]}, indent=1, sort_keys=True))
+    return INPUTS_FAILED if bad else OK
+  cipher = manifest["cipher"]
+  print(f"{args.dir}: encrypted dataset {manifest['name']!r} (format "
+        f"v{manifest['format_version']}, lie_jax {manifest.get('lie_jax_version', '?')})")
+  print(f"  cipher: {cipher['scheme']} {cipher['options']}"
+        f"{', per-image keys' if cipher['per_image_keys'] else ''}"
+        f"{'' if cipher.get('invertible', True) else ' (lossy: no decrypt)'}")
+  print(f"  key fingerprint: {cipher['key_fingerprint']}")
+  print(f"  images: {manifest['image_shape']} {manifest.get('dtype', 'uint8')}; classes "
+        f"{manifest['label_names']}")
+  for split in [s for s in store.SPLITS if s in manifest["splits"]]:
+    entry = manifest["splits"][split]
+    per_class = ", ".join(f"{n} {c}" for n, c in entry["per_class"].items())
+    print(f"  {split}: {entry['count']} images ({per_class}) in {len(entry['shards'])} shard(s)")
+  prep = manifest.get("preprocessing") or {}
+  print(f"  resize: {prep.get('resize') or 'none'}"
+        + (f"; DICOM: {json.dumps(prep['dicom'], sort_keys=True)}" if prep.get("dicom") else ""))
+  failed = manifest.get("failed_inputs") or []
+  print(f"  failed inputs at encryption: {len(failed)}")
+  for f in failed[:20]:
+    print(f"    {f['split']}: {f['path']}: {f['reason']}")
+  if len(failed) > 20:
+    print(f"    ... and {len(failed) - 20} more")
+  if bad:
+    print(f"  checksums: {len(bad)} of {len(checks)} shard(s) BAD")
+    for c in bad:
+      print(f"    {c.file}: {c.problem}")
+    return INPUTS_FAILED
+  print(f"  checksums: all {len(checks)} shard(s) OK")
+  return OK
+
+
+# ---------------------------------------------------------------------------
 
 
 def register(subparsers) -> None:
   """Adds the data owner's subcommands to `subparsers`."""
-  del subparsers  # Filled by the data-owner tools.
+
+  def add(name: str, run, help_text: str) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(name, help=help_text, description=help_text)
+    p.set_defaults(func=_handled(name, run))
+    return p
+
+  def quiet(p):
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+  def window(p):
+    p.add_argument("--window", nargs=2, type=float, metavar=("CENTER", "WIDTH"),
+                   help="DICOM window applied before scaling to 0..255 (default: each file's "
+                        "WindowCenter/WindowWidth tags, else its min..max)")
+
+  def resize(p):
+    p.add_argument("--resize", nargs=2, type=_positive, metavar=("H", "W"),
+                   help="resize every image to H x W (bilinear) before encryption")
+
+  p = add("keygen", keygen, "Create a new secret key file (mode 0600; never overwrites).")
+  p.add_argument("--out", required=True, metavar="KEYFILE", help="the key file to create")
+  p.add_argument("--bits", type=int, default=256, help="secret size in bits (default 256)")
+
+  p = add("encrypt", encrypt,
+          "Encrypt a dataset (MedMNIST .npz, or class folders of PNG/JPEG/DICOM) into an "
+          "encrypted dataset directory that a server can train on without the key.")
+  p.add_argument("--key", required=True, metavar="KEYFILE")
+  p.add_argument("--scheme", required=True, metavar="NAME",
+                 help="le, ele, etc, pe, huang2022, vit or blockwise")
+  p.add_argument("--block-size", type=_positive, metavar="B",
+                 help="block size of block schemes (default: the scheme's)")
+  p.add_argument("--per-image-keys", action="store_true",
+                 help="a different key for every image (derived from its split and position)")
+  p.add_argument("--option", type=_option, action="append", metavar="NAME=VALUE",
+                 help="another generate_key option, VALUE as JSON (e.g. layout=\"chw\")")
+  resize(p)
+  window(p)
+  p.add_argument("--strict", action="store_true",
+                 help="any unusable input is fatal (nothing is written)")
+  p.add_argument("--shard-size", type=_positive, default=1024, metavar="N",
+                 help="images per shard (default 1024)")
+  p.add_argument("--in", dest="src", required=True, metavar="SRC")
+  p.add_argument("--out", required=True, metavar="DIR")
+  quiet(p)
+
+  p = add("decrypt", decrypt, "Decrypt an encrypted dataset directory (invertible schemes).")
+  p.add_argument("--key", required=True, metavar="KEYFILE")
+  p.add_argument("--in", dest="src", required=True, metavar="DIR")
+  p.add_argument("--out", required=True, metavar="DIR", help="a new directory")
+  p.add_argument("--format", choices=("npz", "png"), default="npz",
+                 help="npz: <name>.npz in the MedMNIST layout (default); png: "
+                      "<split>/<class>/<index>.png")
+  quiet(p)
+
+  p = add("predict", predict,
+          "Classify an encrypted dataset directory, or plain images encrypted with --key, with "
+          "a model trained by train.py.")
+  p.add_argument("--checkpoint", required=True, metavar="WORKDIR",
+                 help="the training run's --workdir (results.json and best/)")
+  p.add_argument("--in", dest="inputs", nargs="+", required=True, metavar="DIR|FILE",
+                 help="an encrypted dataset directory, or image files / folders")
+  p.add_argument("--out", required=True, metavar="CSV")
+  p.add_argument("--key", metavar="KEYFILE", help="encrypts plain images like the training data")
+  p.add_argument("--split", action="append", choices=("train", "val", "test"),
+                 help="splits of an encrypted directory to predict (default: all)")
+  resize(p)
+  window(p)
+  quiet(p)
+
+  p = add("inspect", inspect, "Show what an encrypted dataset holds; verify its checksums.")
+  p.add_argument("dir", metavar="DIR")
+  p.add_argument("--json", action="store_true", help="print the manifest and checks as JSON")
+  quiet(p)

@@ -2,9 +2,10 @@
 
 Loaders (`sources`) return `DatasetSplits` of in-memory uint8 [N, H, W, C]
 images and int32 [N] labels: the bundled PneumoniaMNIST (real pediatric chest
-X-rays, CC BY 4.0, see PNEUMONIAMNIST.md), MedMNIST .npz files, image folders
-and prepared TFDS datasets. `pipeline` turns a split into deterministic,
-resumable training batches and fixed-shape eval batches through grain.
+X-rays, CC BY 4.0, see PNEUMONIAMNIST.md), MedMNIST .npz files, image folders,
+prepared TFDS datasets and the data owner's encrypted dataset directories.
+`pipeline` turns a split into deterministic, resumable training batches and
+fixed-shape eval batches through grain.
 
 Example:
   >>> from lie_jax import data
@@ -26,7 +27,9 @@ from lie_jax.data.sources import BUNDLED_DATASETS
 from lie_jax.data.sources import bundled_path
 from lie_jax.data.sources import DatasetSplits
 from lie_jax.data.sources import download_medmnist
+from lie_jax.data.sources import is_encrypted_dir
 from lie_jax.data.sources import load_dataset
+from lie_jax.data.sources import load_encrypted_dir
 from lie_jax.data.sources import load_image_folder
 from lie_jax.data.sources import load_medmnist_npz
 from lie_jax.data.sources import load_tfds
@@ -34,6 +37,7 @@ from lie_jax.data.sources import load_tfds
 __all__ = [
     "ArrayDataset", "DatasetSplits", "BUNDLED_DATASETS", "as_array_dataset", "bundled_path",
     "load_dataset", "load_medmnist_npz", "download_medmnist", "load_image_folder", "load_tfds",
+    "load_encrypted_dir", "is_encrypted_dir",
     "steps_per_epoch", "epoch_order", "train_batch_indices", "train_batches", "eval_batches",
     "random_flip_and_shift",
 ]

@@ -14,6 +14,8 @@ Sources:
                       under train/ val/ test/ split folders
   load_tfds           a TFDS dataset already prepared on disk (array_record
                       format, read without TensorFlow)
+  load_encrypted_dir  an encrypted dataset directory written by the data
+                      owner's `lie-jax encrypt`, read without any key
   load_dataset        the one entry point configs call
 
 Nothing here downloads unless `download_medmnist` is called explicitly.
@@ -643,9 +645,56 @@ def load_tfds(name: str, *, data_dir: PathLike | None = None,
 
 
 # ---------------------------------------------------------------------------
+# Encrypted dataset directories (written by the data owner's `lie-jax encrypt`).
+
+
+def load_encrypted_dir(path: PathLike, *, verify: bool = True) -> DatasetSplits:
+  """Loads an encrypted dataset directory written by `lie-jax encrypt`, without any key.
+
+  The images are the owner's ciphertexts, used as they are: train on them
+  with `config.cipher.name = "manifest"` (configs/encrypted_dir.py), which
+  takes the scheme and block size from the directory's manifest.json
+  (`lie_jax.owner.store.read_manifest`) and never encrypts again.
+
+  Args:
+    path: the directory holding manifest.json and shards/.
+    verify: check every shard's SHA-256 against the manifest first.
+
+  Returns:
+    `DatasetSplits` named as in the manifest, images [N, H, W, C] uint8
+    (encrypted), labels [N] int32, in the order of the examples' per-image
+    key indices; val/test None where the owner had none.
+
+  Raises:
+    FileNotFoundError: no manifest.json in `path`.
+    ValueError: an unknown format version, or a missing or damaged shard.
+  """
+  from lie_jax.owner import store  # pylint: disable=g-import-not-at-top  (numpy only)
+
+  manifest = store.read_manifest(path)
+  datasets = {}
+  for split in ("train", "val", "test"):
+    if split not in manifest["splits"]:
+      datasets[split] = None
+      continue
+    images, labels, _ = store.read_split(path, split, manifest, check=verify)
+    datasets[split] = as_array_dataset(images, labels, where=f"{path} [{split}]")
+  if datasets["train"] is None:
+    raise ValueError(f"{path}: the encrypted dataset has no train split")
+  return _make_splits(datasets["train"], datasets["val"], datasets["test"],
+                      label_names=manifest["label_names"], name=manifest["name"])
+
+
+def is_encrypted_dir(path: PathLike | None) -> bool:
+  """Whether `path` is an encrypted dataset directory (holds manifest.json)."""
+  from lie_jax.owner import store  # pylint: disable=g-import-not-at-top  (numpy only)
+  return store.is_dataset_dir(path)
+
+
+# ---------------------------------------------------------------------------
 # The entry point.
 
-SOURCES = ("auto", "npz", "folder", "tfds")
+SOURCES = ("auto", "npz", "folder", "tfds", "encrypted")
 
 
 def _resized(splits: DatasetSplits, size: tuple[int, int] | None) -> DatasetSplits:
@@ -672,10 +721,12 @@ def load_dataset(name: str = "pneumoniamnist", *, source: str = "auto",
       the dataset is named after the file or folder instead.
     source: "npz" (a MedMNIST-layout file: `path`, or the bundled file of
       `name` when `path` is None), "folder" (`load_image_folder(path)`),
-      "tfds" (`load_tfds(name, data_dir=data_dir)`), or "auto": the bundled
-      file if `name` is bundled and `path` is None; "npz" if `path` ends in
-      .npz; "folder" if `path` is a directory; "tfds" if `path` is None.
-    path: a local .npz file or image folder.
+      "tfds" (`load_tfds(name, data_dir=data_dir)`), "encrypted"
+      (`load_encrypted_dir(path)`), or "auto": the bundled file if `name` is
+      bundled and `path` is None; "npz" if `path` ends in .npz; "encrypted"
+      if `path` is a directory holding manifest.json; "folder" if `path` is
+      another directory; "tfds" if `path` is None.
+    path: a local .npz file, image folder or encrypted dataset directory.
     data_dir: TFDS data directory (source "tfds" only).
     image_size: None (keep the stored size), an int s or (height, width) to
       resize every image to (bilinear).
@@ -701,6 +752,8 @@ def load_dataset(name: str = "pneumoniamnist", *, source: str = "auto",
       source = "npz" if name in BUNDLED_DATASETS else "tfds"
     elif str(path).endswith(".npz"):
       source = "npz"
+    elif is_encrypted_dir(path):
+      source = "encrypted"
     elif Path(path).is_dir():
       source = "folder"
     elif not Path(path).exists():
@@ -708,6 +761,15 @@ def load_dataset(name: str = "pneumoniamnist", *, source: str = "auto",
     else:
       raise ValueError(f"cannot tell how to load {path}: pass a MedMNIST .npz file or a "
                        "folder of class folders (or set source=...)")
+  if source == "encrypted":
+    if path is None:
+      raise ValueError("source='encrypted' needs path= (the encrypted dataset directory)")
+    splits = load_encrypted_dir(path)
+    if size is not None and splits.image_shape[:2] != size:
+      raise ValueError(f"{path} holds encrypted images of {splits.image_shape[0]}x"
+                       f"{splits.image_shape[1]}; ciphertexts cannot be resized (image_size="
+                       f"{image_size!r}): the owner resizes before encrypting (--resize)")
+    return splits
   if source == "npz":
     return _resized(load_medmnist_npz(bundled_path(name) if path is None else path), size)
   if source == "folder":

@@ -32,7 +32,7 @@ from flax import nnx
 from lie_jax.ciphers import blockify
 from lie_jax.ciphers import morph
 from lie_jax.ciphers import vit as vit_cipher
-from lie_jax.models.backbones import ViT, check_block_size, check_input
+from lie_jax.models.backbones import ViT, batch_norm, check_block_size, check_input
 
 
 def space_to_depth(x: jax.typing.ArrayLike, block_size: int) -> jax.Array:
@@ -97,11 +97,11 @@ class BlockAdaptation(nnx.Module):
     self.in_channels = in_channels
     self.block_size = b
     self.out_channels = out_channels
-    self.bn0 = nnx.BatchNorm(in_channels, rngs=rngs)
+    self.bn0 = batch_norm(in_channels, rngs=rngs)
     self.block_conv = nnx.Conv(in_channels, d, (b, b), (b, b), padding="VALID", rngs=rngs)
-    self.bn1 = nnx.BatchNorm(d, rngs=rngs)
+    self.bn1 = batch_norm(d, rngs=rngs)
     self.mix_conv = nnx.Conv(d, d, (1, 1), rngs=rngs)
-    self.bn2 = nnx.BatchNorm(d, rngs=rngs)
+    self.bn2 = batch_norm(d, rngs=rngs)
     self.out_conv = nnx.Conv(d, b * b * out_channels, (1, 1), rngs=rngs)
 
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -171,7 +171,7 @@ class ELEAdaptation(nnx.Module):
     init = nnx.initializers.variance_scaling(1.0, "fan_in", "truncated_normal", batch_axis=(0,))
     self.kernel = nnx.Param(init(rngs.params(), (nb, d, features), jnp.float32))
     self.bias = nnx.Param(jnp.zeros((nb, features), jnp.float32))
-    self.bn = nnx.BatchNorm(features, rngs=rngs)
+    self.bn = batch_norm(features, rngs=rngs)
     if permutation_init == "identity":
       p = jnp.eye(nb, dtype=jnp.float32)
     else:
@@ -252,7 +252,7 @@ class PixelAdaptation(nnx.Module):
   def __init__(self, *, in_channels: int, out_channels: int = 32, rngs: nnx.Rngs):
     self.in_channels = in_channels
     self.conv1 = nnx.Conv(in_channels, out_channels, (1, 1), use_bias=False, rngs=rngs)
-    self.bn = nnx.BatchNorm(out_channels, rngs=rngs)
+    self.bn = batch_norm(out_channels, rngs=rngs)
     self.conv2 = nnx.Conv(out_channels, out_channels, (1, 1), rngs=rngs)
 
   def __call__(self, x: jax.Array) -> jax.Array:

@@ -156,6 +156,12 @@ def _run_fingerprint(config: ml_collections.ConfigDict) -> str:
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   """Trains `config.model` on `config.data` encrypted with `config.cipher`; evaluates it.
 
+  When `config.data.path` is an encrypted dataset directory written by the
+  data owner (`lie-jax encrypt`; source "encrypted" or "auto"), the images
+  are already ciphertexts: nothing is encrypted again, no key is needed, and
+  the scheme and block size come from its manifest (`config.cipher.name =
+  "manifest"`, see configs/encrypted_dir.py).
+
   Args:
     config: see configs/default.py for the fields.
     workdir: output directory: checkpoints/, best/, metrics.jsonl, results.json.
@@ -170,12 +176,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                              data_dir=config.data.get("data_dir"),
                              image_size=config.data.get("image_size"))
   image_shape = tuple(int(s) for s in splits.train.images.shape[1:])
-  encoder = encryption.make_input_encoder(config.cipher, image_shape=image_shape,
-                                          seed=config.seed)
+  data_cipher = encryption.encrypted_data_cipher(config.data)
+  if data_cipher is not None:  # encrypted by the data owner: no key here, no second encryption
+    encoder = encryption.encrypted_data_encoder(config.cipher, data_cipher)
+  else:
+    encoder = encryption.make_input_encoder(config.cipher, image_shape=image_shape,
+                                            seed=config.seed)
+  block_size = encoder.options.get("block_size", config.cipher.block_size)
   model = models.build_model(
       backbone=config.model.backbone, adaptation=config.model.adaptation,
       num_classes=splits.num_classes, image_shape=image_shape,
-      block_size=config.cipher.block_size,
+      block_size=block_size,
       cipher_key=encoder.cipher_key if config.model.adaptation == "morph" else None,
       rngs=nnx.Rngs(config.seed), **_as_dict(config.model.get("options")))
   batch_size = config.train.batch_size
@@ -252,17 +263,26 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       "best_step": best["step"],
       "steps": total_steps,
       "cipher": encoder.scheme,
-      "per_image_keys": bool(config.cipher.get("per_image_keys", False)),
+      "per_image_keys": encoder.per_image_keys,
       "backbone": config.model.backbone,
       "adaptation": config.model.adaptation,
       "dataset": splits.name,
       "key_fingerprint": encoder.key_fingerprint,
+      # What `lie-jax predict` needs to rebuild the model and encrypt new images like these.
+      "encryption": {"scheme": encoder.scheme, "options": encoder.options,
+                     "per_image_keys": encoder.per_image_keys,
+                     "key_fingerprint": encoder.key_fingerprint,
+                     "encrypted_by": "data owner" if encoder.pre_encrypted else "trainer"},
+      "num_classes": splits.num_classes,
+      "label_names": list(splits.label_names),
+      "image_shape": list(image_shape),
+      "block_size": block_size,
       "num_devices": jax.device_count(),
       "train_time_s_this_run": train_time,
       "lie_jax_version": __import__("lie_jax").__version__,
       "config": _public_config(config),
   }
-  if encoder.scheme in PLAIN_INPUT_SCHEMES:
+  if encoder.scheme in PLAIN_INPUT_SCHEMES and not encoder.pre_encrypted:
     plain = _evaluate(model, eval_step, mesh, splits.test, "test", eval_bs, plain=True)
     results["test_accuracy_plain_inputs"] = plain["accuracy"]
     results["test_auc_plain_inputs"] = plain["auc"]

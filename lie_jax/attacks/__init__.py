@@ -1,0 +1,41 @@
+"""The security suite: published attacks on learnable image encryption, and their scores.
+
+Modules:
+  metrics:                 SSIM and PSNR (JAX, batched).
+  chosen_plaintext:        Chang & Case key recovery for shared-key block transforms.
+  feature_reconstruction:  ciphertext-only FR attacks on PE (basic, advanced).
+  inverse_network:         known-plaintext inverse-transformation network (Flax NNX).
+  jigsaw:                  greedy jigsaw solver against block scrambling.
+  suite:                   the registry ATTACKS and `run_attack`.
+  report:                  every attack against every scheme: rows, markdown, figures.
+
+Every experiment uses keys drawn from a seed (`jax.random.key(seed)`), never
+a data owner's key; results hold images and scores, never key material.
+
+Example:
+  >>> import jax
+  >>> from lie_jax import attacks, data
+  >>> x = data.load_dataset("pneumoniamnist").test.images[:4]
+  >>> r = attacks.run_attack("chosen_plaintext", "le", x, key=jax.random.key(0))
+  >>> r.exact_fraction, round(r.ssim_mean, 3)
+  (1.0, 1.0)
+"""
+
+from lie_jax.attacks import chosen_plaintext
+from lie_jax.attacks import feature_reconstruction
+from lie_jax.attacks import inverse_network
+from lie_jax.attacks import jigsaw
+from lie_jax.attacks import metrics
+from lie_jax.attacks import report
+from lie_jax.attacks import suite
+from lie_jax.attacks.metrics import psnr
+from lie_jax.attacks.metrics import ssim
+from lie_jax.attacks.suite import applicable_attacks
+from lie_jax.attacks.suite import ATTACKS
+from lie_jax.attacks.suite import AttackResult
+from lie_jax.attacks.suite import run_attack
+
+__all__ = [
+    "ATTACKS", "AttackResult", "run_attack", "applicable_attacks", "ssim", "psnr", "metrics",
+    "chosen_plaintext", "feature_reconstruction", "inverse_network", "jigsaw", "report", "suite",
+]

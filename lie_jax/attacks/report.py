@@ -1,0 +1,156 @@
+"""The security report: every applicable attack against every scheme, as rows, markdown and a figure.
+
+`security_report` runs `run_attack` for every (scheme, attack) pair in
+`ATTACKS` with one shared experiment key per scheme, plus per-image-key PE
+as the negative control for the key-dependent attacks. `markdown_table`
+renders the rows; `image_grid` draws plain | encrypted | recovered strips
+with PIL.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Sequence
+
+import jax
+import numpy as np
+from PIL import Image, ImageDraw
+
+from lie_jax import ciphers
+from lie_jax.attacks import suite
+
+# The negative control: the same attacks against PE keyed per image.
+PER_IMAGE_CONTROLS = (("pe", "chosen_plaintext"), ("pe", "inverse_network"),
+                      ("pe", "fr_basic"), ("pe", "fr_advanced"))
+
+
+def planned_runs(schemes: Sequence[str] | None = None) -> list[tuple[str, str, bool]]:
+  """(scheme, attack, per_image_keys) of the report, in table order."""
+  schemes = list(ciphers.SCHEMES) if schemes is None else list(schemes)
+  runs = [(s, a, False) for s in schemes for a in suite.applicable_attacks(s)]
+  runs += [(s, a, True) for s, a in PER_IMAGE_CONTROLS if s in schemes]
+  return runs
+
+
+def security_report(images: Any, train_images: Any, *, seed: int = 0, block_size: int = 4,
+                    steps: int = 400, schemes: Sequence[str] | None = None,
+                    progress: bool = True) -> list[suite.AttackResult]:
+  """Runs every planned attack.
+
+  Args:
+    images: [N, H, W, C] uint8 victim images.
+    train_images: [M, H, W, C] uint8 images disjoint from `images` (known
+      plaintexts, prior baseline).
+    seed: the experiment key is `jax.random.key(seed)`, folded in per scheme.
+    block_size: B for block schemes.
+    steps: inverse-network training steps.
+    schemes: the schemes to cover (default every scheme).
+    progress: tqdm progress bars.
+
+  Returns:
+    The `AttackResult`s in `planned_runs` order.
+  """
+  runs = planned_runs(schemes)
+  if progress:
+    from tqdm.auto import tqdm
+    runs = tqdm(runs, desc="security report")
+  results = []
+  names = list(ciphers.SCHEMES)
+  for scheme, attack, per_image in runs:
+    if progress:
+      runs.set_postfix_str(f"{scheme} / {attack}{' (per-image keys)' if per_image else ''}")
+    key = jax.random.fold_in(jax.random.key(seed), names.index(scheme))
+    results.append(suite.run_attack(attack, scheme, images, key=key, block_size=block_size,
+                                    per_image_keys=per_image, train_images=train_images,
+                                    steps=steps, progress=progress))
+  return results
+
+
+def uncovered_schemes(schemes: Sequence[str] | None = None) -> list[str]:
+  """Schemes no attack of the suite applies to."""
+  schemes = list(ciphers.SCHEMES) if schemes is None else list(schemes)
+  return [s for s in schemes if not suite.applicable_attacks(s)]
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+  return "–" if value is None else f"{value:.{digits}f}"
+
+
+def markdown_table(rows: Iterable[dict[str, Any]]) -> str:
+  """A markdown table of `AttackResult.summary()` dicts."""
+  lines = [
+      "| scheme | keys | attack | SSIM | PSNR dB | placement | exact | cipher SSIM | "
+      "cipher PSNR dB | prior SSIM | key-space bits (nominal) | breaks? |",
+      "|---|---|---|---|---|---|---|---|---|---|---|---|",
+  ]
+  for r in rows:
+    keys = "per image" if r["per_image_keys"] else "shared"
+    lines.append(
+        f"| {r['scheme']} | {keys} | {r['attack']} | {_fmt(r['ssim_mean'])} | "
+        f"{_fmt(r['psnr_mean'], 1)} | {_fmt(r['placement_accuracy'])} | "
+        f"{_fmt(r['exact_fraction'], 2)} | {_fmt(r['cipher_ssim_mean'])} | "
+        f"{_fmt(r['cipher_psnr_mean'], 1)} | {_fmt(r['prior_ssim_mean'])} | "
+        f"{r['key_space_bits']:.0f} ({r['nominal_key_space_bits']:.0f}) | "
+        f"{'**yes**' if r['breaks'] else 'no'} |")
+  return "\n".join(lines) + "\n"
+
+
+VERDICT_RULE = (f"breaks? = yes when the attack's mean SSIM exceeds the better of two baselines "
+                f"by at least {suite.BREAK_MARGIN}: the ciphertext's own SSIM to the plain image "
+                f"(cipher SSIM) and the SSIM of the mean training image to every plain image "
+                f"(prior SSIM: what knowing only the kind of image gives). PSNR is capped at "
+                f"{suite.PSNR_CAP_DB:.0f} dB (exact recovery).")
+
+
+def _to_rgb(images: np.ndarray) -> np.ndarray:
+  images = np.asarray(images, np.uint8)
+  return np.repeat(images, 3, axis=-1) if images.shape[-1] == 1 else images
+
+
+def image_grid(rows: Sequence[np.ndarray], labels: Sequence[str] | None = None, *,
+               scale: int = 3, gap: int = 2, label_width: int = 0) -> Image.Image:
+  """Draws image rows as one PIL image.
+
+  Args:
+    rows: R arrays [K, H, W, C] uint8 (C = 1 or 3), all of one shape.
+    labels: optional R strings written left of the rows.
+    scale: nearest-neighbour upscaling factor.
+    gap: pixels between images.
+    label_width: width of the label column (default: fitted to the labels).
+
+  Returns:
+    An RGB `PIL.Image.Image`.
+  """
+  k, h, w, _ = rows[0].shape
+  hs, ws = h * scale, w * scale
+  if labels and not label_width:
+    label_width = 8 + 6 * max(len(s) for s in labels)
+  canvas = Image.new("RGB", (label_width + k * (ws + gap) + gap, len(rows) * (hs + gap) + gap),
+                     "white")
+  draw = ImageDraw.Draw(canvas)
+  for r, row in enumerate(rows):
+    y = gap + r * (hs + gap)
+    if labels:
+      draw.text((4, y + hs // 2 - 5), labels[r], fill="black")
+    for i, image in enumerate(_to_rgb(row)):
+      tile = Image.fromarray(image).resize((ws, hs), Image.NEAREST)
+      canvas.paste(tile, (label_width + gap + i * (ws + gap), y))
+  return canvas
+
+
+def result_grid(result: suite.AttackResult, *, count: int = 8, scale: int = 4) -> Image.Image:
+  """plain | encrypted | recovered rows of the first `count` images of one result."""
+  k = min(count, result.num_images)
+  return image_grid([result.plain[:k], result.encrypted[:k], result.recovered[:k]],
+                    ["plain", "encrypted", "recovered"], scale=scale)
+
+
+def report_figure(results: Sequence[suite.AttackResult], *, count: int = 4,
+                  scale: int = 2) -> Image.Image:
+  """One row per result: its first `count` ciphertexts, then their recoveries; plain on top."""
+  k = min(count, results[0].num_images)
+  rows = [np.concatenate([results[0].plain[:k], results[0].plain[:k]])]
+  labels = ["plain | plain"]
+  for r in results:
+    rows.append(np.concatenate([r.encrypted[:k], r.recovered[:k]]))
+    labels.append(f"{r.scheme}{'*' if r.per_image_keys else ''} {r.attack}")
+  return image_grid(rows, labels, scale=scale)

@@ -1,0 +1,239 @@
+"""The attack registry and its one entry point, `run_attack`.
+
+`run_attack(attack, scheme, images, key=...)` encrypts the plain images with
+an experiment key, runs one attack as its threat model allows (chosen
+plaintexts through an encryption oracle under the victim's key, known
+(cipher, plain) training pairs under it, or ciphertexts only), and scores
+what it recovers against the plain images. Key material never leaves this
+function: results hold images and scores only.
+
+Baselines that every result carries:
+  cipher floor: SSIM / PSNR of the ciphertext itself to the plain image;
+  prior baseline: SSIM / PSNR of the mean training image to every plain
+    image (when training images are given): what an attacker gets by
+    knowing only the kind of image. On PneumoniaMNIST this is high (the
+    X-rays look alike), so a score must beat it to show recovered content.
+Verdict: an attack breaks a scheme when its SSIM exceeds the better of the
+two baselines by at least BREAK_MARGIN.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from typing import Any
+
+import jax
+import numpy as np
+
+from lie_jax import ciphers
+from lie_jax.attacks import chosen_plaintext
+from lie_jax.attacks import feature_reconstruction
+from lie_jax.attacks import inverse_network
+from lie_jax.attacks import jigsaw
+from lie_jax.attacks import metrics
+
+# attack -> the schemes it applies to.
+ATTACKS = {
+    "chosen_plaintext": ("le", "ele", "etc", "pe", "vit", "blockwise"),
+    "fr_basic": ("pe", "huang2022"),
+    "fr_advanced": ("pe", "huang2022"),
+    "inverse_network": ("le", "ele", "etc", "pe", "huang2022", "vit", "blockwise"),
+    "jigsaw": ("ele", "vit", "etc"),
+}
+ATTACK_DESCRIPTIONS = {
+    "chosen_plaintext": "chosen-plaintext key recovery (Chang & Case 2020)",
+    "fr_basic": "ciphertext-only feature reconstruction, basic (fold values > 127)",
+    "fr_advanced": "ciphertext-only feature reconstruction, advanced (neighbour prediction)",
+    "inverse_network": "known-plaintext inverse-transformation network (Ito et al.)",
+    "jigsaw": "ciphertext-only greedy jigsaw solver (block positions)",
+}
+PIXEL_SCHEMES = ("pe", "huang2022")
+BREAK_MARGIN = 0.1
+PSNR_CAP_DB = 100.0
+# Helper and training images get key indices from here on, apart from the victims'.
+ORACLE_INDEX_OFFSET = 1 << 30
+
+
+def applicable_attacks(scheme: str) -> list[str]:
+  """The attacks in ATTACKS that apply to `scheme` (validated)."""
+  ciphers.get_scheme(scheme)
+  return [a for a, schemes in ATTACKS.items() if scheme in schemes]
+
+
+def check_applicable(attack: str, scheme: str, *, options: dict[str, Any] | None = None) -> None:
+  """Raises ValueError for an unknown attack or scheme, or an attack that does not apply."""
+  ciphers.get_scheme(scheme)
+  if attack not in ATTACKS:
+    raise ValueError(f"unknown attack {attack!r}; choose one of {sorted(ATTACKS)}")
+  if scheme not in ATTACKS[attack]:
+    fits = applicable_attacks(scheme)
+    raise ValueError(f"attack {attack!r} does not apply to scheme {scheme!r}; it applies to "
+                     f"{list(ATTACKS[attack])}. Attacks for {scheme!r}: {fits or 'none'}")
+  if scheme == "blockwise" and "ffx" in (options or {}).get("transforms", ()):
+    raise ValueError("attacks on blockwise cover the 'shuffle' and 'flip' transforms, not "
+                     "'ffx' (its uint16 codes are not a permutation of bytes)")
+
+
+@dataclasses.dataclass
+class AttackResult:
+  """What one attack recovered, and its scores (no key material).
+
+  Attributes:
+    attack, scheme: names.
+    per_image_keys: whether every image had its own key.
+    plain: [N, H, W, C] uint8 plain images.
+    encrypted: [N, H, W, C] uint8 ciphertexts.
+    recovered: [N, H, W, C] uint8 attack output.
+    ssim_mean, psnr_mean: mean SSIM / PSNR (dB, capped at PSNR_CAP_DB) of
+      recovered vs plain.
+    cipher_ssim_mean, cipher_psnr_mean: the same for the ciphertext (floor).
+    prior_ssim_mean, prior_psnr_mean: the same for the mean training image, or None.
+    exact_fraction: share of images recovered byte for byte.
+    placement_accuracy: mean share of blocks placed right (jigsaw), else None.
+    key_space_bits: effective key-space bits (min of nominal and PRNG).
+    nominal_key_space_bits: the scheme's nominal key space.
+    breaks: the verdict (see the module docstring).
+    options: the scheme options used (block size, ...).
+  """
+
+  attack: str
+  scheme: str
+  per_image_keys: bool
+  plain: np.ndarray
+  encrypted: np.ndarray
+  recovered: np.ndarray
+  ssim_mean: float
+  psnr_mean: float
+  cipher_ssim_mean: float
+  cipher_psnr_mean: float
+  prior_ssim_mean: float | None
+  prior_psnr_mean: float | None
+  exact_fraction: float
+  placement_accuracy: float | None
+  key_space_bits: float
+  nominal_key_space_bits: float
+  breaks: bool
+  options: dict[str, Any]
+
+  @property
+  def num_images(self) -> int:
+    return int(self.plain.shape[0])
+
+  def summary(self) -> dict[str, Any]:
+    """The scores as a JSON-ready dict (no arrays, no keys)."""
+    out = {"scheme": self.scheme, "attack": self.attack, "per_image_keys": self.per_image_keys,
+           "num_images": self.num_images}
+    for field in dataclasses.fields(self):
+      if field.name not in ("plain", "encrypted", "recovered", "attack", "scheme",
+                            "per_image_keys"):
+        out[field.name] = getattr(self, field.name)
+    out["options"] = {k: list(v) if isinstance(v, tuple) else v for k, v in self.options.items()}
+    return out
+
+
+def scheme_options(scheme: str, *, block_size: int, options: dict[str, Any] | None = None
+                   ) -> dict[str, Any]:
+  """generate_key options for a scheme: block_size where it takes one, plus `options`."""
+  params = inspect.signature(ciphers.get_scheme(scheme).generate_key).parameters
+  out = {"block_size": block_size} if "block_size" in params else {}
+  out.update(options or {})
+  unknown = set(out) - set(params)
+  if unknown:
+    raise ValueError(f"scheme {scheme!r} has no option(s) {sorted(unknown)}")
+  return out
+
+
+def _mean_scores(recovered: np.ndarray, plain: np.ndarray) -> tuple[float, float]:
+  s = np.asarray(metrics.ssim(recovered, plain))
+  p = np.minimum(np.asarray(metrics.psnr(recovered, plain)), PSNR_CAP_DB)
+  return float(s.mean()), float(p.mean())
+
+
+def run_attack(attack: str, scheme: str, images: Any, *, key: jax.Array, block_size: int = 4,
+               per_image_keys: bool = False, train_images: Any | None = None,
+               options: dict[str, Any] | None = None, steps: int = 400,
+               progress: bool = False) -> AttackResult:
+  """Encrypts `images` with an experiment key, attacks them, and scores the result.
+
+  Args:
+    attack: a name in ATTACKS.
+    scheme: a scheme name (`lie_jax.ciphers.SCHEMES`) the attack applies to.
+    images: [N, H, W, C] uint8 plain (victim) images.
+    key: JAX PRNG key of the experiment's cipher key(s).
+    block_size: B, for schemes that take one.
+    per_image_keys: encrypt image i under its own key (`encrypt_per_image`);
+      helpers and training pairs then get keys of their own, as they would.
+    train_images: [M, H, W, C] uint8 images disjoint from `images`: the
+      attacker's known plaintexts (inverse network: required), the mean-image
+      prior baseline, and the FR attack's polarity hint.
+    options: further `generate_key` options of the scheme.
+    steps: inverse-network training steps.
+    progress: show progress bars.
+
+  Returns:
+    An `AttackResult`.
+
+  Raises:
+    ValueError: unknown names, an attack that does not apply, bad images.
+  """
+  check_applicable(attack, scheme, options=options)
+  module = ciphers.get_scheme(scheme)
+  plain = np.asarray(images)
+  if plain.ndim != 4 or plain.dtype != np.uint8 or len(plain) == 0:
+    raise ValueError(f"images must be a non-empty uint8 [N, H, W, C] batch, got {plain.dtype} "
+                     f"{plain.shape}")
+  train = None if train_images is None else np.asarray(train_images)
+  if attack == "inverse_network" and (train is None or len(train) == 0):
+    raise ValueError("the inverse-network attack needs train_images (known plaintexts)")
+  opts = scheme_options(scheme, block_size=block_size, options=options)
+  image_shape = tuple(int(s) for s in plain.shape[1:])
+  n = len(plain)
+
+  if per_image_keys:
+    def oracle(x, offset=ORACLE_INDEX_OFFSET):
+      idx = np.arange(len(x), dtype=np.uint32) + np.uint32(offset)
+      return np.asarray(module.encrypt_per_image(key, x, indices=idx, **opts))
+    encrypted = np.asarray(module.encrypt_per_image(key, plain, indices=np.arange(n), **opts))
+  else:
+    cipher_key = module.generate_key(key, image_shape=image_shape, **opts)
+    oracle = lambda x: np.asarray(module.encrypt(cipher_key, x))
+    encrypted = oracle(plain)
+
+  placement = None
+  if attack == "chosen_plaintext":
+    recovered, _ = chosen_plaintext.attack(oracle, encrypted, scheme=scheme,
+                                           block_size=block_size)
+  elif attack == "fr_basic":
+    recovered = feature_reconstruction.basic(encrypted)
+  elif attack == "fr_advanced":
+    hint = None if train is None else float(train.mean())
+    recovered = feature_reconstruction.advanced(encrypted, mean_hint=hint)
+  elif attack == "inverse_network":
+    family = "pixel" if scheme in PIXEL_SCHEMES else "block"
+    net = inverse_network.train(oracle(train), train, family=family, block_size=block_size,
+                                steps=steps, progress=progress)
+    recovered = inverse_network.reconstruct(net, encrypted)
+  else:  # jigsaw
+    recovered = jigsaw.solve(encrypted, block_size=block_size)
+    placement = float(jigsaw.placement_accuracy(recovered, plain, block_size=block_size).mean())
+  recovered = np.asarray(recovered)
+
+  ssim_mean, psnr_mean = _mean_scores(recovered, plain)
+  cipher_ssim, cipher_psnr = _mean_scores(encrypted, plain)
+  prior_ssim = prior_psnr = None
+  if train is not None and len(train):
+    prior = np.broadcast_to(np.round(train.astype(np.float64).mean(0)).astype(np.uint8),
+                            plain.shape)
+    prior_ssim, prior_psnr = _mean_scores(prior, plain)
+  baseline = max(cipher_ssim, prior_ssim if prior_ssim is not None else -1.0)
+  space = ciphers.key_space_bits(scheme, image_shape=image_shape, **opts)
+  return AttackResult(
+      attack=attack, scheme=scheme, per_image_keys=bool(per_image_keys), plain=plain,
+      encrypted=encrypted, recovered=recovered, ssim_mean=ssim_mean, psnr_mean=psnr_mean,
+      cipher_ssim_mean=cipher_ssim, cipher_psnr_mean=cipher_psnr, prior_ssim_mean=prior_ssim,
+      prior_psnr_mean=prior_psnr,
+      exact_fraction=float((recovered == plain).reshape(n, -1).all(1).mean()),
+      placement_accuracy=placement, key_space_bits=float(space.effective_bits),
+      nominal_key_space_bits=float(space.nominal_bits),
+      breaks=bool(ssim_mean >= baseline + BREAK_MARGIN), options=opts)

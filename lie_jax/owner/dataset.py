@@ -1,0 +1,412 @@
+"""Encrypting a dataset into an encrypted dataset directory, and decrypting it back.
+
+`encrypt_dataset` reads the owner's plain images (`inputs.read_source`),
+derives the cipher key from the key file exactly as the trainer's on-device
+encryption does (`lie_jax.training.encryption.key_file_prng_key` and
+`make_cipher`: image i of a split is its i-th readable input, and per-image
+keys use (split, i)), and writes fixed-size shards, each atomically
+(temporary file, fsync, rename), then the manifest last.
+
+Resumption. Before the first shard it records a run digest (an HMAC, keyed
+from the secret, over the decoded inputs and every option) in a state file,
+and after each shard that shard's SHA-256. Run again after an interruption
+(even SIGKILL), the same command finds the state file, keeps the shards
+whose bytes match what it recorded, writes the others, and ends with output
+byte-identical to an uninterrupted run. A different command on the same
+directory is refused, and a finished directory is left as it is.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import hmac
+import inspect
+import io
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from lie_jax import __version__
+from lie_jax import ciphers
+from lie_jax import keys
+from lie_jax.owner import inputs
+from lie_jax.owner import store
+from lie_jax.owner.store import OwnerError
+
+STATE = ".encrypt-state.json"
+DEFAULT_SHARD_SIZE = 1024
+_BATCH = 256  # images per cipher call (bounds device memory)
+_DIGEST_PURPOSE = "lie-jax/owner/run-digest/v1"
+# Schemes whose ciphertext a server cannot train on from a directory of images: morph
+# gives vectors and needs a key-dependent first layer built by the owner.
+NOT_STORABLE = {"morph": "morph gives float vectors, not images, and its first layer must be "
+                         "built from the key; train it with on-device encryption instead"}
+
+
+class StrictError(OwnerError):
+  """--strict and some inputs failed: nothing was written."""
+
+  def __init__(self, failures: list[inputs.FailedInput]):
+    super().__init__(f"{len(failures)} input(s) could not be used and --strict is set; "
+                     "nothing was written")
+    self.failures = failures
+
+
+class EncryptResult(NamedTuple):
+  """What `encrypt_dataset` did.
+
+  manifest: the manifest written (or found).
+  failures: inputs left out.
+  written: shards written by this call.
+  kept: shards kept from an interrupted run (or a finished one).
+  """
+
+  manifest: dict[str, Any]
+  failures: list[inputs.FailedInput]
+  written: int
+  kept: int
+
+
+def progress_factory(enabled: bool):
+  from tqdm.auto import tqdm  # pylint: disable=g-import-not-at-top
+
+  def make(total: int, desc: str):
+    return tqdm(total=total, desc=desc, unit="img", disable=not enabled, dynamic_ncols=True,
+                smoothing=0.1)
+  return make
+
+
+@contextlib.contextmanager
+def _locked(directory: Path):
+  """Holds an exclusive lock on `directory` (two writers on one directory are refused)."""
+  fd = os.open(directory, os.O_RDONLY)
+  try:
+    try:
+      fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+      raise OwnerError(f"another lie-jax command is writing {directory}; wait for it") from None
+    yield
+  finally:
+    os.close(fd)
+
+
+def _remove_tmp_files(directory: Path) -> None:
+  for folder in (directory, directory / store.SHARD_DIR):
+    if folder.is_dir():
+      for entry in folder.iterdir():
+        if store.is_tmp_name(entry.name) and entry.is_file():
+          entry.unlink()
+
+
+def check_scheme(scheme: str, *, block_size: int | None, options: dict[str, Any] | None,
+                 per_image_keys: bool) -> dict[str, Any]:
+  """Validated `generate_key` options for storing `scheme` ciphertexts (OwnerError otherwise)."""
+  from lie_jax.training import encryption  # pylint: disable=g-import-not-at-top
+
+  if scheme not in ciphers.SCHEMES:
+    raise OwnerError(f"unknown scheme {scheme!r}; choose one of {sorted(ciphers.SCHEMES)}")
+  if scheme in NOT_STORABLE:
+    raise OwnerError(f"scheme {scheme!r} cannot be stored as an encrypted dataset: "
+                     f"{NOT_STORABLE[scheme]}")
+  module = ciphers.get_scheme(scheme)
+  params = inspect.signature(module.generate_key).parameters
+  if block_size is not None and "block_size" not in params:
+    raise OwnerError(f"scheme {scheme!r} has no block size (drop --block-size)")
+  try:
+    resolved = encryption.scheme_options(scheme, block_size=block_size, options=options)
+  except ValueError as e:
+    raise OwnerError(str(e)) from None
+  if per_image_keys and not hasattr(module, "encrypt_per_image"):
+    raise OwnerError(f"scheme {scheme!r} has no per-image keys")
+  # Block schemes always name their block size (the scheme's default when not given), as the
+  # trainer's config does: the key derivation covers exactly these options, so the same key
+  # file and options give the same key here and in on-device encryption.
+  if "block_size" in params and "block_size" not in resolved:
+    resolved["block_size"] = params["block_size"].default
+  return {k: list(v) if isinstance(v, tuple) else v for k, v in sorted(resolved.items())}
+
+
+def make_cipher(secret: keys.SecretKey, scheme: str, image_shape, options, per_image_keys):
+  from lie_jax.training import encryption  # pylint: disable=g-import-not-at-top
+
+  options = {k: tuple(v) if isinstance(v, list) else v for k, v in options.items()}
+  prng = encryption.key_file_prng_key(secret, scheme=scheme, image_shape=image_shape,
+                                      options=options)
+  return encryption.make_cipher(scheme, prng, image_shape=image_shape, options=options,
+                                per_image_keys=per_image_keys)
+
+
+def apply_cipher(fn: Callable, images: np.ndarray, indices: np.ndarray, split: str) -> np.ndarray:
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+
+  out = [np.asarray(fn(jnp.asarray(images[i:i + _BATCH]), jnp.asarray(indices[i:i + _BATCH]),
+                       split)) for i in range(0, len(images), _BATCH)]
+  return np.concatenate(out) if out else images
+
+
+def _run_digest(secret: keys.SecretKey, params: dict[str, Any], data: inputs.SourceData) -> str:
+  content = hashlib.sha256(store.json_bytes(params))
+  content.update(store.json_bytes({"label_names": list(data.label_names),
+                                   "failures": [f.as_dict() for f in data.failures],
+                                   "preprocessing": data.preprocessing, "name": data.name}))
+  for split, (images, labels) in data.splits.items():
+    content.update(split.encode() + repr(images.shape).encode())
+    content.update(np.ascontiguousarray(images).tobytes())
+    content.update(np.ascontiguousarray(labels, np.int32).tobytes())
+  mac_key = secret.derive_bytes(_DIGEST_PURPOSE, 32)
+  return hmac.new(mac_key, content.digest(), hashlib.sha256).hexdigest()
+
+
+def _check_out_dir(out: Path) -> None:
+  allowed = {store.MANIFEST, store.SHARD_DIR, STATE}
+  strays = sorted(e.name for e in out.iterdir()
+                  if e.name not in allowed and not store.is_tmp_name(e.name))
+  if strays:
+    raise OwnerError(f"{out} is not empty and holds no encrypted dataset (found "
+                     f"{', '.join(strays[:3])}{', ...' if len(strays) > 3 else ''}); choose a "
+                     "new --out")
+
+
+def encrypt_dataset(src: str | os.PathLike, out: str | os.PathLike, *, secret: keys.SecretKey,
+                    scheme: str, block_size: int | None = None,
+                    options: dict[str, Any] | None = None, per_image_keys: bool = False,
+                    resize_to: tuple[int, int] | None = None,
+                    window: tuple[float, float] | None = None, strict: bool = False,
+                    shard_size: int = DEFAULT_SHARD_SIZE, progress: bool = True,
+                    before_rename: Callable[[], None] | None = None) -> EncryptResult:
+  """Encrypts a plain dataset into an encrypted dataset directory (resumable).
+
+  Args:
+    src: a MedMNIST-layout .npz, or a folder of class folders (PNG/JPEG/DICOM,
+      optionally under train/ val/ test/).
+    out: the directory to write (created; must be new, or hold an interrupted
+      or finished run of the same command).
+    secret: the owner's key (`lie_jax.keys.read_key_file`).
+    scheme: cipher name (not "morph").
+    block_size: B for block schemes (default: the scheme's default).
+    options: further `generate_key` options.
+    per_image_keys: image i of each split gets its own key from (split, i).
+    resize_to: (H, W) to resize every image to first (bilinear).
+    window: (center, width) for DICOM inputs (default: each file's tags).
+    strict: any unusable input is fatal (raises `StrictError`, writes nothing).
+    shard_size: images per shard.
+    progress: show tqdm progress bars (images/s) on stderr.
+    before_rename: test hook, see `store.atomic_write`.
+
+  Returns:
+    An `EncryptResult`.
+
+  Raises:
+    OwnerError: unusable arguments or source, or an `out` that holds something else.
+  """
+  if shard_size < 1:
+    raise OwnerError(f"--shard-size must be >= 1, got {shard_size}")
+  options = check_scheme(scheme, block_size=block_size, options=options,
+                         per_image_keys=per_image_keys)
+  out = Path(out)
+  if out.exists() and not out.is_dir():
+    raise OwnerError(f"{out} exists and is not a directory")
+  make_bar = progress_factory(progress)
+  data = inputs.read_source(src, resize_to=resize_to, window=window, progress_factory=make_bar)
+  if data.failures and strict:
+    raise StrictError(data.failures)
+  shape = data.image_shape
+  b = options.get("block_size", 1)
+  if shape[0] % b or shape[1] % b:
+    raise OwnerError(f"image size {shape[0]}x{shape[1]} is not divisible by block size {b}; "
+                     f"pass --resize H W with multiples of {b}")
+  cipher = make_cipher(secret, scheme, shape, options, per_image_keys)
+  import jax  # pylint: disable=g-import-not-at-top
+  cipher_out = jax.eval_shape(lambda x: cipher.encrypt(x, np.zeros(1, np.int32), "train"),
+                              jax.ShapeDtypeStruct((1, *shape), np.uint8))
+  if cipher_out.dtype != np.uint8 or tuple(cipher_out.shape[1:]) != shape:
+    raise OwnerError(f"{scheme} with options {options} gives {cipher_out.dtype} "
+                     f"{list(cipher_out.shape[1:])} ciphertexts, not uint8 images of the plain "
+                     "shape; the encrypted dataset format stores uint8 images only")
+  params = {"format_version": store.FORMAT_VERSION, "scheme": scheme, "options": options,
+            "per_image_keys": per_image_keys, "shard_size": shard_size,
+            "key_fingerprint": secret.fingerprint}
+  digest = _run_digest(secret, params, data)
+
+  out.mkdir(parents=True, exist_ok=True)
+  with _locked(out):
+    done: dict[str, str] = {}
+    manifest_path, state_path = out / store.MANIFEST, out / STATE
+    if manifest_path.exists():
+      try:
+        found = store.read_manifest(out)
+      except (ValueError, FileNotFoundError) as e:
+        raise OwnerError(f"{out} holds a damaged manifest ({e}); choose a new --out") from None
+      if found.get("run_digest") != digest:
+        raise OwnerError(f"{out} already holds an encrypted dataset made by a different command "
+                         "(other source, key, scheme or options); choose a new --out")
+      checks = {c.file: c.ok for c in store.verify(out, found)}
+      done = {s["file"]: s["sha256"] for s in store.all_shards(found) if checks[s["file"]]}
+      if all(checks.values()):
+        return EncryptResult(found, data.failures, 0, len(done))
+    elif state_path.exists():
+      try:
+        state = json.loads(state_path.read_text())
+      except (ValueError, OSError):
+        state = {}
+      if state.get("run_digest") != digest:
+        raise OwnerError(f"{out} holds an interrupted encrypt of a different command (other "
+                         "source, key, scheme or options); rerun that command, or choose a new "
+                         "--out")
+      done = dict(state.get("done", {}))
+    else:
+      _check_out_dir(out)
+    _remove_tmp_files(out)
+    (out / store.SHARD_DIR).mkdir(exist_ok=True)
+    store.atomic_write(state_path, store.json_bytes({"run_digest": digest, "done": done}))
+
+    total = sum(len(labels) for _, labels in data.splits.values())
+    bar = make_bar(total, f"encrypt {scheme}")
+    written = kept = 0
+    split_entries = {}
+    for split, (images, labels) in data.splits.items():
+      shards = []
+      for k, start in enumerate(range(0, len(labels), shard_size)):
+        name = store.shard_name(split, k)
+        path = out / name
+        stop = min(start + shard_size, len(labels))
+        if path.is_file() and done.get(name) == store.sha256_file(path):
+          payload_sha, size = done[name], path.stat().st_size
+          kept += 1
+        else:
+          indices = np.arange(start, stop, dtype=np.int64)
+          encrypted = apply_cipher(cipher.encrypt, images[start:stop], indices, split)
+          payload = store.npz_bytes({"images": encrypted, "labels": labels[start:stop],
+                                     "indices": indices})
+          store.atomic_write(path, payload, before_rename=before_rename)
+          payload_sha, size = store.sha256_bytes(payload), len(payload)
+          done[name] = payload_sha
+          store.atomic_write(state_path,
+                             store.json_bytes({"run_digest": digest, "done": done}))
+          written += 1
+        shards.append({"file": name, "count": stop - start, "first_index": start,
+                       "bytes": size, "sha256": payload_sha})
+        bar.update(stop - start)
+      counts = np.bincount(labels, minlength=len(data.label_names))
+      split_entries[split] = {
+          "count": int(len(labels)),
+          "per_class": {n: int(c) for n, c in zip(data.label_names, counts)},
+          "shards": shards}
+    bar.close()
+    manifest = {
+        "format": store.FORMAT,
+        "format_version": store.FORMAT_VERSION,
+        "lie_jax_version": __version__,
+        "name": data.name,
+        "source_kind": data.kind,
+        "cipher": {"scheme": scheme, "options": options, "per_image_keys": per_image_keys,
+                   "key_fingerprint": secret.fingerprint,
+                   "invertible": scheme in ciphers.INVERTIBLE},
+        "image_shape": list(shape),
+        "dtype": "uint8",
+        "num_classes": len(data.label_names),
+        "label_names": list(data.label_names),
+        "splits": split_entries,
+        "preprocessing": data.preprocessing,
+        "failed_inputs": [f.as_dict() for f in data.failures],
+        "shard_size": shard_size,
+        "run_digest": digest,
+    }
+    store.atomic_write(manifest_path, store.json_bytes(manifest))
+    state_path.unlink()
+    store.fsync_dir(out)
+  return EncryptResult(manifest, data.failures, written, kept)
+
+
+def _check_key(manifest: dict[str, Any], secret: keys.SecretKey, where: Path) -> None:
+  expected = manifest["cipher"].get("key_fingerprint")
+  if expected != secret.fingerprint:
+    raise OwnerError(f"wrong key: the key file's fingerprint is {secret.fingerprint}, but {where} "
+                     f"was encrypted under the key with fingerprint {expected}")
+
+
+def decrypt_dataset(src: str | os.PathLike, out: str | os.PathLike, *, secret: keys.SecretKey,
+                    fmt: str = "npz", progress: bool = True) -> dict[str, Any]:
+  """Decrypts an encrypted dataset directory back to plain images.
+
+  Args:
+    src: the encrypted dataset directory.
+    out: a new (or empty) directory. fmt="npz" writes `<name>.npz` in the
+      MedMNIST layout (`<split>_images` [N, H, W] uint8 for grayscale, else
+      [N, H, W, 3]; `<split>_labels` [N, 1] uint8, or int32 past 256
+      classes) and `label_names.json`; fmt="png" writes
+      `<split>/<class>/<index:06d>.png`.
+    secret: the key the dataset was encrypted with (checked by fingerprint).
+    fmt: "npz" or "png".
+    progress: tqdm progress bars.
+
+  Returns:
+    {"files": [written paths], "counts": {split: N}}.
+
+  Raises:
+    OwnerError: wrong key, lossy scheme, damaged shards, or a non-empty `out`.
+  """
+  src, out = Path(src), Path(out)
+  if fmt not in ("npz", "png"):
+    raise OwnerError(f"--format must be npz or png, got {fmt!r}")
+  try:
+    manifest = store.read_manifest(src)
+  except (ValueError, FileNotFoundError) as e:
+    raise OwnerError(str(e)) from None
+  _check_key(manifest, secret, src)
+  cipher_info = manifest["cipher"]
+  scheme = cipher_info["scheme"]
+  if scheme not in ciphers.INVERTIBLE:
+    raise OwnerError(f"{scheme} is lossy: its ciphertexts cannot be decrypted (keep the "
+                     "plain originals)")
+  if out.exists() and (not out.is_dir() or any(out.iterdir())):
+    raise OwnerError(f"{out} exists and is not empty; decrypt writes into a new directory")
+  bad = [c for c in store.verify(src, manifest, progress=progress) if not c.ok]
+  if bad:
+    raise OwnerError(f"{len(bad)} shard(s) of {src} are damaged ({bad[0].file}: "
+                     f"{bad[0].problem}); run `lie-jax inspect {src}`")
+  shape = tuple(manifest["image_shape"])
+  cipher = make_cipher(secret, scheme, shape, cipher_info["options"],
+                        cipher_info["per_image_keys"])
+  make_bar = progress_factory(progress)
+  label_names = manifest["label_names"]
+  plain: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+  total = sum(manifest["splits"][s]["count"] for s in manifest["splits"])
+  bar = make_bar(total, f"decrypt {scheme}")
+  for split in store.SPLITS:
+    if split not in manifest["splits"]:
+      continue
+    images, labels, indices = store.read_split(src, split, manifest, check=False)
+    decrypted = apply_cipher(cipher.decrypt, images, indices, split)
+    bar.update(len(labels))
+    plain[split] = (decrypted, labels, indices)
+  bar.close()
+  out.mkdir(parents=True, exist_ok=True)
+  files = []
+  if fmt == "npz":
+    arrays = {}
+    label_dtype = np.uint8 if len(label_names) <= 256 else np.int32
+    for split, (images, labels, _) in plain.items():
+      arrays[f"{split}_images"] = images[..., 0] if images.shape[-1] == 1 else images
+      arrays[f"{split}_labels"] = labels.astype(label_dtype)[:, None]
+    path = out / f"{manifest['name']}.npz"
+    store.atomic_write(path, store.npz_bytes(arrays), mode=0o600)
+    store.atomic_write(out / "label_names.json", store.json_bytes(label_names), mode=0o600)
+    files += [path, out / "label_names.json"]
+  else:
+    from PIL import Image  # pylint: disable=g-import-not-at-top
+    for split, (images, labels, indices) in plain.items():
+      for image, label, index in zip(images, labels, indices):
+        path = out / split / label_names[label] / f"{index:06d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        buffer = io.BytesIO()
+        Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(buffer, "PNG")
+        store.atomic_write(path, buffer.getvalue(), mode=0o600)
+        files.append(path)
+  return {"files": files, "counts": {s: len(v[1]) for s, v in plain.items()}}

@@ -1,0 +1,252 @@
+"""Encrypted inference: a model trained by `train_and_evaluate`, applied to the owner's images.
+
+`load_trained_model(workdir)` rebuilds the model from the training run's
+results.json (its public config, number of classes, image shape, block size
+and encryption parameters) and restores the best checkpoint (workdir/best/,
+else the last one in workdir/checkpoints/). No key is stored there.
+
+`predict` classifies either an encrypted dataset directory (as stored, no
+key needed) or plain image files, which it first encrypts with the owner's
+key exactly as the training data were encrypted: same key file (checked by
+fingerprint), scheme and options; with per-image keys, the i-th file gets the
+test split's key i.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from lie_jax import keys
+from lie_jax.owner import inputs
+from lie_jax.owner import store
+from lie_jax.owner.store import OwnerError
+
+_BATCH = 256
+
+
+class TrainedModel(NamedTuple):
+  """A restored classifier and what its training run recorded.
+
+  model: the NNX model in eval mode; maps [N, H, W, C] float32 in [0, 1] to
+    logits [N, num_classes].
+  results: the run's results.json (encryption, label_names, image_shape, ...).
+  step: the checkpoint step restored.
+  """
+
+  model: Any
+  results: dict[str, Any]
+  step: int
+
+
+def load_trained_model(checkpoint: str | os.PathLike) -> TrainedModel:
+  """Restores the model of a `train_and_evaluate` run.
+
+  Args:
+    checkpoint: the run's workdir (holding results.json and best/), or its
+      best/ or checkpoints/ folder.
+
+  Raises:
+    OwnerError: not a finished training workdir, or one this version cannot rebuild.
+  """
+  import ml_collections  # pylint: disable=g-import-not-at-top
+  from flax import nnx  # pylint: disable=g-import-not-at-top
+
+  from lie_jax import models  # pylint: disable=g-import-not-at-top
+  from lie_jax.training import checkpoints  # pylint: disable=g-import-not-at-top
+
+  path = Path(checkpoint)
+  workdir = path.parent if path.name in ("best", "checkpoints") else path
+  results_path = workdir / "results.json"
+  if not results_path.is_file():
+    raise OwnerError(f"{checkpoint} is not a finished training workdir (no results.json): pass "
+                     "the --workdir of train.py")
+  results = json.loads(results_path.read_text())
+  missing = [k for k in ("encryption", "num_classes", "image_shape", "block_size", "config")
+             if k not in results]
+  if missing:
+    raise OwnerError(f"{results_path} lacks {missing}: it was written by an older lie_jax; "
+                     "retrain to use predict")
+  config = ml_collections.ConfigDict(results["config"])
+  if config.model.adaptation == "morph":
+    raise OwnerError("models with the morph adaptation need the key-dependent first layer; "
+                     "predict does not support them")
+  model_options = config.model.get("options") or {}
+  model_options = dict(model_options.to_dict() if hasattr(model_options, "to_dict")
+                       else model_options)
+  model = models.build_model(
+      backbone=config.model.backbone, adaptation=config.model.adaptation,
+      num_classes=int(results["num_classes"]), image_shape=tuple(results["image_shape"]),
+      block_size=int(results["block_size"]), rngs=nnx.Rngs(config.seed), **model_options)
+  for folder in ("best", "checkpoints"):
+    if (workdir / folder).is_dir():
+      ckpts = checkpoints.Checkpoints(workdir / folder)
+      step = ckpts.latest_step()
+      if step is not None:
+        ckpts.restore(step, {"model": model})
+        ckpts.close()
+        model.eval()
+        return TrainedModel(model, results, int(step))
+      ckpts.close()
+  raise OwnerError(f"{workdir} holds no checkpoint (best/ or checkpoints/)")
+
+
+def _logits(model, images: np.ndarray, *, progress: bool = True) -> np.ndarray:
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  from flax import nnx  # pylint: disable=g-import-not-at-top
+  from tqdm.auto import tqdm  # pylint: disable=g-import-not-at-top
+
+  forward = nnx.jit(lambda m, x: m(x.astype(jnp.float32) / 255.0))
+  size = min(_BATCH, len(images))
+  out = []
+  bar = tqdm(total=len(images), desc="predict", unit="img", disable=not progress,
+             dynamic_ncols=True)
+  for i in range(0, len(images), size):
+    batch = images[i:i + size]
+    n = len(batch)
+    if n < size:  # one batch shape: one compilation
+      batch = np.concatenate([batch, np.zeros((size - n, *batch.shape[1:]), batch.dtype)])
+    out.append(np.asarray(forward(model, jnp.asarray(batch)))[:n])
+    bar.update(n)
+  bar.close()
+  return np.concatenate(out).astype(np.float64)
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+  z = np.exp(logits - logits.max(axis=1, keepdims=True))
+  return z / z.sum(axis=1, keepdims=True)
+
+
+class Predictions(NamedTuple):
+  """Rows of predictions.csv and the inputs that could not be used."""
+
+  rows: list[dict[str, Any]]
+  failures: list[inputs.FailedInput]
+  columns: list[str]
+
+
+def _rows(ids, logits, label_names, true_labels=None) -> tuple[list[dict[str, Any]], list[str]]:
+  probs = _softmax(logits)
+  columns = ["id", "predicted_label", "predicted_name", *[f"p_{n}" for n in label_names],
+             "label"]
+  rows = []
+  for i, name in enumerate(ids):
+    k = int(np.argmax(probs[i]))
+    row = {"id": name, "predicted_label": k, "predicted_name": label_names[k],
+           "label": "" if true_labels is None else int(true_labels[i])}
+    row.update({f"p_{n}": f"{p:.6f}" for n, p in zip(label_names, probs[i])})
+    rows.append(row)
+  return rows, columns
+
+
+def _check_same_cipher(trained: dict[str, Any], found: dict[str, Any], what: str) -> None:
+  same = (trained["scheme"] == found["scheme"]
+          and dict(trained.get("options") or {}) == dict(found.get("options") or {})
+          and bool(trained.get("per_image_keys")) == bool(found.get("per_image_keys"))
+          and trained.get("key_fingerprint") == found.get("key_fingerprint"))
+  if not same:
+    def describe(c):
+      return (f"{c['scheme']} {c.get('options') or {}}"
+              f"{' per-image keys' if c.get('per_image_keys') else ''}, key "
+              f"{c.get('key_fingerprint')}")
+    raise OwnerError(f"{what} is encrypted with {describe(found)}, but the model was trained on "
+                     f"{describe(trained)}")
+
+
+def predict_encrypted_dir(trained: TrainedModel, directory: str | os.PathLike, *,
+                          splits: Sequence[str] | None = None,
+                          progress: bool = True) -> Predictions:
+  """Predicts every image of an encrypted dataset directory (no key needed)."""
+  try:
+    manifest = store.read_manifest(directory)
+  except (ValueError, FileNotFoundError) as e:
+    raise OwnerError(str(e)) from None
+  _check_same_cipher(trained.results["encryption"], manifest["cipher"], str(directory))
+  if list(manifest["image_shape"]) != list(trained.results["image_shape"]):
+    raise OwnerError(f"{directory} holds {manifest['image_shape']} images; the model takes "
+                     f"{trained.results['image_shape']}")
+  wanted = [s for s in store.SPLITS if s in manifest["splits"]] if not splits else list(splits)
+  ids, logits, labels = [], [], []
+  for split in wanted:
+    if split not in manifest["splits"]:
+      raise OwnerError(f"{directory} has no {split!r} split (it has {list(manifest['splits'])})")
+    try:
+      images, split_labels, indices = store.read_split(directory, split, manifest)
+    except ValueError as e:
+      raise OwnerError(str(e)) from None
+    ids += [f"{split}/{i}" for i in indices]
+    logits.append(_logits(trained.model, images, progress=progress))
+    labels.append(split_labels)
+  rows, columns = _rows(ids, np.concatenate(logits), trained.results["label_names"],
+                        np.concatenate(labels))
+  return Predictions(rows, [], columns)
+
+
+def _expand(paths: Sequence[str | os.PathLike]) -> list[tuple[Path, str]]:
+  found = []
+  for p in map(Path, paths):
+    if p.is_dir():
+      found += [(f, f.relative_to(p).as_posix()) for f in inputs.files_under(p)]
+    elif p.exists():
+      found.append((p, str(p)))
+    else:
+      raise OwnerError(f"no input file or folder at {p}")
+  return found
+
+
+def predict_files(trained: TrainedModel, paths: Sequence[str | os.PathLike], *,
+                  secret: keys.SecretKey | None, resize_to: tuple[int, int] | None = None,
+                  window: tuple[float, float] | None = None, progress: bool = True
+                  ) -> Predictions:
+  """Encrypts plain image files (PNG/JPEG/DICOM, or folders of them) with `secret` like the
+  training data, and predicts them; unusable files are returned as failures."""
+  from lie_jax.owner import dataset  # pylint: disable=g-import-not-at-top
+
+  enc = trained.results["encryption"]
+  shape = tuple(trained.results["image_shape"])
+  if enc["scheme"] != "none":
+    if secret is None:
+      raise OwnerError(f"the model was trained on {enc['scheme']}-encrypted images: pass --key "
+                       "KEYFILE to encrypt these plain images the same way")
+    if enc.get("key_fingerprint") == "seed":
+      raise OwnerError("the model was trained with experiment keys derived from the run's seed, "
+                       "not from a key file: its encryption cannot be reproduced with --key")
+    if enc.get("key_fingerprint") != secret.fingerprint:
+      raise OwnerError(f"wrong key: the key file's fingerprint is {secret.fingerprint}, but the "
+                       f"model was trained on images encrypted under {enc.get('key_fingerprint')}")
+  files = _expand(paths)
+  if not files:
+    raise OwnerError("no input files")
+  bar = dataset.progress_factory(progress)(len(files), "read")
+  good, images, failures, _ = inputs.read_files(
+      [f for f, _ in files], names=[n for _, n in files], split="predict", resize_to=resize_to,
+      window=window, expected_shape=shape, progress=bar.update)
+  bar.close()
+  if not images:
+    return Predictions([], failures, [])
+  batch = np.stack(images)
+  if enc["scheme"] != "none":
+    cipher = dataset.make_cipher(secret, enc["scheme"], shape, enc.get("options") or {},
+                                  bool(enc.get("per_image_keys")))
+    batch = dataset.apply_cipher(cipher.encrypt, batch, np.arange(len(batch), dtype=np.int64),
+                           "test")
+  rows, columns = _rows([files[i][1] for i in good],
+                        _logits(trained.model, batch, progress=progress),
+                        trained.results["label_names"])
+  return Predictions(rows, failures, columns)
+
+
+def write_csv(path: str | os.PathLike, predictions: Predictions) -> None:
+  """Writes the rows atomically as CSV (header from `predictions.columns`)."""
+  buffer = io.StringIO()
+  writer = csv.DictWriter(buffer, fieldnames=predictions.columns or ["id"], lineterminator="\n")
+  writer.writeheader()
+  writer.writerows(predictions.rows)
+  store.atomic_write(Path(path), buffer.getvalue().encode("utf-8"), mode=0o600)

@@ -1,0 +1,154 @@
+"""benchmarks/report.py: fails loudly on missing or stale results; renders sections and figures."""
+
+import json
+
+import pytest
+
+import lie_jax
+from benchmarks import report
+
+MACHINE = {"platform": "Linux-test", "processor": "x86_64", "cpu_count": 2, "jax_backend": "cpu",
+           "jax_device": "cpu", "jax_version": "0.10.2", "numpy_version": "2.4",
+           "lie_jax_version": lie_jax.__version__}
+MACHINE_TEXT = "2 CPU cores, Linux-test, JAX 0.10.2 on cpu (cpu), lie_jax " + lie_jax.__version__
+
+
+def _run(run, accuracy, auc, **extra):
+  return {"run": run, "test_accuracy": accuracy, "test_auc": auc, "best_val_accuracy": 0.9,
+          "steps": 584, "wall_s": 120.0, "command": f"python train.py --config x:{run}", **extra}
+
+
+ACCURACY = {"benchmark": "accuracy", "machine": MACHINE, "results": [
+    _run("none,none", 0.744, 0.950), _run("le,block", 0.830, 0.922),
+    _run("le,none", 0.811, 0.932), _run("pe,pixel", 0.825, 0.934, test_accuracy_plain_inputs=0.796),
+    _run("blockwise,block", 0.838, 0.955)]}
+
+
+def _throughput_row(shape, scheme, per_image):
+  return {"shape": shape, "scheme": scheme, "options": {}, "jax_shared_images_per_s": 1.1e5,
+          "jax_per_image_images_per_s": per_image, "numpy_images_per_s": 1.4e4,
+          "memcpy_images_per_s": 2.6e6, "jit_vs_numpy": 7.9,
+          "per_image_vs_shared": per_image and per_image / 1.1e5, "jit_vs_memcpy": 0.042}
+
+
+THROUGHPUT = {"benchmark": "encrypt_throughput", "num_images": 10_000, "machine": MACHINE,
+              "command": "python -m benchmarks.encrypt_throughput",
+              "target_checks": ["MISS le 32x32x3: jit/NumPy 7.9x (target >= 10x)"],
+              "results": [_throughput_row([32, 32, 3], "le", 4.1e4),
+                          _throughput_row([32, 32, 3], "morph", None),
+                          _throughput_row([28, 28, 1], "le", 1.6e5)]}
+OVERHEAD = {"benchmark": "train_overhead", "batch_size": 64, "machine": MACHINE,
+            "command": "python -m benchmarks.train_overhead", "target_block_ratio": 1.15,
+            "results": [{"backbone": "small_resnet", "scheme": "le", "adaptation": "block",
+                         "step_ms": 200.1, "plain_step_ms": 174.7, "ratio": 1.1457}]}
+
+
+def _attack(scheme, attack, ssim, breaks, placement=None):
+  return {"scheme": scheme, "attack": attack, "per_image_keys": scheme == "pe", "num_images": 16,
+          "ssim_mean": ssim, "psnr_mean": 21.04, "placement_accuracy": placement,
+          "cipher_ssim_mean": 0.0123, "cipher_psnr_mean": 8.5, "key_space_bits": 64.0,
+          "breaks": breaks}
+
+
+SECURITY = {"benchmark": "security", "machine": MACHINE, "command": "python -m benchmarks.security",
+            "results": [_attack("etc", "jigsaw", 0.871, True, placement=0.9375),
+                        {**_attack("pe", "known_plaintext", 0.912, True), "exact_fraction": 0.25,
+                         "prior_ssim_mean": 0.3},
+                        _attack("ele", "jigsaw", 0.101, False, placement=0.05)]}
+
+ALL = {"accuracy.json": ACCURACY, "encrypt_throughput.json": THROUGHPUT,
+       "train_overhead.json": OVERHEAD, "security.json": SECURITY}
+
+
+@pytest.fixture
+def results_dir(tmp_path, monkeypatch):
+  monkeypatch.setattr(report, "RESULTS", str(tmp_path / "results"))
+  monkeypatch.setattr(report, "DOCS", str(tmp_path / "docs"))
+  monkeypatch.setattr(report, "OUT", str(tmp_path / "docs" / "RESULTS.md"))
+  (tmp_path / "results").mkdir()
+  return tmp_path / "results"
+
+
+def _write(results_dir, name, result):
+  (results_dir / name).write_text(json.dumps(result))
+
+
+def test_missing_file_exits_with_the_command_to_run(results_dir):
+  with pytest.raises(SystemExit, match=r"accuracy\.json is missing; run `python -m "
+                                       r"benchmarks\.accuracy` first"):
+    report._load("accuracy.json")
+
+
+def test_stale_version_exits(results_dir):
+  _write(results_dir, "train_overhead.json",
+         {**OVERHEAD, "machine": {**MACHINE, "lie_jax_version": "0.0.1"}})
+  with pytest.raises(SystemExit, match=r"made by lie_jax 0\.0\.1, not .*rerun `python -m "
+                                       r"benchmarks\.train_overhead`"):
+    report._load("train_overhead.json")
+
+
+def test_main_writes_nothing_when_one_file_is_missing(results_dir):
+  _write(results_dir, "accuracy.json", ACCURACY)
+  _write(results_dir, "encrypt_throughput.json", THROUGHPUT)
+  with pytest.raises(SystemExit, match="train_overhead.json is missing"):
+    report.main()
+  assert not (results_dir.parent / "docs").exists()
+
+
+def test_every_section_states_its_command_and_machine():
+  for name, render in report.SECTIONS.items():
+    text = render(ALL[name])
+    assert f"Machine: {MACHINE_TEXT}." in text, name
+    command = "python -m benchmarks.accuracy" if name == "accuracy.json" else ALL[name]["command"]
+    assert f"`{command}`" in text, name
+
+
+def test_accuracy_section():
+  text = report.accuracy_section(ACCURACY)
+  assert "| pe,pixel | 0.825 | 0.934 | 0.796 | 0.900 | 584 | 2.0 min | " in text
+  assert "`python train.py --config x:le,none`" in text
+  assert f"]({report.ACCURACY_FIGURE})" in text
+
+
+def test_throughput_section():
+  text = report.throughput_section(THROUGHPUT)
+  assert "| 32x32x3 | morph | 110,000 | n/a | 14,000 | 2,600,000 |" in text
+  assert "- MISS le 32x32x3: jit/NumPy 7.9x (target >= 10x)" in text
+  assert f"]({report.THROUGHPUT_FIGURE})" in text
+
+
+def test_security_section():
+  text = report.security_section(SECURITY)
+  assert ("| etc | jigsaw | no | 16 | 0.871 | 21.0 | 0.938 | n/a | 0.012 | 8.5 | n/a | 64 | "
+          "**yes** |" in text)
+  assert ("| pe | known_plaintext | yes | 16 | 0.912 | 21.0 | n/a | 0.25 | 0.012 | 8.5 | 0.300 |"
+          in text)
+  assert "| ele | jigsaw | no | 16 | 0.101 | 21.0 | 0.050 | n/a |" in text
+  assert "Broken by at least one attack: etc, pe." in text
+  assert "Not broken by the attacks run here: ele." in text
+  ruled = report.security_section({**SECURITY, "verdict_rule": "breaks? = yes when X.",
+                                   "data": "pneumoniamnist test[:16]"})
+  assert "breaks? = yes when X." in ruled and "Data: pneumoniamnist test[:16]." in ruled
+
+
+def test_render_orders_sections_and_renders_only_given_files():
+  text = report.render(ALL)
+  headings = [line for line in text.splitlines() if line.startswith("## ")]
+  assert [h.split()[1] for h in headings] == ["Accuracy", "Encryption", "Training-step",
+                                              "Security:"]
+  without_security = report.render({k: v for k, v in ALL.items() if k != "security.json"})
+  assert "## Security" not in without_security
+
+
+def test_main_writes_report_and_figures(results_dir, monkeypatch):
+  pytest.importorskip("matplotlib", reason="figures need the notebooks extra")
+  monkeypatch.setattr(report, "FILES", tuple(ALL))
+  for name, result in ALL.items():
+    _write(results_dir, name, result)
+  report.main()
+  docs = results_dir.parent / "docs"
+  text = (docs / "RESULTS.md").read_text()
+  assert text == report.render(ALL)
+  for figure in (report.ACCURACY_FIGURE, report.THROUGHPUT_FIGURE):
+    assert f"]({figure})" in text
+    assert (docs / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
