@@ -22,7 +22,8 @@ from configs import pneumoniamnist
 from lie_jax.training import train_and_evaluate
 
 RUNS = ("none,none", "le,block", "le,none", "ele,ele", "ele,none", "etc,block", "etc,none",
-        "pe,pixel", "pe,none", "huang2022,pixel", "blockwise,block", "vit,none", "morph,morph")
+        "pe,pixel", "pe,none", "huang2022,pixel", "blockwise,block", "vit,none", "none,none,vit",
+        "morph,morph")
 OUT = os.path.join(os.path.dirname(__file__), "results", "accuracy.json")
 
 

@@ -48,11 +48,13 @@ def _machine(m: dict) -> str:
 
 
 def accuracy_section(result: dict) -> str:
-  rows = ["| run (scheme,adaptation) | test accuracy | test AUC | plain-input accuracy | best val "
-          "accuracy | steps | wall time | command |", "|---|---:|---:|---:|---:|---:|---:|---|"]
+  rows = ["| run (scheme,adaptation[,backbone]) | backbone | test accuracy | test AUC | "
+          "plain-input accuracy | best val accuracy | steps | wall time | command |",
+          "|---|---|---:|---:|---:|---:|---:|---:|---|"]
   for r in result["results"]:
     plain = r.get("test_accuracy_plain_inputs")
-    rows.append(f"| {r['run']} | {r['test_accuracy']:.3f} | {r['test_auc']:.3f} | "
+    rows.append(f"| {r['run']} | {r.get('backbone', '')} | {r['test_accuracy']:.3f} | "
+                f"{r['test_auc']:.3f} | "
                 f"{'' if plain is None else f'{plain:.3f}'} | {r['best_val_accuracy']:.3f} | "
                 f"{r['steps']} | {r['wall_s'] / 60:.1f} min | `{r['command']}` |")
   return (f"## Accuracy on PneumoniaMNIST (test split, encrypted test images)\n\n"
@@ -135,6 +137,8 @@ def accuracy_figure(result: dict, path: str) -> None:
 
   runs = {}
   for r in result["results"]:
+    if r["run"].count(",") > 1:  # another backbone (e.g. the plain ViT): in the table only
+      continue
     scheme, _, adaptation = r["run"].partition(",")
     runs[(scheme, "none" if adaptation == "none" else "adapted")] = r
   schemes = list(dict.fromkeys(scheme for scheme, _ in runs))  # first-seen order

@@ -4,6 +4,8 @@
 
 SCHEME: none | le | ele | etc | pe | huang2022 | vit | morph | blockwise
 ADAPTATION: none | block | ele | pixel | morph (default: the scheme's own)
+BACKBONE (optional third field): small_resnet (default; vit for the vit scheme) | resnet18 |
+  densenet121 | vgg16 | vit, e.g. `none,none,vit` is the plain baseline of the ViT cipher.
 
   python train.py --config configs/pneumoniamnist.py:none,none   --workdir workdir/plain
   python train.py --config configs/pneumoniamnist.py:le,block    --workdir workdir/le_block
@@ -24,7 +26,8 @@ NATIVE_ADAPTATION = {
 
 
 def get_config(arg: str = "le,block"):
-  scheme, _, adaptation = arg.partition(",")
+  scheme, _, rest = arg.partition(",")
+  adaptation, _, backbone = rest.partition(",")
   if scheme not in NATIVE_ADAPTATION:
     raise ValueError(f"unknown scheme {scheme!r}; choose one of {sorted(NATIVE_ADAPTATION)}")
   config = default.get_config()
@@ -32,6 +35,8 @@ def get_config(arg: str = "le,block"):
   config.model.adaptation = adaptation or NATIVE_ADAPTATION[scheme]
   if scheme == "vit":
     config.model.backbone = "vit"
+  if backbone:
+    config.model.backbone = backbone
   if scheme == "huang2022":
     config.cipher.block_size = 2
   if scheme in ("pe", "huang2022"):

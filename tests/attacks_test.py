@@ -196,6 +196,68 @@ def test_inverse_network_beats_the_floor_on_le(xrays):
   assert result.ssim_mean > result.cipher_ssim_mean + 0.4
 
 
+# ------------------------------------------------ known plaintext, morph
+
+
+@pytest.mark.parametrize("copies,pairs", [(4, 49), (16, 4)])
+def test_known_plaintext_linear_decrypts_morph_exactly(xrays, copies, pairs):
+  # copies c: each image gives c slices, so ceil(m / c) = ceil(784 / c^2) pairs suffice.
+  test, train = xrays
+  result = attacks.run_attack("known_plaintext_linear", "morph", test, key=jax.random.key(2),
+                              train_images=train[:pairs], options={"copies": copies})
+  np.testing.assert_array_equal(result.recovered, test)
+  assert result.ssim_mean == pytest.approx(1.0, abs=1e-6) and result.psnr_mean == 100.0
+  assert result.exact_fraction == 1.0 and result.breaks
+  # The float ciphertexts are shown and scored as images (cipher_view): near-zero SSIM.
+  assert result.encrypted.shape == test.shape and result.encrypted.dtype == np.uint8
+  assert abs(result.cipher_ssim_mean) < 0.1
+  assert result.key_space_bits == 64.0 and result.nominal_key_space_bits == float("inf")
+
+
+def test_known_plaintext_linear_recovers_the_dense_matrix(xrays):
+  test = xrays[0]
+  train = data.load_dataset("pneumoniamnist").train.images[:800]  # copies=1: 784 pairs needed
+  key = ciphers.morph.generate_key(jax.random.key(4), image_shape=SHAPE)
+  recovered, core = attacks.known_plaintext.attack(
+      train, ciphers.morph.encrypt(key, train), ciphers.morph.encrypt(key, test),
+      image_shape=SHAPE)
+  np.testing.assert_allclose(core, np.asarray(key.core), atol=1e-3)
+  np.testing.assert_array_equal(recovered, test)
+
+
+def test_known_plaintext_linear_refuses_too_few_or_degenerate_pairs(xrays):
+  test, train = xrays
+  with pytest.raises(ValueError, match="too few known plaintexts.*at least 196"):
+    attacks.run_attack("known_plaintext_linear", "morph", test[:2], key=jax.random.key(0),
+                       train_images=train[:48], options={"copies": 4})
+  same = np.repeat(train[:1], 60, axis=0)  # 240 slices, but all from one image: rank <= 4
+  with pytest.raises(ValueError, match="degenerate"):
+    attacks.run_attack("known_plaintext_linear", "morph", test[:2], key=jax.random.key(0),
+                       train_images=same, options={"copies": 4})
+  with pytest.raises(ValueError, match="train_images"):
+    attacks.run_attack("known_plaintext_linear", "morph", test[:2], key=jax.random.key(0))
+  with pytest.raises(ValueError, match="per-image keys"):
+    attacks.run_attack("known_plaintext_linear", "morph", test[:2], key=jax.random.key(0),
+                       train_images=train, per_image_keys=True)
+
+
+@pytest.mark.parametrize("scheme", ["le", "pe", "huang2022", "etc"])
+def test_known_plaintext_linear_applies_to_morph_only(xrays, scheme):
+  with pytest.raises(ValueError, match="does not apply.*morph"):
+    attacks.run_attack("known_plaintext_linear", scheme, xrays[0][:2], key=jax.random.key(0),
+                       train_images=xrays[1])
+
+
+def test_markdown_table_shows_an_infinite_key_space():
+  row = {"scheme": "morph", "per_image_keys": False, "attack": "known_plaintext_linear",
+         "ssim_mean": 1.0, "psnr_mean": 100.0, "placement_accuracy": None,
+         "exact_fraction": 1.0, "cipher_ssim_mean": 0.0, "cipher_psnr_mean": 5.0,
+         "prior_ssim_mean": 0.6, "key_space_bits": 64.0, "breaks": True}
+  for nominal in (float("inf"), None):  # None: strict JSON's null
+    assert "| 64 (∞) | **yes** |" in attacks.report.markdown_table(
+        [{**row, "nominal_key_space_bits": nominal}])
+
+
 # ------------------------------------------------------------------ jigsaw
 
 
@@ -248,7 +310,7 @@ def test_registry_errors(xrays):
   with pytest.raises(ValueError, match="ffx"):
     attacks.run_attack("chosen_plaintext", "blockwise", x, key=jax.random.key(0),
                        options={"transforms": ("ffx",)})
-  assert attacks.applicable_attacks("morph") == []
+  assert attacks.applicable_attacks("morph") == ["known_plaintext_linear"]
 
 
 def test_result_summary_is_json_without_key_material(xrays):

@@ -105,7 +105,8 @@ def test_every_section_states_its_command_and_machine():
 
 def test_accuracy_section():
   text = report.accuracy_section(ACCURACY)
-  assert "| pe,pixel | 0.825 | 0.934 | 0.796 | 0.900 | 584 | 2.0 min | " in text
+  backbone = next(r.get("backbone", "") for r in ACCURACY["results"] if r["run"] == "pe,pixel")
+  assert f"| pe,pixel | {backbone} | 0.825 | 0.934 | 0.796 | 0.900 | 584 | 2.0 min | " in text
   assert "`python train.py --config x:le,none`" in text
   assert f"]({report.ACCURACY_FIGURE})" in text
 

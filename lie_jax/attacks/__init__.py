@@ -6,6 +6,7 @@ Modules:
   feature_reconstruction:  ciphertext-only FR attacks on PE (basic, advanced).
   inverse_network:         known-plaintext inverse-transformation network (Flax NNX).
   jigsaw:                  greedy jigsaw solver against block scrambling.
+  known_plaintext:         known-plaintext least-squares recovery of morph's matrix.
   suite:                   the registry ATTACKS and `run_attack`.
   report:                  every attack against every scheme: rows, markdown, figures.
 
@@ -25,6 +26,7 @@ from lie_jax.attacks import chosen_plaintext
 from lie_jax.attacks import feature_reconstruction
 from lie_jax.attacks import inverse_network
 from lie_jax.attacks import jigsaw
+from lie_jax.attacks import known_plaintext
 from lie_jax.attacks import metrics
 from lie_jax.attacks import report
 from lie_jax.attacks import suite
@@ -37,5 +39,6 @@ from lie_jax.attacks.suite import run_attack
 
 __all__ = [
     "ATTACKS", "AttackResult", "run_attack", "applicable_attacks", "ssim", "psnr", "metrics",
-    "chosen_plaintext", "feature_reconstruction", "inverse_network", "jigsaw", "report", "suite",
+    "chosen_plaintext", "feature_reconstruction", "inverse_network", "jigsaw", "known_plaintext",
+    "report", "suite",
 ]

@@ -75,6 +75,11 @@ def _fmt(value: float | None, digits: int = 3) -> str:
   return "–" if value is None else f"{value:.{digits}f}"
 
 
+def _bits(value: float | None) -> str:
+  """Key-space bits; infinite (morph's continuous core; null in strict JSON) as ∞."""
+  return "∞" if value is None or value == float("inf") else f"{value:.0f}"
+
+
 def markdown_table(rows: Iterable[dict[str, Any]]) -> str:
   """A markdown table of `AttackResult.summary()` dicts."""
   lines = [
@@ -89,7 +94,7 @@ def markdown_table(rows: Iterable[dict[str, Any]]) -> str:
         f"{_fmt(r['psnr_mean'], 1)} | {_fmt(r['placement_accuracy'])} | "
         f"{_fmt(r['exact_fraction'], 2)} | {_fmt(r['cipher_ssim_mean'])} | "
         f"{_fmt(r['cipher_psnr_mean'], 1)} | {_fmt(r['prior_ssim_mean'])} | "
-        f"{r['key_space_bits']:.0f} ({r['nominal_key_space_bits']:.0f}) | "
+        f"{_bits(r['key_space_bits'])} ({_bits(r['nominal_key_space_bits'])}) | "
         f"{'**yes**' if r['breaks'] else 'no'} |")
   return "\n".join(lines) + "\n"
 

@@ -8,7 +8,10 @@ what it recovers against the plain images. Key material never leaves this
 function: results hold images and scores only.
 
 Baselines that every result carries:
-  cipher floor: SSIM / PSNR of the ciphertext itself to the plain image;
+  cipher floor: SSIM / PSNR of the ciphertext itself to the plain image
+    (morph, whose ciphertexts are float vectors: of `known_plaintext.cipher_view`,
+    the vectors reshaped to the image and min-max rescaled per image to 0..255,
+    which is also what `AttackResult.encrypted` holds and the figures show);
   prior baseline: SSIM / PSNR of the mean training image to every plain
     image (when training images are given): what an attacker gets by
     knowing only the kind of image. On PneumoniaMNIST this is high (the
@@ -31,6 +34,7 @@ from lie_jax.attacks import chosen_plaintext
 from lie_jax.attacks import feature_reconstruction
 from lie_jax.attacks import inverse_network
 from lie_jax.attacks import jigsaw
+from lie_jax.attacks import known_plaintext
 from lie_jax.attacks import metrics
 
 # attack -> the schemes it applies to.
@@ -40,6 +44,7 @@ ATTACKS = {
     "fr_advanced": ("pe", "huang2022"),
     "inverse_network": ("le", "ele", "etc", "pe", "huang2022", "vit", "blockwise"),
     "jigsaw": ("ele", "vit", "etc"),
+    "known_plaintext_linear": ("morph",),
 }
 ATTACK_DESCRIPTIONS = {
     "chosen_plaintext": "chosen-plaintext key recovery (Chang & Case 2020)",
@@ -47,7 +52,10 @@ ATTACK_DESCRIPTIONS = {
     "fr_advanced": "ciphertext-only feature reconstruction, advanced (neighbour prediction)",
     "inverse_network": "known-plaintext inverse-transformation network (Ito et al.)",
     "jigsaw": "ciphertext-only greedy jigsaw solver (block positions)",
+    "known_plaintext_linear": "known-plaintext least-squares solve for morph's matrix, inverted",
 }
+# Attacks that need the attacker's known plaintexts (train_images).
+KNOWN_PLAINTEXT_ATTACKS = ("inverse_network", "known_plaintext_linear")
 PIXEL_SCHEMES = ("pe", "huang2022")
 BREAK_MARGIN = 0.1
 PSNR_CAP_DB = 100.0
@@ -83,7 +91,8 @@ class AttackResult:
     attack, scheme: names.
     per_image_keys: whether every image had its own key.
     plain: [N, H, W, C] uint8 plain images.
-    encrypted: [N, H, W, C] uint8 ciphertexts.
+    encrypted: [N, H, W, C] uint8 ciphertexts (morph: `known_plaintext.cipher_view` of
+      its float vectors, the image that is shown and scored as the cipher floor).
     recovered: [N, H, W, C] uint8 attack output.
     ssim_mean, psnr_mean: mean SSIM / PSNR (dB, capped at PSNR_CAP_DB) of
       recovered vs plain.
@@ -165,7 +174,8 @@ def run_attack(attack: str, scheme: str, images: Any, *, key: jax.Array, block_s
     per_image_keys: encrypt image i under its own key (`encrypt_per_image`);
       helpers and training pairs then get keys of their own, as they would.
     train_images: [M, H, W, C] uint8 images disjoint from `images`: the
-      attacker's known plaintexts (inverse network: required), the mean-image
+      attacker's known plaintexts (inverse network, known_plaintext_linear:
+      required), the mean-image
       prior baseline, and the FR attack's polarity hint.
     options: further `generate_key` options of the scheme.
     steps: inverse-network training steps.
@@ -184,8 +194,10 @@ def run_attack(attack: str, scheme: str, images: Any, *, key: jax.Array, block_s
     raise ValueError(f"images must be a non-empty uint8 [N, H, W, C] batch, got {plain.dtype} "
                      f"{plain.shape}")
   train = None if train_images is None else np.asarray(train_images)
-  if attack == "inverse_network" and (train is None or len(train) == 0):
-    raise ValueError("the inverse-network attack needs train_images (known plaintexts)")
+  if attack in KNOWN_PLAINTEXT_ATTACKS and (train is None or len(train) == 0):
+    raise ValueError(f"the {attack} attack needs train_images (known plaintexts)")
+  if per_image_keys and not hasattr(module, "encrypt_per_image"):
+    raise ValueError(f"scheme {scheme!r} has no per-image keys")
   opts = scheme_options(scheme, block_size=block_size, options=options)
   image_shape = tuple(int(s) for s in plain.shape[1:])
   n = len(plain)
@@ -199,6 +211,9 @@ def run_attack(attack: str, scheme: str, images: Any, *, key: jax.Array, block_s
     cipher_key = module.generate_key(key, image_shape=image_shape, **opts)
     oracle = lambda x: np.asarray(module.encrypt(cipher_key, x))
     encrypted = oracle(plain)
+  ciphertext = encrypted
+  if encrypted.shape != plain.shape:  # morph: float vectors; show and score them as images
+    encrypted = known_plaintext.cipher_view(encrypted, image_shape)
 
   placement = None
   if attack == "chosen_plaintext":
@@ -214,6 +229,9 @@ def run_attack(attack: str, scheme: str, images: Any, *, key: jax.Array, block_s
     net = inverse_network.train(oracle(train), train, family=family, block_size=block_size,
                                 steps=steps, progress=progress)
     recovered = inverse_network.reconstruct(net, encrypted)
+  elif attack == "known_plaintext_linear":
+    recovered, _ = known_plaintext.attack(train, oracle(train), ciphertext,
+                                          image_shape=image_shape, copies=opts.get("copies", 1))
   else:  # jigsaw
     recovered = jigsaw.solve(encrypted, block_size=block_size)
     placement = float(jigsaw.placement_accuracy(recovered, plain, block_size=block_size).mean())
