@@ -337,6 +337,28 @@ def _write_dicom(path: Path, pixels: np.ndarray | None, *, center=None, width=No
   ds.save_as(path, enforce_file_format=True)
 
 
+def test_training_loader_reads_dicom_folders_with_the_same_window(tmp_path):
+  pytest.importorskip("pydicom")
+  from lie_jax import data
+  rng = np.random.default_rng(2)
+  pixels = {cls: rng.integers(0, 4096, (2, 12, 12), dtype=np.uint16) for cls in ("a", "b")}
+  for cls, images in pixels.items():
+    (tmp_path / cls).mkdir()
+    for i, image in enumerate(images):
+      _write_dicom(tmp_path / cls / f"img{i}.dcm", image, center=1000, width=2000)
+  splits = data.load_image_folder(tmp_path)
+  # Independent oracle: the DICOM linear VOI function with centre c, width w
+  # (PS3.3 C.11.2.1.2.1), mapped to 0..255 and rounded.
+  c, w = 1000.0, 2000.0
+  x = np.concatenate([pixels["a"], pixels["b"]]).astype(float)
+  y = np.clip(np.rint(((x - (c - 0.5)) / (w - 1) + 0.5) * 255), 0, 255)
+  np.testing.assert_array_equal(splits.train.images[..., 0], y.astype(np.uint8))
+  assert splits.train.labels.tolist() == [0, 0, 1, 1] and splits.image_shape == (12, 12, 1)
+  (tmp_path / "a" / "img0.dcm").write_bytes(b"not a dicom file")
+  with pytest.raises(ValueError, match="img0.dcm"):
+    data.load_image_folder(tmp_path)
+
+
 def test_dicom_folder_is_windowed_as_the_manifest_states(world, tmp_path):
   pytest.importorskip("pydicom")
   from lie_jax.owner import inputs

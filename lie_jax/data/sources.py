@@ -411,6 +411,7 @@ def download_medmnist(name: str, root: PathLike, *, size: int = 28,
 # Image folders.
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+DICOM_SUFFIXES = (".dcm", ".dicom")  # decoded by lie_jax.owner.inputs (needs the dicom extra)
 SPLIT_FOLDERS = ("train", "val", "test")
 _GRAY_MODES = ("1", "L", "LA")
 _UNSUPPORTED_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")
@@ -422,12 +423,27 @@ def _subfolders(folder: Path) -> list[str]:
 
 def _image_files(folder: Path) -> list[Path]:
   return sorted(p for p in folder.iterdir()
-                if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES + DICOM_SUFFIXES
                 and not p.name.startswith("."))
 
 
+def _open_dicom(path: Path) -> Image.Image:
+  """Decodes a DICOM file (windowed to uint8 as `lie-jax encrypt` does) into a PIL image."""
+  from lie_jax.owner import inputs  # pylint: disable=g-import-not-at-top  (it imports this module)
+
+  try:
+    array, _ = inputs.read_dicom(path, window=None)
+  except inputs.InputError as e:  # pydicom missing
+    raise ValueError(f"cannot read {path}: {e}") from None
+  except ValueError as e:
+    raise ValueError(f"cannot read DICOM file {path}: {e}") from None
+  return Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array)
+
+
 def _open_image(path: Path) -> Image.Image:
-  """Opens (header only) an image, raising ValueError naming the file if unreadable."""
+  """Opens (PNG/JPEG: header only) an image, raising ValueError naming the file if unreadable."""
+  if path.suffix.lower() in DICOM_SUFFIXES:
+    return _open_dicom(path)
   try:
     image = Image.open(path)
   except (OSError, ValueError, Image.DecompressionBombError) as e:
@@ -454,7 +470,7 @@ def _decode_image(path: Path, *, grayscale: bool, size: tuple[int, int] | None) 
 
 def load_image_folder(root: PathLike, *, image_size: int | Sequence[int] | None = None,
                       grayscale: bool | None = None) -> DatasetSplits:
-  """Loads PNG/JPEG images stored one subfolder per class.
+  """Loads PNG/JPEG (or DICOM) images stored one subfolder per class.
 
   Two layouts:
 
@@ -464,8 +480,11 @@ def load_image_folder(root: PathLike, *, image_size: int | Sequence[int] | None 
   Class names are the sorted subfolder names of `root` (or of `root/train`);
   label i means the i-th name. In split layout val/ and test/ may lack some
   classes but may not add new ones, and `root` may hold no other folders.
-  Files without a .png/.jpg/.jpeg suffix and hidden entries are skipped.
-  Decoding loops over files in Python once, at load time.
+  Files without a .png/.jpg/.jpeg (or .dcm/.dicom) suffix and hidden entries
+  are skipped. DICOM files need the `dicom` extra (pydicom); their pixel data
+  go through the modality LUT and the file's VOI window (or its min-max) to
+  uint8, exactly as `lie-jax encrypt` does. Decoding loops over files in
+  Python once, at load time.
 
   Args:
     root: the folder.
@@ -531,11 +550,11 @@ def load_image_folder(root: PathLike, *, image_size: int | Sequence[int] | None 
                          f"training classes {class_names}")
       class_files = _image_files(split_root / class_name)
       if split == "train" and not class_files:
-        raise ValueError(f"{split_root / class_name} holds no {'/'.join(IMAGE_SUFFIXES)} images")
+        raise ValueError(f"{split_root / class_name} holds no {'/'.join(IMAGE_SUFFIXES + DICOM_SUFFIXES)} images")
       files[split] += class_files
       labels[split] += [class_names.index(class_name)] * len(class_files)
     if not files[split]:
-      raise ValueError(f"{split_root} holds no {'/'.join(IMAGE_SUFFIXES)} images in class "
+      raise ValueError(f"{split_root} holds no {'/'.join(IMAGE_SUFFIXES + DICOM_SUFFIXES)} images in class "
                        "folders")
 
   if grayscale is None or size is None:

@@ -36,7 +36,7 @@ from PIL import Image
 from lie_jax.data import sources
 from lie_jax.owner.store import OwnerError
 
-DICOM_SUFFIXES = (".dcm", ".dicom")
+DICOM_SUFFIXES = sources.DICOM_SUFFIXES
 RESAMPLE = "bilinear (PIL)"
 
 
