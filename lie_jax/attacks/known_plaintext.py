@@ -28,6 +28,10 @@ from typing import Any
 import numpy as np
 
 
+class TooFewKnownPlaintexts(ValueError):
+  """The attack needs more (plain, morphed) pairs than it was given."""
+
+
 def _slices(vectors: np.ndarray, copies: int) -> np.ndarray:
   return vectors.reshape(-1, vectors.shape[-1] // copies)
 
@@ -63,9 +67,9 @@ def recover_matrix(plain: Any, morphed: Any, *, copies: int = 1) -> np.ndarray:
   a = _slices(_plain_vectors(plain, n), copies)
   b = _slices(morphed, copies)
   if len(a) < m:
-    raise ValueError(f"too few known plaintexts: {len(plain)} pairs give {len(a)} slices of "
-                     f"length {m}; the core needs at least {m} (>= {math.ceil(m / copies)} "
-                     f"pairs with copies={copies})")
+    raise TooFewKnownPlaintexts(
+        f"too few known plaintexts: {len(plain)} pairs give {len(a)} slices of length {m}; the "
+        f"core needs at least {m} (>= {math.ceil(m / copies)} pairs with copies={copies})")
   core, _, rank, _ = np.linalg.lstsq(a, b, rcond=None)
   if rank < m:
     raise ValueError(f"degenerate known plaintexts: their {len(a)} slices span only {rank} of "

@@ -162,14 +162,18 @@ def security_report_command(args) -> int:
     raise UsageError("the report needs known plaintexts: --train-images >= 1")
   from lie_jax.attacks import report
 
+  skipped: list[str] = []
   results = report.security_report(victims, known, seed=args.seed, block_size=args.block_size,
-                                   steps=args.steps, progress=True)
+                                   steps=args.steps, progress=True, skipped=skipped)
+  for line in skipped:
+    print(f"lie-jax security-report: {line}", file=sys.stderr)
   out = Path(args.out)
   out.mkdir(parents=True, exist_ok=True)
   rows = [r.summary() for r in results]
   _write_json(out / "security.json", {"data": description, "seed": args.seed,
                                       "known_plaintexts": len(known), "keys": KEY_NOTE,
-                                      "verdict_rule": report.VERDICT_RULE, "results": rows})
+                                      "verdict_rule": report.VERDICT_RULE, "results": rows,
+                                      "not_run": skipped})
   report.report_figure(results).save(out / "security.png")
   uncovered = report.uncovered_schemes()
   text = [f"# Security report\n\nData: {description}; {len(known)} known plaintexts from a "
@@ -179,6 +183,9 @@ def security_report_command(args) -> int:
           "\nkeys = per image: the negative control (PE as published, a fresh key per image).\n"]
   if uncovered:
     text.append(f"\nNo attack of the suite applies to: {', '.join(uncovered)}.\n")
+  if skipped:
+    text.append("\nNot run (give more known plaintexts with --train-images):\n\n"
+                + "".join(f"- {line}\n" for line in skipped))
   text.append("\n![plain / ciphertexts | recoveries](security.png)\n")
   (out / "security.md").write_text("".join(text))
   broken = sorted({(r["scheme"]) for r in rows if r["breaks"] and not r["per_image_keys"]})
