@@ -70,3 +70,20 @@ def test_filter_is_lossy_and_blocks_are_constant():
 def test_bad_statistic():
   with pytest.raises(ValueError, match="statistic must be one of"):
     huang2022.generate_key(jax.random.key(0), image_shape=(8, 8, 1), statistic="mode")
+
+
+def test_pe_select_executors_equal_the_block_transform_view():
+  # pe runs its colour shuffle on selects; the shared block machinery applied to
+  # `pe.pixel_transform` is an independent route to the same map.
+  import jax.numpy as jnp
+  from lie_jax.ciphers import _apply
+  generic = _apply.block_cipher(pe.pixel_transform)
+  x = jnp.asarray(np.random.default_rng(3).integers(0, 256, (5, 6, 7, 3), dtype=np.uint8))
+  key = pe.generate_key(jax.random.key(4), image_shape=(6, 7, 3))
+  keys = jax.vmap(lambda i: pe.generate_key(jax.random.fold_in(jax.random.key(4), i),
+                                            image_shape=(6, 7, 3)))(jnp.arange(5))
+  for ours, theirs, k in ((pe.pixel_cipher.encrypt_shared, generic.encrypt_shared, key),
+                          (pe.pixel_cipher.decrypt_shared, generic.decrypt_shared, key),
+                          (pe.pixel_cipher.encrypt_keys, generic.encrypt_keys, keys),
+                          (pe.pixel_cipher.decrypt_keys, generic.decrypt_keys, keys)):
+    np.testing.assert_array_equal(np.asarray(ours(k, x)), np.asarray(theirs(k, x)))
