@@ -148,9 +148,10 @@ def block_cipher(transform: Callable[[Any], _blocks.BlockTransform], *,
                  nibbles: bool = False) -> BlockCipher:
   """Builds the four transforms of a scheme from `transform(cipher_key)`.
 
-  With one key, nibble transforms (LE, ELE) run through a flat source map
-  (one gather per image); the others run through block gathers, which XLA
-  executes faster for them (measured by benchmarks/encrypt_throughput.py).
+  With one key, the transform runs through flat maps built once per key (one
+  gather per output byte, two for nibble schemes; `_blocks.transform_flat`).
+  With one key per image, images are blockified once and gathered inside
+  blocks with each image's small permutations (`_blocks.transform_blocks`).
   """
 
   def statics(cipher_key):
@@ -161,16 +162,8 @@ def block_cipher(transform: Callable[[Any], _blocks.BlockTransform], *,
     return _blocks.invert_transform(transform(cipher_key))
 
   def shared(make):
-    def run(cipher_key, images):
-      t = make(cipher_key)
-      if nibbles:
-        one = lambda image: _blocks.transform_flat(image, t, **statics(cipher_key))
-        return one(images) if images.ndim == 3 else jax.vmap(one)(images)
-      batch = images if images.ndim == 4 else images[None]
-      out = _blocks.transform_blocks(batch, jax.tree_util.tree_map(lambda a: a[None], t),
-                                     **statics(cipher_key))
-      return out if images.ndim == 4 else out[0]
-    return run
+    return lambda cipher_key, images: _blocks.transform_flat(images, make(cipher_key),
+                                                             **statics(cipher_key))
 
   def keyed(make):
     return lambda keys, images: _blocks.transform_blocks(images, jax.vmap(make)(keys),

@@ -8,10 +8,10 @@ negative-positive and LE's nibble permutation and flips are all of this form,
 so a scheme only says how its key defines the transform, and two shared
 executors apply it:
 
-  transform_flat: one key for the whole batch. The transform is turned into
-    a flat *source map* over the image (for every output value, the input
-    position it is read from), so encryption is one gather over each flat
-    image, with no transposes on the data.
+  transform_flat: one key for the whole batch. The transform is unrolled into
+    flat maps over the image (for every output byte, the input byte(s) it is
+    read from and its XOR mask), built once per key, so encryption is one
+    gather per output byte (two for nibbles), with no transposes on the data.
   transform_blocks: one key per image (a batch of transforms). Images are
     blockified once and gathered inside blocks with each image's small
     permutation, so no per-image map of the whole image is built.
@@ -129,43 +129,6 @@ def nibble_positions(image_shape: tuple[int, int, int], block_size: int,
   return out
 
 
-def _inverse_of(positions: np.ndarray) -> np.ndarray:
-  return np.argsort(positions.reshape(-1), kind="stable").astype(np.int32)
-
-
-def source_map(positions: np.ndarray, *, block_perm: jax.Array | None = None,
-               value_perm: jax.Array | None = None) -> jax.Array:
-  """Flat source map of a block rearrangement.
-
-  The output block at position j takes its values from input block
-  `block_perm[j]`, and its value i from value `value_perm[j, i]` of that block
-  (`value_perm` may be [e] for one permutation shared by all blocks):
-
-    out[positions[j, i]] = in[positions[block_perm[j], value_perm[j, i]]]
-
-  Args:
-    positions: [nb, e] static positions (`block_positions` or `nibble_positions`).
-    block_perm: [nb] int permutation of block positions, or None (identity).
-    value_perm: [e] or [nb, e] int permutation(s) inside a block, or None.
-
-  Returns:
-    [nb*e] int32 source index for every flat output position.
-  """
-  src = jnp.asarray(positions)
-  if block_perm is not None:
-    src = src[block_perm]
-  if value_perm is not None:
-    value_perm = jnp.broadcast_to(value_perm, src.shape)
-    src = jnp.take_along_axis(src, value_perm, axis=1)
-  return src.reshape(-1)[_inverse_of(positions)]
-
-
-def per_output(positions: np.ndarray, values: jax.Array) -> jax.Array:
-  """Spreads per-block values ([e] shared, or [nb, e]) onto flat output positions."""
-  values = jnp.broadcast_to(values, positions.shape)
-  return values.reshape(-1)[_inverse_of(positions)]
-
-
 class BlockTransform(NamedTuple):
   """out[j, i] = in[block_perm[j], value_perm[j, i]] ^ xor[j, i] over block vectors.
 
@@ -203,37 +166,98 @@ def invert_transform(t: BlockTransform) -> BlockTransform:
   return BlockTransform(inv_bp, inv_vp, xor)
 
 
-def gather_values(flat: jax.Array, src: jax.Array, xor: jax.Array) -> jax.Array:
-  """y[p] = flat[src[p]] ^ xor[p] over the n values of one flat image."""
-  return flat[src] ^ xor.astype(flat.dtype)
+def _place(positions: np.ndarray, values: jax.Array) -> jax.Array:
+  """Flat array with `values` (broadcast to positions' [nb, e]) at `positions`.
 
-
-def gather_nibbles(flat: jax.Array, src: jax.Array, xor: jax.Array) -> jax.Array:
-  """Nibble rearrangement of one flat uint8 image of n bytes.
-
-  Nibble q < n is the low nibble of byte q, nibble q >= n the high nibble of
-  byte q - n. Output nibble p = nibble src[p] ^ xor[p] (xor in {0, 15});
-  output byte j = nibble j | nibble (n + j) << 4.
+  A scatter, on purpose: XLA:CPU never fuses a scatter into its consumer, so
+  a map built here is computed once per key instead of once per image value
+  (optimization barriers are expanded away on CPU).
   """
-  n = flat.shape[0]
-  byte = jnp.where(src >= n, src - n, src)
-  shift = jnp.where(src >= n, 4, 0).astype(jnp.uint8)
-  nib = ((flat[byte] >> shift) & 15) ^ xor.astype(jnp.uint8)
-  return nib[:n] | (nib[n:] << 4)
+  values = jnp.broadcast_to(values, positions.shape).reshape(-1)
+  index = jnp.asarray(positions.reshape(-1))
+  return jnp.zeros(values.shape, values.dtype).at[index].set(
+      values, unique_indices=True, mode="promise_in_bounds")
 
 
-def transform_flat(image: jax.Array, t: BlockTransform, *, block_size: int, layout: str = "hwc",
+def block_sources(positions: np.ndarray, t: BlockTransform) -> jax.Array:
+  """[nb, e]: the input position every block value comes from (block order).
+
+  Output block j, value i, comes from input block `block_perm[j]`, value
+  `value_perm[j, i]`: out[positions[j, i]] = in[block_sources[j, i]].
+  """
+  src = jnp.asarray(positions)
+  if t.block_perm is not None:
+    src = src[t.block_perm]
+  if t.value_perm is not None:
+    src = jnp.take_along_axis(src, jnp.broadcast_to(t.value_perm, src.shape), axis=1)
+  return src
+
+
+def _gather(flat: jax.Array, src: jax.Array) -> jax.Array:
+  """flat[..., src] for [..., n] values and one [n] map (XLA:CPU's fastest gather form)."""
+  index = jnp.broadcast_to(src, flat.shape[:-1] + src.shape)
+  return jnp.take_along_axis(flat, index, axis=-1, mode="promise_in_bounds")
+
+
+class FlatMaps(NamedTuple):
+  """A block transform unrolled over the flat [H*W*C] image, for one key.
+
+  Output byte p is ((in[low[p]] >> low_shift[p]) & 15) | ((in[high[p]] >>
+  high_shift[p]) & 15) << 4 for nibble transforms, in[low[p]] otherwise;
+  then XORed with xor[p].
+  """
+
+  low: jax.Array
+  xor: jax.Array | None
+  high: jax.Array | None = None
+  low_shift: jax.Array | None = None
+  high_shift: jax.Array | None = None
+
+
+def flat_maps(t: BlockTransform, *, image_shape: tuple[int, int, int], block_size: int,
+              layout: str = "hwc", nibbles: bool = False) -> FlatMaps:
+  """The flat maps of one block transform (each value computed once, by a scatter)."""
+  if not nibbles:
+    positions = block_positions(image_shape, block_size, layout)
+    xor = None if t.xor is None else _place(positions, t.xor.astype(jnp.uint8))
+    return FlatMaps(low=_place(positions, block_sources(positions, t)), xor=xor)
+  positions = nibble_positions(image_shape, block_size, layout)
+  n = positions.size // 2
+  src = block_sources(positions, t)
+  from_high = src >= n
+  byte = _place(positions, jnp.where(from_high, src - n, src)).reshape(2, n)
+  shift = _place(positions, from_high.astype(jnp.uint8) * 4).reshape(2, n)
+  xor = None
+  if t.xor is not None:
+    # A flip of output nibble q lands on bits 0-3 (q < n) or 4-7 (q >= n) of its byte.
+    to_high = np.where(positions >= n, 4, 0).astype(np.uint8)
+    xor = _place(positions, (jnp.broadcast_to(t.xor.astype(jnp.uint8), positions.shape) & 15)
+                 << to_high).reshape(2, n)
+    xor = xor[0] | xor[1]
+  return FlatMaps(low=byte[0], high=byte[1], low_shift=shift[0], high_shift=shift[1], xor=xor)
+
+
+def apply_flat_maps(images: jax.Array, maps: FlatMaps) -> jax.Array:
+  """Applies one key's `FlatMaps` to [..., H, W, C] uint8 images (any leading axes)."""
+  flat = images.reshape(*images.shape[:-3], -1)
+  if maps.high is None:
+    out = _gather(flat, maps.low)
+  else:
+    low = (_gather(flat, maps.low) >> maps.low_shift) & 15
+    high = (_gather(flat, maps.high) >> maps.high_shift) & 15
+    out = low | (high << 4)
+  if maps.xor is not None:
+    out = out ^ maps.xor
+  return out.reshape(images.shape)
+
+
+def transform_flat(images: jax.Array, t: BlockTransform, *, block_size: int, layout: str = "hwc",
                    nibbles: bool = False) -> jax.Array:
-  """Applies one block transform to one [H, W, C] image through a flat source map."""
-  positions = (nibble_positions if nibbles else block_positions)(image.shape, block_size, layout)
-  src = source_map(positions, block_perm=t.block_perm, value_perm=t.value_perm)
-  xor = (jnp.zeros(src.shape, jnp.uint8) if t.xor is None
-         else per_output(positions, t.xor.astype(jnp.uint8)))
-  # The barrier keeps XLA from fusing the map's computation into the gather,
-  # which would redo it for every image of a batch.
-  src, xor = jax.lax.optimization_barrier((src, xor))
-  gather = gather_nibbles if nibbles else gather_values
-  return gather(image.reshape(-1), src, xor).reshape(image.shape)
+  """Applies one block transform to [..., H, W, C] images: one gather per output byte
+  (two for nibble transforms) over each flat image, no transposes of the data."""
+  maps = flat_maps(t, image_shape=images.shape[-3:], block_size=block_size, layout=layout,
+                   nibbles=nibbles)
+  return apply_flat_maps(images, maps)
 
 
 def transform_blocks(images: jax.Array, t: BlockTransform, *, block_size: int,
