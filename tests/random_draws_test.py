@@ -64,6 +64,20 @@ def test_scale_words_is_exact_floor(m):
                                 expected.astype(np.uint32))
 
 
+@pytest.mark.parametrize("upper", [3, 5, 6, 7, 100, 255])
+def test_random_below_digits_are_those_of_the_scaled_word(upper):
+  # Oracle in uint64: word i gives the k base-`upper` digits of
+  # floor(word * upper**k / 2**32), least significant first (upper**k <= 2**16).
+  key = jax.random.key(upper)
+  k = max(j for j in range(1, 17) if upper ** j <= 2 ** 16)
+  size = 10 * k + 3
+  words = np.asarray(jax.random.bits(key, (-(-size // k),), jax.numpy.uint32)).astype(np.uint64)
+  v = (words * np.uint64(upper ** k)) >> np.uint64(32)
+  digits = (v[:, None] // np.uint64(upper) ** np.arange(k, dtype=np.uint64)) % np.uint64(upper)
+  np.testing.assert_array_equal(np.asarray(_blocks.random_below(key, (size,), upper)),
+                                digits.reshape(-1)[:size].astype(np.int32))
+
+
 def test_random_flags_are_fair_and_independent_per_position():
   flags = np.asarray(_blocks.random_flags(jax.random.key(0), (1000, 33)))
   assert flags.dtype == bool and flags.shape == (1000, 33)

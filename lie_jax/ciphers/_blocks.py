@@ -376,9 +376,12 @@ def random_below(key: jax.Array, shape: tuple[int, ...], upper: int) -> jax.Arra
     shifts = jnp.arange(k, dtype=jnp.uint32) * bits
     digits = (words[:, None] >> shifts) & jnp.uint32(upper - 1)
   else:
-    v = scale_words(words, upper ** k)
-    powers = jnp.asarray([upper ** j for j in range(k)], jnp.uint32)
-    digits = (v[:, None] // powers) % jnp.uint32(upper)
+    # Digit j (least significant first) of v = floor(word * upper**k / 2**32)
+    # is the leading base-`upper` digit of the fraction word / 2**32 after
+    # k-1-j shifts: floor((word * upper**(k-1-j) mod 2**32) * upper / 2**32).
+    # Multiplies only (vector integer division is slow on CPUs).
+    shifts = jnp.asarray([upper ** (k - 1 - j) for j in range(k)], jnp.uint32)
+    digits = scale_words(words[:, None] * shifts, upper)  # uint32 products wrap mod 2**32
   return digits.reshape(-1)[:size].astype(jnp.int32).reshape(shape)
 
 
