@@ -45,7 +45,7 @@ import zipfile
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 from PIL import Image
@@ -427,6 +427,61 @@ def _image_files(folder: Path) -> list[Path]:
                 and not p.name.startswith("."))
 
 
+def list_class_folders(root: Path, *, list_files: Callable[[Path], list[Path]] = _image_files,
+                       require_files: bool = True
+                       ) -> tuple[list[str], dict[str, list[tuple[Path, int]]]]:
+  """Walks a class-per-folder tree: (class names, {split: [(file, label), ...]}).
+
+  Layouts (see `load_image_folder`): root/<class>/... (train only) or
+  root/{train,val,test}/<class>/... Class names are the sorted subfolders of
+  root (or root/train); val/test may lack classes but not add any.
+
+  Args:
+    root: the folder.
+    list_files: lists the files of one class folder (default: the image and
+      DICOM files directly in it).
+    require_files: raise if a training class folder or a split has no files
+      (the data owner tools instead report the files they cannot read).
+
+  Raises:
+    ValueError: mixed split and class folders, split folders without train/,
+      no class folders, a val/test class that train lacks, or (with
+      `require_files`) an empty training class or split.
+  """
+  suffixes = "/".join(IMAGE_SUFFIXES + DICOM_SUFFIXES)
+  folders = _subfolders(root)
+  split_names = [f for f in folders if f in SPLIT_FOLDERS]
+  if split_names:
+    strays = [f for f in folders if f not in SPLIT_FOLDERS]
+    if strays:
+      raise ValueError(f"{root} mixes split folders {split_names} with other folders {strays}; "
+                       "put class folders inside train/ (and val/, test/), or use no split "
+                       "folders at all")
+    if "train" not in split_names:
+      raise ValueError(f"{root} has split folders {split_names} but no train/")
+    split_roots = {split: root / split for split in SPLIT_FOLDERS if split in split_names}
+  else:
+    split_roots = {"train": root}
+  class_names = _subfolders(split_roots["train"])
+  if not class_names:
+    raise ValueError(f"{split_roots['train']} has no class subfolders (expected one folder of "
+                     "images per class)")
+  listing: dict[str, list[tuple[Path, int]]] = {}
+  for split, split_root in split_roots.items():
+    listing[split] = []
+    for class_name in _subfolders(split_root):
+      if class_name not in class_names:
+        raise ValueError(f"{split_root / class_name}: class {class_name!r} is not among the "
+                         f"training classes {class_names}")
+      class_files = list_files(split_root / class_name)
+      if require_files and split == "train" and not class_files:
+        raise ValueError(f"{split_root / class_name} holds no {suffixes} images")
+      listing[split] += [(path, class_names.index(class_name)) for path in class_files]
+    if require_files and not listing[split]:
+      raise ValueError(f"{split_root} holds no {suffixes} images in class folders")
+  return class_names, listing
+
+
 def _open_dicom(path: Path) -> Image.Image:
   """Decodes a DICOM file (windowed to uint8 as `lie-jax encrypt` does) into a PIL image."""
   from lie_jax.owner import inputs  # pylint: disable=g-import-not-at-top  (it imports this module)
@@ -522,40 +577,9 @@ def load_image_folder(root: PathLike, *, image_size: int | Sequence[int] | None 
     raise NotADirectoryError(f"{root} is a file; load_image_folder needs a folder of class "
                              "folders")
   size = _image_size(image_size)
-  folders = _subfolders(root)
-  split_names = [f for f in folders if f in SPLIT_FOLDERS]
-  if split_names:
-    strays = [f for f in folders if f not in SPLIT_FOLDERS]
-    if strays:
-      raise ValueError(f"{root} mixes split folders {split_names} with other folders {strays}; "
-                       "put class folders inside train/ (and val/, test/), or use no split "
-                       "folders at all")
-    if "train" not in split_names:
-      raise ValueError(f"{root} has split folders {split_names} but no train/")
-    split_roots = {split: root / split for split in split_names}
-  else:
-    split_roots = {"train": root}
-
-  class_names = _subfolders(split_roots["train"])
-  if not class_names:
-    raise ValueError(f"{split_roots['train']} has no class subfolders (expected one folder of "
-                     "images per class)")
-  files: dict[str, list[Path]] = {}
-  labels: dict[str, list[int]] = {}
-  for split, split_root in split_roots.items():
-    files[split], labels[split] = [], []
-    for class_name in _subfolders(split_root):
-      if class_name not in class_names:
-        raise ValueError(f"{split_root / class_name}: class {class_name!r} is not among the "
-                         f"training classes {class_names}")
-      class_files = _image_files(split_root / class_name)
-      if split == "train" and not class_files:
-        raise ValueError(f"{split_root / class_name} holds no {'/'.join(IMAGE_SUFFIXES + DICOM_SUFFIXES)} images")
-      files[split] += class_files
-      labels[split] += [class_names.index(class_name)] * len(class_files)
-    if not files[split]:
-      raise ValueError(f"{split_root} holds no {'/'.join(IMAGE_SUFFIXES + DICOM_SUFFIXES)} images in class "
-                       "folders")
+  class_names, listing = list_class_folders(root)
+  files = {split: [path for path, _ in entries] for split, entries in listing.items()}
+  labels = {split: [label for _, label in entries] for split, entries in listing.items()}
 
   if grayscale is None or size is None:
     # One cheap pass over the headers: modes decide the channels, sizes must agree.
@@ -572,8 +596,9 @@ def load_image_folder(root: PathLike, *, image_size: int | Sequence[int] | None 
   datasets = {}
   for split, split_files in files.items():
     images = np.stack([_decode_image(p, grayscale=grayscale, size=size) for p in split_files])
+    where = root / split if "train" in _subfolders(root) else root
     datasets[split] = as_array_dataset(images, np.asarray(labels[split], np.int32),
-                                        where=f"{split_roots[split]}")
+                                        where=f"{where}")
   return _make_splits(datasets["train"], datasets.get("val"), datasets.get("test"),
                       label_names=class_names, name=root.resolve().name)
 

@@ -243,30 +243,11 @@ def files_under(folder: Path) -> list[Path]:
 def read_folder(root: Path, *, resize_to: tuple[int, int] | None,
                 window: tuple[float, float] | None, progress_factory=None) -> SourceData:
   """Reads a class-per-folder tree (see the module docstring); bad files become failures."""
-  folders = sources._subfolders(root)  # pylint: disable=protected-access
-  split_names = [f for f in folders if f in sources.SPLIT_FOLDERS]
-  if split_names:
-    strays = [f for f in folders if f not in sources.SPLIT_FOLDERS]
-    if strays:
-      raise InputError(f"{root} mixes split folders {split_names} with other folders {strays}")
-    if "train" not in split_names:
-      raise InputError(f"{root} has split folders {split_names} but no train/")
-    split_roots = {s: root / s for s in sources.SPLIT_FOLDERS if s in split_names}
-  else:
-    split_roots = {"train": root}
-  class_names = sources._subfolders(split_roots["train"])  # pylint: disable=protected-access
-  if not class_names:
-    raise InputError(f"{split_roots['train']} has no class subfolders (expected one folder of "
-                     "images per class)")
-  listing: dict[str, list[tuple[Path, int]]] = {}
-  for split, split_root in split_roots.items():
-    listing[split] = []
-    for class_name in sources._subfolders(split_root):  # pylint: disable=protected-access
-      if class_name not in class_names:
-        raise InputError(f"{split_root / class_name}: class {class_name!r} is not among the "
-                         f"training classes {class_names}")
-      label = class_names.index(class_name)
-      listing[split] += [(path, label) for path in files_under(split_root / class_name)]
+  try:
+    class_names, listing = sources.list_class_folders(root, list_files=files_under,
+                                                      require_files=False)
+  except ValueError as e:
+    raise InputError(str(e)) from None
   total = sum(len(v) for v in listing.values())
   if total == 0:
     raise InputError(f"{root} holds no files in its class folders")
