@@ -12,6 +12,7 @@ from lie_jax.owner import store
 from tests.owner_test import assert_no_secret
 from tests.owner_test import lie_jax
 from tests.owner_test import SIZES
+from tests import tiny
 from tests.owner_test import write_xray_npz
 
 
@@ -19,14 +20,8 @@ def tiny_encrypted_dir_config(path):
   from configs import encrypted_dir
   config = encrypted_dir.get_config()
   config.data.path = str(path)
-  config.train.batch_size = 32
-  config.train.eval_batch_size = 64
-  config.train.num_steps = 4
-  config.train.eval_every_steps = 2
-  config.train.log_every_steps = 1
-  config.train.progress_bar = False
-  config.optim.warmup_steps = 1
-  return config
+  return tiny.shrink(config, num_steps=4, eval_every_steps=2, eval_batch_size=64,
+                     warmup_steps=1)
 
 
 @pytest.mark.slow

@@ -245,16 +245,26 @@ def _png_bytes(array: np.ndarray) -> bytes:
   return buffer.getvalue()
 
 
+def _class_folders(root, classes, names, write):
+  """root/<class>/<name> for every class and name; returns {"class/name": write(path)}."""
+  written = {}
+  for cls in classes:
+    (root / cls).mkdir(parents=True)
+    for name in names:
+      written[f"{cls}/{name}"] = write(root / cls / name)
+  return written
+
+
 def test_corrupt_inputs_are_listed_never_dropped_and_strict_makes_them_fatal(world, tmp_path):
   rng = np.random.default_rng(0)
   src = tmp_path / "scans"
-  good = {}
-  for cls in ("normal", "pneumonia"):
-    (src / cls).mkdir(parents=True)
-    for i in range(3):
-      image = rng.integers(0, 256, (16, 16), dtype=np.uint8)
-      (src / cls / f"{i}.png").write_bytes(_png_bytes(image))
-      good[f"{cls}/{i}.png"] = image
+
+  def write_png(path):
+    image = rng.integers(0, 256, (16, 16), dtype=np.uint8)
+    path.write_bytes(_png_bytes(image))
+    return image
+
+  good = _class_folders(src, ("normal", "pneumonia"), [f"{i}.png" for i in range(3)], write_png)
   full_png = _png_bytes(rng.integers(0, 256, (16, 16), dtype=np.uint8))
   (src / "normal" / "truncated.png").write_bytes(full_png[:len(full_png) // 2])
   (src / "pneumonia" / "notes.txt").write_text("not an image\n")
@@ -364,13 +374,13 @@ def test_dicom_folder_is_windowed_as_the_manifest_states(world, tmp_path):
   from lie_jax.owner import inputs
   rng = np.random.default_rng(1)
   src = tmp_path / "dicom"
-  expected = {}
-  for cls in ("a", "b"):
-    (src / cls).mkdir(parents=True)
-    for i in range(2):
-      pixels = rng.integers(0, 4096, (16, 16), dtype=np.uint16)
-      _write_dicom(src / cls / f"img{i}.dcm", pixels, center=2048, width=4096)
-      expected[f"{cls}/img{i}.dcm"] = inputs.window_to_uint8(pixels.astype(float), 2048, 4096)
+
+  def write_dicom(path):
+    pixels = rng.integers(0, 4096, (16, 16), dtype=np.uint16)
+    _write_dicom(path, pixels, center=2048, width=4096)
+    return inputs.window_to_uint8(pixels.astype(float), 2048, 4096)
+
+  expected = _class_folders(src, ("a", "b"), ["img0.dcm", "img1.dcm"], write_dicom)
   _write_dicom(src / "a" / "no_pixels.dcm", None)
   out = tmp_path / "enc"
   proc = lie_jax("encrypt", "--key", world["key"], "--scheme", "le", "--block-size", 4, "--in",

@@ -12,6 +12,7 @@ import pytest
 
 from configs import default
 from lie_jax.training import metrics as metrics_lib
+from tests import tiny
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -21,13 +22,7 @@ def tiny_config(cipher="le", adaptation="block", **train):
   config.cipher.name = cipher
   config.model.adaptation = adaptation
   config.model.backbone = "small_resnet"
-  config.train.batch_size = 32
-  config.train.eval_batch_size = 128
-  config.train.num_steps = 6
-  config.train.eval_every_steps = 3
-  config.train.log_every_steps = 1
-  config.train.progress_bar = False
-  config.optim.warmup_steps = 2
+  tiny.shrink(config, num_steps=6, eval_every_steps=3, eval_batch_size=128, warmup_steps=2)
   for k, v in train.items():
     setattr(config.train, k, v)
   return config
