@@ -253,8 +253,11 @@ def apply_flat_maps(images: jax.Array, maps: FlatMaps) -> jax.Array:
 
 def transform_flat(images: jax.Array, t: BlockTransform, *, block_size: int, layout: str = "hwc",
                    nibbles: bool = False) -> jax.Array:
-  """Applies one block transform to [..., H, W, C] images: one gather per output byte
-  (two for nibble transforms) over each flat image, no transposes of the data."""
+  """Applies one block transform to [..., H, W, C] images (one key for all of them).
+
+  One gather per output byte (two for nibble transforms) over each flat image,
+  through maps built once per key; no transposes of the data.
+  """
   maps = flat_maps(t, image_shape=images.shape[-3:], block_size=block_size, layout=layout,
                    nibbles=nibbles)
   return apply_flat_maps(images, maps)

@@ -427,10 +427,17 @@ def _image_files(folder: Path) -> list[Path]:
                 and not p.name.startswith("."))
 
 
+class ClassFolders(NamedTuple):
+  """A class-per-folder tree: class names, each split's folder and its (file, label) pairs."""
+
+  class_names: list[str]
+  split_folders: dict[str, Path]
+  files: dict[str, list[tuple[Path, int]]]
+
+
 def list_class_folders(root: Path, *, list_files: Callable[[Path], list[Path]] = _image_files,
-                       require_files: bool = True
-                       ) -> tuple[list[str], dict[str, list[tuple[Path, int]]]]:
-  """Walks a class-per-folder tree: (class names, {split: [(file, label), ...]}).
+                       require_files: bool = True) -> ClassFolders:
+  """Walks a class-per-folder tree (no file is opened).
 
   Layouts (see `load_image_folder`): root/<class>/... (train only) or
   root/{train,val,test}/<class>/... Class names are the sorted subfolders of
@@ -479,7 +486,7 @@ def list_class_folders(root: Path, *, list_files: Callable[[Path], list[Path]] =
       listing[split] += [(path, class_names.index(class_name)) for path in class_files]
     if require_files and not listing[split]:
       raise ValueError(f"{split_root} holds no {suffixes} images in class folders")
-  return class_names, listing
+  return ClassFolders(class_names, split_roots, listing)
 
 
 def _open_dicom(path: Path) -> Image.Image:
@@ -577,9 +584,9 @@ def load_image_folder(root: PathLike, *, image_size: int | Sequence[int] | None 
     raise NotADirectoryError(f"{root} is a file; load_image_folder needs a folder of class "
                              "folders")
   size = _image_size(image_size)
-  class_names, listing = list_class_folders(root)
-  files = {split: [path for path, _ in entries] for split, entries in listing.items()}
-  labels = {split: [label for _, label in entries] for split, entries in listing.items()}
+  tree = list_class_folders(root)
+  files = {split: [path for path, _ in entries] for split, entries in tree.files.items()}
+  labels = {split: [label for _, label in entries] for split, entries in tree.files.items()}
 
   if grayscale is None or size is None:
     # One cheap pass over the headers: modes decide the channels, sizes must agree.
@@ -596,11 +603,10 @@ def load_image_folder(root: PathLike, *, image_size: int | Sequence[int] | None 
   datasets = {}
   for split, split_files in files.items():
     images = np.stack([_decode_image(p, grayscale=grayscale, size=size) for p in split_files])
-    where = root / split if "train" in _subfolders(root) else root
     datasets[split] = as_array_dataset(images, np.asarray(labels[split], np.int32),
-                                        where=f"{where}")
+                                        where=f"{tree.split_folders[split]}")
   return _make_splits(datasets["train"], datasets.get("val"), datasets.get("test"),
-                      label_names=class_names, name=root.resolve().name)
+                      label_names=tree.class_names, name=root.resolve().name)
 
 
 # ---------------------------------------------------------------------------

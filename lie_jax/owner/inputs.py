@@ -244,10 +244,10 @@ def read_folder(root: Path, *, resize_to: tuple[int, int] | None,
                 window: tuple[float, float] | None, progress_factory=None) -> SourceData:
   """Reads a class-per-folder tree (see the module docstring); bad files become failures."""
   try:
-    class_names, listing = sources.list_class_folders(root, list_files=files_under,
-                                                      require_files=False)
+    tree = sources.list_class_folders(root, list_files=files_under, require_files=False)
   except ValueError as e:
     raise InputError(str(e)) from None
+  class_names, listing = tree.class_names, tree.files
   total = sum(len(v) for v in listing.values())
   if total == 0:
     raise InputError(f"{root} holds no files in its class folders")
