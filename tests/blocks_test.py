@@ -37,7 +37,10 @@ def np_transform(images, t, b, layout, nibbles):
   values = np.concatenate([blocks & 15, blocks >> 4], axis=2) if nibbles else blocks
   e = values.shape[2]
   bp = np.arange(nb) if t["block_perm"] is None else t["block_perm"]
-  vp = np.broadcast_to(np.arange(e) if t["value_perm"] is None else t["value_perm"], (nb, e))
+  vp = np.arange(e) if t["value_perm"] is None else t["value_perm"]
+  if isinstance(vp, tuple):  # (codes, table)
+    vp = vp[1][vp[0]]
+  vp = np.broadcast_to(vp, (nb, e))
   xor = np.broadcast_to(np.uint8(0) if t["xor"] is None else t["xor"], (nb, e))
   out = np.empty_like(values)
   for j in range(nb):
@@ -57,6 +60,10 @@ CASES = [
     ("xor only", (6, 6, 3), 3, "hwc", False, ("xor",), False, "full"),
     ("nibbles shared perm + flips", (8, 8, 3), 4, "hwc", True, ("vp", "xor"), False, "value"),
     ("nibbles per block + scramble", (8, 4, 1), 2, "chw", True, ("bp", "vp", "xor"), True, "full"),
+    # value_perm a PermChoice: per-block codes into a fixed table (EtC's form).
+    ("table choice + scramble + xor per block", (8, 8, 3), 4, "hwc", False, ("bp", "vp", "xor"),
+     "choice", "block"),
+    ("table choice + xor per value", (6, 6, 1), 3, "hwc", False, ("vp", "xor"), "choice", "full"),
 ]
 
 
@@ -64,7 +71,12 @@ def _random_transform(rng, nb, e, fields, per_block, xor_kind, nibbles):
   t = {"block_perm": None, "value_perm": None, "xor": None}
   if "bp" in fields:
     t["block_perm"] = rng.permutation(nb).astype(np.int32)
-  if "vp" in fields:
+  if "vp" in fields and per_block == "choice":
+    # One fixed table per geometry (as EtC's), so that a batch of keys shares it.
+    table_rng = np.random.default_rng(e)
+    table = np.stack([table_rng.permutation(e) for _ in range(5)]).astype(np.int32)
+    t["value_perm"] = (rng.integers(0, 5, nb).astype(np.int32), table)
+  elif "vp" in fields:
     t["value_perm"] = (np.stack([rng.permutation(e) for _ in range(nb)]) if per_block
                        else rng.permutation(e)).astype(np.int32)
   if "xor" in fields:
@@ -75,7 +87,11 @@ def _random_transform(rng, nb, e, fields, per_block, xor_kind, nibbles):
 
 
 def _as_jax(t):
-  return _blocks.BlockTransform(**{k: None if v is None else jnp.asarray(v) for k, v in t.items()})
+  def convert(v):
+    if isinstance(v, tuple):  # (codes, table)
+      return _blocks.PermChoice(jnp.asarray(v[0]), v[1])
+    return None if v is None else jnp.asarray(v)
+  return _blocks.BlockTransform(**{k: convert(v) for k, v in t.items()})
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
@@ -101,5 +117,26 @@ def test_executors_equal_numpy_oracle_and_invert(case):
     np.testing.assert_array_equal(np.asarray(back), images[k])
   # One key per image (batched block gathers).
   stacked = jax.tree_util.tree_map(lambda *a: jnp.stack(a), *[_as_jax(t) for t in transforms])
-  keyed = _blocks.transform_blocks(jnp.asarray(images), stacked, **statics)
-  np.testing.assert_array_equal(np.asarray(keyed), np.stack(expected))
+  keyed = jax.jit(lambda x, t: _blocks.transform_blocks(x, lambda t: t, t, **statics))
+  np.testing.assert_array_equal(np.asarray(keyed(jnp.asarray(images), stacked)), np.stack(expected))
+  # ... and its inverse, the per-image arrays inverted inside the executor.
+  back = _blocks.transform_blocks(jnp.asarray(np.stack(expected)), _blocks.invert_transform,
+                                  stacked, **statics)
+  np.testing.assert_array_equal(np.asarray(back), images)
+
+
+def test_separately_returns_fn_of_args_for_pytrees_under_jit_and_vmap():
+  x = jnp.arange(12, dtype=jnp.uint8).reshape(3, 4)
+  fn = lambda a, tree: {"sum": a.astype(jnp.int32) + tree[0], "none": None, "t": tree[1].T}
+  tree = (jnp.int32(5), jnp.ones((2, 3), jnp.float32))
+  expected = fn(x, tree)
+  for got in (_blocks.separately(fn, x, tree), jax.jit(lambda a, t: _blocks.separately(fn, a, t))(x, tree)):
+    np.testing.assert_array_equal(got["sum"], expected["sum"])
+    np.testing.assert_array_equal(got["t"], expected["t"])
+    assert got["none"] is None
+  # Under vmap the (batched) conditional becomes a select: still fn's value, zeros included.
+  batched = jax.vmap(lambda a: _blocks.separately(lambda v: v * 2, a))(jnp.array([[0], [3]], jnp.int32))
+  np.testing.assert_array_equal(batched, [[0], [6]])
+  # On CPU fn runs as a conditional's branch (compiled apart from its surroundings).
+  hlo = jax.jit(lambda a: _blocks.separately(lambda v: v + 1, a)).lower(x).compile().as_text()
+  assert ("conditional" in hlo) == (jax.default_backend() == "cpu")

@@ -3,6 +3,7 @@
 import itertools
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -18,6 +19,59 @@ def test_random_permutations_are_permutations(size):
   assert single.shape == (size,)
   if size > 5:
     assert len({p.tobytes() for p in perms}) == 50
+
+
+@pytest.mark.parametrize("size", [1, 3, 17, 96, 128])
+def test_sort_words_equals_numpy_sort(size):
+  rng = np.random.default_rng(size)
+  # Duplicates and the largest word (the value the network pads with) included.
+  # 300 rows: enough for the network (which needs _NETWORK_MIN_ROWS).
+  words = rng.integers(0, 2**32, (60, 5, size), dtype=np.uint32)
+  words[0, 0, ::3] = 2**32 - 1
+  words[1, 1] = rng.integers(0, 4, size)
+  expected = np.sort(words, axis=-1)
+  np.testing.assert_array_equal(jax.jit(_blocks.sort_words)(words), expected)
+  np.testing.assert_array_equal(_blocks.sort_words(words[2, 3]), expected[2, 3])
+  # Under vmap (the batching rule moves the batch into the network's lanes), also nested.
+  np.testing.assert_array_equal(jax.jit(jax.vmap(_blocks.sort_words))(words), expected)
+  np.testing.assert_array_equal(jax.vmap(jax.vmap(_blocks.sort_words))(words), expected)
+  np.testing.assert_array_equal(
+      jax.vmap(_blocks.sort_words, in_axes=1, out_axes=1)(words), expected)
+
+
+@pytest.mark.parametrize("rows", [3, 40000])
+def test_sort_words_outside_the_network_sizes_uses_sort(rows):
+  # pylint: disable=protected-access
+  assert rows < _blocks._NETWORK_MIN_ROWS or rows * 128 > _blocks._NETWORK_MAX_VALUES
+  words = np.random.default_rng(0).integers(0, 2**32, (rows, 128), dtype=np.uint32)
+  np.testing.assert_array_equal(jax.jit(_blocks.sort_words)(words), np.sort(words, axis=-1))
+
+
+@pytest.mark.parametrize("size", [1, 5, 64, 128, 129, 300])
+def test_invert_permutations_equals_argsort(size):
+  rng = np.random.default_rng(size)
+  perms = np.stack([rng.permutation(size) for _ in range(6)]).astype(np.int32)
+  expected = np.argsort(perms, axis=-1)
+  np.testing.assert_array_equal(_blocks.invert_permutations(jnp.asarray(perms)), expected)
+  np.testing.assert_array_equal(jax.vmap(_blocks.invert_permutations)(jnp.asarray(perms)),
+                                expected)
+
+
+@pytest.mark.parametrize("count, size", [(None, 48), (64, 96), (None, 128), (3, 7)])
+def test_random_permutations_sort_packed_words(count, size):
+  # Oracle: the packed-word construction of the docstring, sorted by NumPy. It
+  # pins the permutations a key gives (keys made before the network must not change).
+  key = jax.random.key(size)
+  shape = (size,) if count is None else (count, size)
+  words = np.asarray(jax.random.bits(key, shape, jnp.uint32))
+  packed = (words & ~np.uint32(127)) | np.arange(size, dtype=np.uint32)
+  expected = (np.sort(packed, axis=-1) & 127).astype(np.int32)
+  np.testing.assert_array_equal(_blocks.random_permutations(key, count, size), expected)
+  # The per-image path draws them under vmap.
+  keys = jax.random.split(key, 3)
+  batched = jax.jit(jax.vmap(lambda k: _blocks.random_permutations(k, count, size)))(keys)
+  for k, got in zip(keys, batched):
+    np.testing.assert_array_equal(got, _blocks.random_permutations(k, count, size))
 
 
 @pytest.mark.parametrize("size", [3, 200])

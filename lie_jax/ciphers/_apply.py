@@ -14,6 +14,7 @@ never contain key material.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -144,15 +145,20 @@ class BlockCipher(NamedTuple):
   decrypt_keys: Callable
 
 
-def block_cipher(transform: Callable[[Any], _blocks.BlockTransform], *,
-                 nibbles: bool = False) -> BlockCipher:
+def block_cipher(transform: Callable[[Any], _blocks.BlockTransform], *, nibbles: bool = False,
+                 shared_executor: str = "flat") -> BlockCipher:
   """Builds the four transforms of a scheme from `transform(cipher_key)`.
 
-  With one key, the transform runs through flat maps built once per key (one
-  gather per output byte, two for nibble schemes; `_blocks.transform_flat`).
   With one key per image, images are blockified once and gathered inside
   blocks with each image's small permutations (`_blocks.transform_blocks`).
+  With one key, shared_executor="flat" unrolls the transform into flat maps
+  built once per key (one gather per output byte, two for nibble schemes;
+  `_blocks.transform_flat`); "blocks" runs the per-image executor with the
+  one transform broadcast to every image (faster where the transform's
+  arrays are small: LE, whose flat maps cost five map loads per byte).
   """
+  if shared_executor not in ("flat", "blocks"):
+    raise ValueError(f"shared_executor must be 'flat' or 'blocks', got {shared_executor!r}")
 
   def statics(cipher_key):
     g = cipher_key.geometry
@@ -162,12 +168,21 @@ def block_cipher(transform: Callable[[Any], _blocks.BlockTransform], *,
     return _blocks.invert_transform(transform(cipher_key))
 
   def shared(make):
-    return lambda cipher_key, images: _blocks.transform_flat(images, make(cipher_key),
-                                                             **statics(cipher_key))
+    if shared_executor == "flat":
+      return lambda cipher_key, images: _blocks.transform_flat(images, make(cipher_key),
+                                                               **statics(cipher_key))
+
+    def run(cipher_key, images):
+      batch = images if images.ndim == 4 else images[None]
+      n = batch.shape[0]
+      one = jax.tree.map(lambda a: jnp.broadcast_to(a, (n,) + a.shape), make(cipher_key))
+      out = _blocks.transform_blocks(batch, lambda t: t, one, **statics(cipher_key))
+      return out if images.ndim == 4 else out[0]
+
+    return run
 
   def keyed(make):
-    return lambda keys, images: _blocks.transform_blocks(images, jax.vmap(make)(keys),
-                                                         **statics(keys))
+    return lambda keys, images: _blocks.transform_blocks(images, make, keys, **statics(keys))
 
   return BlockCipher(encrypt_shared=shared(transform), decrypt_shared=shared(inverse),
                      encrypt_keys=keyed(transform), decrypt_keys=keyed(inverse))
@@ -227,10 +242,15 @@ def per_image_api(generate_key: Callable[..., Any], encrypt_keys: Callable,
     options = {k: tuple(v) if isinstance(v, list) else v for k, v in options.items()}
     return {**defaults, **options}
 
-  def _geometry(image_shape, options):
+  @functools.lru_cache(maxsize=256)
+  def _cached_geometry(image_shape, options):
     abstract = jax.eval_shape(
-        lambda: generate_key(jax.random.key(0), image_shape=image_shape, **options))
+        lambda: generate_key(jax.random.key(0), image_shape=image_shape, **dict(options)))
     return abstract.geometry
+
+  def _geometry(image_shape, options):
+    # Tracing generate_key costs milliseconds: once per shape and options.
+    return _cached_geometry(image_shape, tuple(sorted(options.items())))
 
   def encrypt_per_image(key, images, *, indices=None, padding="none", **options):
     options = _options(options)

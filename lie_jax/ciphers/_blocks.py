@@ -14,10 +14,16 @@ executors apply it:
     gather per output byte (two for nibbles), with no transposes on the data.
   transform_blocks: one key per image (a batch of transforms). Images are
     blockified once and gathered inside blocks with each image's small
-    permutation, so no per-image map of the whole image is built.
+    permutations, so no per-image map of the whole image is built; its steps
+    are compiled apart (`separately`) so that XLA:CPU does not fuse the
+    transposes or the key draws into the gathers.
 
 Decryption applies `invert_transform`. `blockify` / `unblockify` are the
-reshape-transpose pair that defines block order.
+reshape-transpose pair that defines block order. Per-block value
+permutations picked from a fixed set (EtC's rotations, flips and colour
+orders) are a `PermChoice`: small codes into a static table, cheap to batch
+and to invert. Key draws: `random_permutations` (one sort of packed random
+words, `sort_words`), `random_flags`, `random_below`.
 
 Block vector layouts:
   "hwc": (row, column, channel) order inside a block, "pixel-major" (default);
@@ -31,7 +37,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -129,18 +135,80 @@ def nibble_positions(image_shape: tuple[int, int, int], block_size: int,
   return out
 
 
+class _StaticTable:
+  """A read-only int32 numpy table held in a pytree's structure (hashable by content)."""
+
+  def __init__(self, table: Any):
+    self.array = np.array(table, dtype=np.int32)
+    self.array.setflags(write=False)
+    self._key = (self.array.shape, self.array.tobytes())
+
+  def __hash__(self) -> int:
+    return hash(self._key)
+
+  def __eq__(self, other: Any) -> bool:
+    return isinstance(other, _StaticTable) and self._key == other._key
+
+
+@jax.tree_util.register_pytree_node_class
+class PermChoice:
+  """Per-block value permutations chosen from a few fixed ones: perms[j] = table[codes[j]].
+
+  The table is static (part of the pytree's structure), so a batch of keys
+  carries only its small codes, and inverting costs nothing: the inverse
+  picks the same codes from the table of inverse permutations.
+
+  Attributes:
+    codes: [nb] int codes (a leading batch axis under vmap).
+    table: [K, e] int32 numpy array of permutations of 0..e-1.
+  """
+
+  def __init__(self, codes: jax.Array, table: Any):
+    self.codes = codes
+    self._table = table if isinstance(table, _StaticTable) else _StaticTable(table)
+
+  @property
+  def table(self) -> np.ndarray:
+    return self._table.array
+
+  def perms(self) -> jax.Array:
+    """The [..., nb, e] permutations."""
+    return jnp.asarray(self.table)[self.codes]
+
+  def inverse(self) -> "PermChoice":
+    return PermChoice(self.codes, _inverse_table(self._table))
+
+  def tree_flatten(self):
+    return (self.codes,), self._table
+
+  @classmethod
+  def tree_unflatten(cls, table, children):
+    return cls(children[0], table)
+
+
+@functools.lru_cache(maxsize=32)
+def _inverse_table(table: _StaticTable) -> _StaticTable:
+  return _StaticTable(np.argsort(table.array, axis=-1))
+
+
+def value_perms(value_perm: "jax.Array | PermChoice") -> jax.Array:
+  """A transform's value permutations as one array ([e], [nb, e], or batched)."""
+  return value_perm.perms() if isinstance(value_perm, PermChoice) else value_perm
+
+
 class BlockTransform(NamedTuple):
   """out[j, i] = in[block_perm[j], value_perm[j, i]] ^ xor[j, i] over block vectors.
 
   Attributes:
     block_perm: [nb] int permutation of block positions, or None (identity).
     value_perm: [e] (shared) or [nb, e] (per output block) permutations inside a
-      block vector of e values (e = d, or 2d nibbles), or None (identity).
+      block vector of e values (e = d, or 2d nibbles), a `PermChoice` (per
+      block, from a fixed table), or None (identity).
     xor: uint8 mask broadcastable to [nb, e] (e.g. [e], [nb, 1]), or None.
   """
 
   block_perm: jax.Array | None = None
-  value_perm: jax.Array | None = None
+  value_perm: "jax.Array | PermChoice | None" = None
   xor: jax.Array | None = None
 
 
@@ -150,17 +218,23 @@ def invert_transform(t: BlockTransform) -> BlockTransform:
   From y[j, i] = x[bp[j], vp[j, i]] ^ xor[j, i]: with j = bp^-1[b] and
   i = vp[j]^-1[k], x[b, k] = y[j, i] ^ xor[j, i].
   """
-  inv_bp = None if t.block_perm is None else jnp.argsort(t.block_perm).astype(jnp.int32)
+  inv_bp = None if t.block_perm is None else invert_permutations(t.block_perm)
   inv_vp, xor = None, t.xor
+  per_block = False
   if t.value_perm is not None:
-    inv_vp = jnp.argsort(t.value_perm, axis=-1).astype(jnp.int32)
-    if xor is not None:
-      shape = jnp.broadcast_shapes(inv_vp.shape, xor.shape)
-      xor = jnp.take_along_axis(jnp.broadcast_to(xor, shape), jnp.broadcast_to(inv_vp, shape),
+    if isinstance(t.value_perm, PermChoice):
+      inv_vp, per_block = t.value_perm.inverse(), True
+    else:
+      inv_vp, per_block = invert_permutations(t.value_perm), t.value_perm.ndim == 2
+    if xor is not None and xor.shape[-1] > 1:  # a mask constant over the block needs no reorder
+      perms = value_perms(inv_vp)
+      shape = jnp.broadcast_shapes(perms.shape, xor.shape)
+      xor = jnp.take_along_axis(jnp.broadcast_to(xor, shape), jnp.broadcast_to(perms, shape),
                                 axis=-1)
   if inv_bp is not None:
-    if inv_vp is not None and inv_vp.ndim == 2:
-      inv_vp = inv_vp[inv_bp]
+    if per_block:
+      inv_vp = (PermChoice(inv_vp.codes[inv_bp], inv_vp.table)
+                if isinstance(inv_vp, PermChoice) else inv_vp[inv_bp])
     if xor is not None and xor.ndim == 2 and xor.shape[0] > 1:
       xor = xor[inv_bp]
   return BlockTransform(inv_bp, inv_vp, xor)
@@ -189,7 +263,7 @@ def block_sources(positions: np.ndarray, t: BlockTransform) -> jax.Array:
   if t.block_perm is not None:
     src = src[t.block_perm]
   if t.value_perm is not None:
-    src = jnp.take_along_axis(src, jnp.broadcast_to(t.value_perm, src.shape), axis=1)
+    src = jnp.take_along_axis(src, jnp.broadcast_to(value_perms(t.value_perm), src.shape), axis=1)
   return src
 
 
@@ -263,31 +337,92 @@ def transform_flat(images: jax.Array, t: BlockTransform, *, block_size: int, lay
   return apply_flat_maps(images, maps)
 
 
-def transform_blocks(images: jax.Array, t: BlockTransform, *, block_size: int,
-                     layout: str = "hwc", nibbles: bool = False) -> jax.Array:
-  """Applies a batch of block transforms (leading axis N) to [N, H, W, C] images."""
-  blocks = blockify(images, block_size=block_size, layout=layout)  # [N, nb, d]
+def separately(fn: Callable[..., Any], *args: Any) -> Any:
+  """`fn(*args)` compiled on its own, reading and writing buffers (XLA:CPU only).
+
+  XLA:CPU fuses producers such as the blockify transposes into the gathers
+  that read them, and then recomputes their index arithmetic (or a key's
+  random draws) for every value gathered: 3-4x slower than gathering from a
+  buffer. `lax.optimization_barrier` is expanded away before fusion on CPU.
+  The branches of a conditional are compiled apart from the code around them,
+  with their operands and results in buffers, so on CPU `fn` runs as the
+  branch of one whose predicate `(x | 1) != 0` (x: the first element of the
+  first array argument) is always true but cannot be folded. Other backends
+  call `fn` directly.
+
+  Args:
+    fn: a function of arrays (pytrees allowed) returning a pytree of arrays.
+    *args: its arguments; the first array leaf must have an integer dtype.
+  """
+
+  def never(*operands):
+    shapes = jax.eval_shape(fn, *operands)
+    return jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), shapes)
+
+  def on_cpu(*operands):
+    first = jax.tree.leaves(operands)[0].reshape(-1)[0].astype(jnp.uint32)
+    return jax.lax.cond((first | 1) != 0, fn, never, *operands)
+
+  return jax.lax.platform_dependent(*args, cpu=on_cpu, default=fn)
+
+
+def _gather_blocks(blocks: jax.Array, t: BlockTransform, nibbles: bool) -> jax.Array:
+  """[N, nb, d] blocks -> [N, nb, d] transformed blocks, a batch of transforms."""
+  _, _, d = blocks.shape
   if t.block_perm is not None:
     blocks = jnp.take_along_axis(blocks, t.block_perm[:, :, None], axis=1,
                                  mode="promise_in_bounds")
-  d = blocks.shape[-1]
   per_block = lambda a: a if a.ndim == 3 else a[:, None, :]
   xor = None if t.xor is None else per_block(t.xor.astype(jnp.uint8))
-  if nibbles:
-    vp = per_block(t.value_perm)
-    byte = jnp.where(vp >= d, vp - d, vp)
-    shift = jnp.where(vp >= d, 4, 0).astype(jnp.uint8)
-    nib = (jnp.take_along_axis(blocks, byte, axis=2, mode="promise_in_bounds") >> shift) & 15
-    if xor is not None:
-      nib = nib ^ xor
-    blocks = nib[..., :d] | (nib[..., d:] << 4)
-  else:
-    if t.value_perm is not None:
-      blocks = jnp.take_along_axis(blocks, per_block(t.value_perm), axis=2,
-                                   mode="promise_in_bounds")
-    if xor is not None:
-      blocks = blocks ^ xor
-  return unblockify(blocks, image_shape=images.shape[1:], block_size=block_size, layout=layout)
+  gather = lambda index: jnp.take_along_axis(blocks, index, axis=2, mode="promise_in_bounds")
+  if not nibbles:
+    out = blocks if t.value_perm is None else gather(per_block(value_perms(t.value_perm)))
+    return out if xor is None else out ^ xor
+  vp = per_block(value_perms(t.value_perm))
+  byte = jnp.where(vp >= d, vp - d, vp)
+  shift = jnp.where(vp >= d, 4, 0).astype(jnp.uint8)
+  # One gather per nibble half: a single gather of all 2d nibbles is 2x slower.
+  low = (gather(byte[..., :d]) >> shift[..., :d]) & 15
+  high = (gather(byte[..., d:]) >> shift[..., d:]) & 15
+  out = low | (high << 4)
+  if xor is not None:
+    xor = jnp.broadcast_to(xor, xor.shape[:-1] + (2 * d,))
+    out = out ^ ((xor[..., :d] & 15) | ((xor[..., d:] & 15) << 4))
+  return out
+
+
+def transform_blocks(images: jax.Array, transform: Callable[[Any], BlockTransform], keys: Any, *,
+                     block_size: int, layout: str = "hwc", nibbles: bool = False) -> jax.Array:
+  """Applies a batch of block transforms, image i's from keys[i], to [N, H, W, C] images.
+
+  In three steps, each compiled on its own (`separately`): blockify the
+  images and compute the transform's per-image arrays ([N, nb] or [N, e]);
+  gather inside blocks (one gather per output byte, two for nibble
+  transforms, with the block permutation folded into the same gather);
+  unblockify. Per-block arrays ([N, nb, e], as large as the images) are never
+  written out: the gather computes them from the keys.
+
+  Args:
+    images: [N, H, W, C] uint8.
+    transform: one key -> its `BlockTransform` (vmapped here).
+    keys: a pytree of arrays with a leading axis N (e.g. a `BlockTransform`
+      with `transform` the identity).
+  """
+  make = jax.vmap(transform)
+
+  def prepare(images, keys):
+    leaves = jax.tree.leaves(make(keys))
+    return (blockify(images, block_size=block_size, layout=layout),
+            [a if a.ndim <= 2 else None for a in leaves])
+
+  def gather(blocks, per_image, keys):
+    leaves, treedef = jax.tree.flatten(make(keys))
+    t = treedef.unflatten([a if p is None else p for p, a in zip(per_image, leaves)])
+    return _gather_blocks(blocks, t, nibbles)
+
+  blocks, per_image = separately(prepare, images, keys)
+  out = separately(gather, blocks, per_image, keys)
+  return unblockify(out, image_shape=images.shape[1:], block_size=block_size, layout=layout)
 
 
 def pad_to_blocks(images: jax.Array, *, block_size: int, mode: str = "edge") -> jax.Array:
@@ -308,13 +443,93 @@ def pad_to_blocks(images: jax.Array, *, block_size: int, mode: str = "edge") -> 
 _PACKED_SORT_MAX = 128
 
 
+# XLA:CPU sorts one row at a time with a compiled comparator; a bitonic
+# network over many short rows at once is 2-4x faster (measured on 2 cores:
+# 10k rows of 96 words 20 ms -> 5.5 ms) while its rows fit in the cache (past
+# about 2**22 values it streams through memory once per stage and `jnp.sort`
+# wins: 40k rows of 96, 72 ms sort vs 118 ms network). Below a few hundred
+# rows both take microseconds, and the network's compile time (about 0.8 s
+# for 128 rows) would dominate.
+_NETWORK_MAX_VALUES = 1 << 22
+_NETWORK_MIN_ROWS = 256
+
+
+def _bitonic_sort_rows(x: jax.Array) -> jax.Array:
+  """Sorts [M, L] along axis 0 (M a power of two) with a bitonic network, L lanes at once.
+
+  Each merge of two sorted halves of k rows first compares row i with its
+  mirror k-1-i, so every comparator puts the minimum first (no selects); the
+  half-cleaner stages that follow run two at a time (groups of 4 rows), which
+  halves the passes over the data.
+  """
+  m = x.shape[0]
+  k = 2
+  while k <= m:
+    halves = x.reshape(m // k, 2, k // 2, -1)
+    a, b = halves[:, 0], halves[:, 1, ::-1]
+    x = jnp.stack([jnp.minimum(a, b), jnp.maximum(a, b)[:, ::-1]], axis=1).reshape(x.shape)
+    j = k // 4  # half-cleaners at distances j, j/2, ..., 1
+    while j >= 2:
+      q = x.reshape(m // (2 * j), 2, 2, j // 2, -1)  # row = g*2j + s*j + t*j/2 + r
+      a, b, c, d = q[:, 0, 0], q[:, 0, 1], q[:, 1, 0], q[:, 1, 1]
+      low_ac, high_ac = jnp.minimum(a, c), jnp.maximum(a, c)  # distance j
+      low_bd, high_bd = jnp.minimum(b, d), jnp.maximum(b, d)
+      low = jnp.stack([jnp.minimum(low_ac, low_bd), jnp.maximum(low_ac, low_bd)], axis=1)
+      high = jnp.stack([jnp.minimum(high_ac, high_bd), jnp.maximum(high_ac, high_bd)], axis=1)
+      x = jnp.stack([low, high], axis=1).reshape(x.shape)  # distance j/2 done too
+      j //= 4
+    if j == 1:
+      pairs = x.reshape(m // 2, 2, -1)
+      a, b = pairs[:, 0], pairs[:, 1]
+      x = jnp.stack([jnp.minimum(a, b), jnp.maximum(a, b)], axis=1).reshape(x.shape)
+    k *= 2
+  return x
+
+
+def _network_sort(words: jax.Array) -> jax.Array:
+  """Sorts uint32 words along the last axis; every other axis is a lane of the network."""
+  size = words.shape[-1]
+  rows = 1 << max(size - 1, 0).bit_length()
+  lanes = words.reshape(-1, size).T
+  pad = jnp.full((rows - size, lanes.shape[1]), jnp.iinfo(jnp.uint32).max, jnp.uint32)
+  ordered = _bitonic_sort_rows(jnp.concatenate([lanes, pad], axis=0))
+  return ordered[:size].T.reshape(words.shape)
+
+
+@jax.custom_batching.custom_vmap
+def sort_words(words: jax.Array) -> jax.Array:
+  """`jnp.sort(words, axis=-1)` for uint32 words, fast for many short rows.
+
+  Equal to `jnp.sort` on every input. On CPU, 256 or more rows with at most
+  2**22 values in all (rows padded to a power of two) go through a bitonic
+  network with the rows as SIMD lanes; under `jax.vmap` the batch joins the
+  rows (a custom batching rule, so the lanes stay the minor axis). Other
+  backends and other sizes use `jnp.sort`.
+  """
+  size = words.shape[-1]
+  rows = math.prod(words.shape[:-1])
+  padded = 1 << max(size - 1, 0).bit_length()
+  if size <= 1 or rows < _NETWORK_MIN_ROWS or padded * rows > _NETWORK_MAX_VALUES:
+    return jnp.sort(words, axis=-1)
+  return jax.lax.platform_dependent(words, cpu=_network_sort,
+                                    default=lambda w: jnp.sort(w, axis=-1))
+
+
+@sort_words.def_vmap
+def _sort_words_vmap(axis_size, in_batched, words):
+  del axis_size
+  (batched,) = in_batched
+  return sort_words(words), batched
+
+
 def random_permutations(key: jax.Array, count: int | None, size: int) -> jax.Array:
   """[size] (count None) or [count, size] independent random permutations, int32.
 
-  For size <= 128, one sort of random words whose low 7 bits hold the index
-  (25 random bits per entry; two equal random parts, probability below
-  size**2 / 2**26 <= 2.5e-4 per permutation, are ordered by index). Larger
-  sizes use `jax.random.permutation`. Both draw one word per entry.
+  For size <= 128, one sort (`sort_words`) of random words whose low 7 bits
+  hold the index (25 random bits per entry; two equal random parts,
+  probability below size**2 / 2**26 <= 2.5e-4 per permutation, are ordered by
+  index). Larger sizes use `jax.random.permutation`. Both draw one word per
+  entry.
   """
   shape = (size,) if count is None else (count, size)
   if size > _PACKED_SORT_MAX:
@@ -324,7 +539,17 @@ def random_permutations(key: jax.Array, count: int | None, size: int) -> jax.Arr
   index_mask = jnp.uint32(_PACKED_SORT_MAX - 1)
   words = jax.random.bits(key, shape, jnp.uint32)
   packed = (words & ~index_mask) | jnp.arange(size, dtype=jnp.uint32)
-  return (jnp.sort(packed, axis=-1) & index_mask).astype(jnp.int32)
+  return (sort_words(packed) & index_mask).astype(jnp.int32)
+
+
+def invert_permutations(perms: jax.Array) -> jax.Array:
+  """argsort(perms, axis=-1) for permutations (int32), by one `sort_words` for size <= 128."""
+  size = perms.shape[-1]
+  if size > _PACKED_SORT_MAX:
+    return jnp.argsort(perms, axis=-1).astype(jnp.int32)
+  # Sorting value * 128 + index by value leaves the indices in argsort order.
+  packed = (perms.astype(jnp.uint32) << 7) | jnp.arange(size, dtype=jnp.uint32)
+  return (sort_words(packed) & jnp.uint32(_PACKED_SORT_MAX - 1)).astype(jnp.int32)
 
 
 def random_flags(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:

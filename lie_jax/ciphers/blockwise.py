@@ -49,7 +49,8 @@ class BlockwiseKey:
   Attributes:
     perm: [d] int32 pixel-shuffling permutation (identity without "shuffle").
     flip_mask: [d] bool positions to negate (all False without "flip").
-    ffx_table: [d, 256] uint16 code of every value at every position.
+    ffx_table: [d, 256] uint16 code of every value at every position ([d, 0]
+      without "ffx").
     geometry: block size, channels, layout (any H, W divisible by B).
     transforms: the transforms applied, in TRANSFORMS order.
   """
@@ -71,8 +72,8 @@ def _check_transforms(transforms: Sequence[str]) -> tuple[str, ...]:
 
 
 def _identity_arrays(d: int):
-  return (jnp.arange(d, dtype=jnp.int32), jnp.zeros((d,), bool),
-          jnp.tile(jnp.arange(256, dtype=jnp.uint16), (d, 1)))
+  """The arrays of a key without any transform (the FFX table is empty until drawn)."""
+  return jnp.arange(d, dtype=jnp.int32), jnp.zeros((d,), bool), jnp.zeros((d, 0), jnp.uint16)
 
 
 def generate_key(key: jax.Array, *, image_shape: tuple[int, int, int], block_size: int = 4,

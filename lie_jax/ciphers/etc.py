@@ -93,10 +93,11 @@ def generate_key(key: jax.Array, *, image_shape: tuple[int, int, int],
 
 def _transform(cipher_key: EtCKey) -> _blocks.BlockTransform:
   g = cipher_key.geometry
-  table = jnp.asarray(_within_block_tables(g.block_size, g.channels))
+  table = _within_block_tables(g.block_size, g.channels)
+  codes = (cipher_key.rotation * 3 + cipher_key.flip) * 6 + cipher_key.color
   return _blocks.BlockTransform(
       block_perm=cipher_key.block_perm,
-      value_perm=table[cipher_key.rotation, cipher_key.flip, cipher_key.color],
+      value_perm=_blocks.PermChoice(codes, table.reshape(-1, table.shape[-1])),
       xor=cipher_key.negate[:, None].astype(jnp.uint8) * 255)
 
 
