@@ -10,7 +10,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from lie_jax.ciphers import _apply
 from lie_jax.ciphers import _blocks
+from lie_jax.ciphers import le
+from lie_jax.ciphers import vit
 
 
 def np_blockify(images, b, layout):
@@ -140,3 +143,22 @@ def test_separately_returns_fn_of_args_for_pytrees_under_jit_and_vmap():
   # On CPU fn runs as a conditional's branch (compiled apart from its surroundings).
   hlo = jax.jit(lambda a: _blocks.separately(lambda v: v + 1, a)).lower(x).compile().as_text()
   assert ("conditional" in hlo) == (jax.default_backend() == "cpu")
+
+
+@pytest.mark.parametrize("module, transform, nibbles", [
+    (le, lambda k: le.nibble_transform(k.perm), True),
+    (vit, vit._transform, False),  # pylint: disable=protected-access
+])
+def test_shared_key_executors_agree(module, transform, nibbles):
+  # Small batches may take the block executor (shared_blocks_max_bytes), large
+  # ones the flat maps: both must compute the same cipher, and invert it.
+  rng = np.random.default_rng(0)
+  images = rng.integers(0, 256, (5, 16, 12, 3), dtype=np.uint8)
+  key = module.generate_key(jax.random.key(1), image_shape=(16, 12, 3), block_size=4)
+  flat = _apply.block_cipher(transform, nibbles=nibbles)
+  blocks = _apply.block_cipher(transform, nibbles=nibbles, shared_blocks_max_bytes=1 << 30)
+  expected = np.asarray(jax.jit(flat.encrypt_shared)(key, images))
+  np.testing.assert_array_equal(jax.jit(blocks.encrypt_shared)(key, images), expected)
+  np.testing.assert_array_equal(blocks.encrypt_shared(key, images[2]), expected[2])
+  np.testing.assert_array_equal(jax.jit(blocks.decrypt_shared)(key, expected), images)
+  np.testing.assert_array_equal(flat.decrypt_shared(key, expected), images)

@@ -104,9 +104,9 @@ def nibble_transform(perms: jax.Array, block_perm: jax.Array | None = None
   return _blocks.BlockTransform(block_perm=block_perm, value_perm=perms, xor=flips)
 
 
-# Shared keys through the block executor: 1.7x faster than flat maps for 28x28x1, equal for RGB.
+# Batches up to 16 MiB run through the block executor (see `_apply.block_cipher`).
 _cipher = _apply.block_cipher(lambda k: nibble_transform(k.perm), nibbles=True,
-                              shared_executor="blocks")
+                              shared_blocks_max_bytes=16 << 20)
 _encrypt = jax.jit(_cipher.encrypt_shared)
 _decrypt = jax.jit(_cipher.decrypt_shared)
 
