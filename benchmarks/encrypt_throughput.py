@@ -9,11 +9,11 @@ scheme, measures in one run, on the same data:
   - a plain memcpy of the array (`np.copy`),
   - the per-image path's key draws alone (N keys from `fold_in`, written to
     memory), which for the block schemes bound what the per-image path can
-    reach: per-image / shared <= shared / keys alone,
+    reach (in images/s): per-image / shared <= keys alone / shared,
 and prints images/s with the ratios the targets are stated in. Each time is
 the best of --repeats runs, each after an untimed run of the same function
-(compilation and the allocator's state excluded), the five measurements of
-a scheme taking turns so that a slow phase of the machine affects them alike.
+(compilation and the allocator's state excluded), the measurements of a
+scheme taking turns so that a slow phase of the machine affects them alike.
 JAX inputs are already on the device. Writes
 benchmarks/results/encrypt_throughput.json.
 
@@ -169,8 +169,8 @@ def run(num_images: int, repeats: int, schemes: list[str], seed: int = 0) -> dic
           "jit_vs_numpy": numpy_s / shared_s,
           "per_image_vs_shared": per_image_s and shared_s / per_image_s,
           # The block schemes' per-image path writes its keys out exactly as `keygen`
-          # does, so per_image / shared <= shared / keygen for them (PE and huang2022
-          # compute their key bits inside the cipher instead: no such bound).
+          # does, so per_image_s >= keygen_s and per_image_vs_shared <= this (PE and
+          # huang2022 compute their key bits inside the cipher instead: no such bound).
           "keygen_vs_shared": (shared_s / keygen_s
                                if keygen_s and scheme in BLOCK_SCHEMES else None),
           "jit_vs_memcpy": memcpy_s / shared_s,
@@ -186,7 +186,7 @@ def run(num_images: int, repeats: int, schemes: list[str], seed: int = 0) -> dic
 
 HEADER = ("| shape | scheme | jit shared img/s | per-image img/s | per-image keys alone img/s "
           "| NumPy img/s | memcpy img/s | jit / NumPy | per-image / shared "
-          "| bound: shared / keys alone | jit / memcpy |\n"
+          "| bound: keys alone / shared | jit / memcpy |\n"
           "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 
 

@@ -133,13 +133,17 @@ def test_separately_returns_fn_of_args_for_pytrees_under_jit_and_vmap():
   fn = lambda a, tree: {"sum": a.astype(jnp.int32) + tree[0], "none": None, "t": tree[1].T}
   tree = (jnp.int32(5), jnp.ones((2, 3), jnp.float32))
   expected = fn(x, tree)
-  for got in (_blocks.separately(fn, x, tree), jax.jit(lambda a, t: _blocks.separately(fn, a, t))(x, tree)):
+  jitted = jax.jit(lambda a, t: _blocks.separately(fn, a, t))
+  for got in (_blocks.separately(fn, x, tree), jitted(x, tree)):
     np.testing.assert_array_equal(got["sum"], expected["sum"])
     np.testing.assert_array_equal(got["t"], expected["t"])
     assert got["none"] is None
-  # Under vmap the (batched) conditional becomes a select: still fn's value, zeros included.
-  batched = jax.vmap(lambda a: _blocks.separately(lambda v: v * 2, a))(jnp.array([[0], [3]], jnp.int32))
-  np.testing.assert_array_equal(batched, [[0], [6]])
+  # Under vmap the (batched) conditional becomes a select: still fn's value.
+  plus_one = jax.vmap(lambda a: _blocks.separately(lambda v: v + 1, a))
+  batched = plus_one(jnp.array([[0], [3]], jnp.int32))
+  np.testing.assert_array_equal(batched, [[1], [4]])
+  # An empty first argument (no element to read) calls fn directly.
+  assert _blocks.separately(lambda v: v + 1, jnp.zeros((0, 3), jnp.uint8)).shape == (0, 3)
   # On CPU fn runs as a conditional's branch (compiled apart from its surroundings).
   hlo = jax.jit(lambda a: _blocks.separately(lambda v: v + 1, a)).lower(x).compile().as_text()
   assert ("conditional" in hlo) == (jax.default_backend() == "cpu")

@@ -61,6 +61,18 @@ def test_shape_and_dtype_kept(any_case):
   else:
     assert y.dtype == jnp.uint8 and y.shape == x.shape
   assert _cipher(scheme).encrypt(k, x[0]).shape == y.shape[1:]
+  # An empty batch is a valid batch: empty out, both ways, shared and per-image keys.
+  module = _cipher(scheme)
+  empty = x[:0]
+  y0 = module.encrypt(k, empty)
+  assert y0.shape == (0,) + y.shape[1:] and y0.dtype == y.dtype
+  if hasattr(module, "decrypt"):
+    assert module.decrypt(k, y0).shape == empty.shape
+  if hasattr(module, "encrypt_per_image"):
+    z0 = module.encrypt_per_image(jax.random.key(0), empty, **options)
+    assert z0.shape == (0,) + y.shape[1:]
+    if getattr(module, "decrypt_per_image", None):
+      assert module.decrypt_per_image(jax.random.key(0), z0, **options).shape == empty.shape
 
 
 def test_same_key_same_output_different_key_different_output(any_case):

@@ -40,7 +40,7 @@ def test_sort_words_equals_numpy_sort(size):
 
 
 @pytest.mark.parametrize("rows", [3, 40000])
-def test_sort_words_outside_the_network_sizes_uses_sort(rows):
+def test_sort_words_outside_the_network_sizes_equals_numpy_sort(rows):
   # pylint: disable=protected-access
   assert rows < _blocks._NETWORK_MIN_ROWS or rows * 128 > _blocks._NETWORK_MAX_VALUES
   words = np.random.default_rng(0).integers(0, 2**32, (rows, 128), dtype=np.uint32)
@@ -55,9 +55,13 @@ def test_invert_permutations_equals_argsort(size):
   np.testing.assert_array_equal(_blocks.invert_permutations(jnp.asarray(perms)), expected)
   np.testing.assert_array_equal(jax.vmap(_blocks.invert_permutations)(jnp.asarray(perms)),
                                 expected)
+  # 300 rows: through the sorting network.
+  many = np.stack([rng.permutation(size) for _ in range(300)]).astype(np.int32)
+  np.testing.assert_array_equal(jax.jit(_blocks.invert_permutations)(jnp.asarray(many)),
+                                np.argsort(many, axis=-1))
 
 
-@pytest.mark.parametrize("count, size", [(None, 48), (64, 96), (None, 128), (3, 7)])
+@pytest.mark.parametrize("count, size", [(None, 48), (4, 96), (None, 128), (3, 7)])
 def test_random_permutations_sort_packed_words(count, size):
   # Oracle: the packed-word construction of the docstring, sorted by NumPy. It
   # pins the permutations a key gives (keys made before the network must not change).
@@ -67,11 +71,14 @@ def test_random_permutations_sort_packed_words(count, size):
   packed = (words & ~np.uint32(127)) | np.arange(size, dtype=np.uint32)
   expected = (np.sort(packed, axis=-1) & 127).astype(np.int32)
   np.testing.assert_array_equal(_blocks.random_permutations(key, count, size), expected)
-  # The per-image path draws them under vmap.
-  keys = jax.random.split(key, 3)
+  # The per-image path draws them under vmap: 300 keys, enough rows for the sorting network.
+  keys = jax.random.split(key, 300)
+  rows = 300 * (count or 1)
+  assert _blocks._NETWORK_MIN_ROWS <= rows  # pylint: disable=protected-access
   batched = jax.jit(jax.vmap(lambda k: _blocks.random_permutations(k, count, size)))(keys)
-  for k, got in zip(keys, batched):
-    np.testing.assert_array_equal(got, _blocks.random_permutations(k, count, size))
+  words = np.asarray(jax.vmap(lambda k: jax.random.bits(k, shape, jnp.uint32))(keys))
+  packed = (words & ~np.uint32(127)) | np.arange(size, dtype=np.uint32)
+  np.testing.assert_array_equal(batched, (np.sort(packed, axis=-1) & 127).astype(np.int32))
 
 
 @pytest.mark.parametrize("size", [3, 200])

@@ -116,7 +116,8 @@ def test_accuracy_section():
 def test_throughput_section():
   text = report.throughput_section(THROUGHPUT)
   assert "| 32x32x3 | morph | 110,000 | n/a | n/a | 14,000 | 2,600,000 |" in text
-  assert "| 28x28x1 | le | 110,000 | 160,000 | 640,000 | 14,000 | 2,600,000 | 7.9x | 1.45 | 5.82 |" in text
+  assert ("| 28x28x1 | le | 110,000 | 160,000 | 640,000 | 14,000 | 2,600,000 | 7.9x | 1.45 "
+          "| 5.82 |") in text
   assert "- MISS le 32x32x3: jit/NumPy 7.9x (target >= 10x)" in text
   assert f"]({report.THROUGHPUT_FIGURE})" in text
 

@@ -154,12 +154,13 @@ def block_cipher(transform: Callable[[Any], _blocks.BlockTransform], *, nibbles:
   With one key, the transform is unrolled into flat maps built once per key
   (one gather per output byte, two for nibble schemes;
   `_blocks.transform_flat`), except for batches of at most
-  `shared_blocks_max_bytes`, which run through the per-image executor with
-  the one transform broadcast to every image: its three passes over the
-  batch (blockify, gather, unblockify) beat one flat pass while the batch
-  stays in the cache, where LE's flat maps cost five map loads per byte
-  (LE, flat vs blocks: 28x28x1 x 10k, 7.8 MB, 8.8 vs 5.6 ms; 32x32x3 x 10k,
-  31 MB, 39 vs 52 ms; 64x64x3 x 2k, 25 MB, 28 vs 21 ms).
+  `shared_blocks_max_bytes` (0: none), which run through the per-image
+  executor with the one transform broadcast to every image. For LE, whose
+  flat maps cost five map loads per byte, its three passes over the batch
+  (blockify, gather, unblockify) win on batches up to about 25 MB on this
+  2-core machine (32 MB L3) and lose above (flat vs blocks: 28x28x1 x 10k,
+  7.8 MB, 8.8 vs 5.6 ms; 64x64x3 x 2k, 25 MB, 28 vs 21 ms; 32x32x3 x 10k,
+  31 MB, 39 vs 52 ms); LE sets 16 MiB, a margin for smaller caches.
   """
 
   def statics(cipher_key):
@@ -172,7 +173,7 @@ def block_cipher(transform: Callable[[Any], _blocks.BlockTransform], *, nibbles:
   def shared(make):
     def run(cipher_key, images):
       t = make(cipher_key)
-      if images.size * images.dtype.itemsize > shared_blocks_max_bytes:
+      if not 0 < images.size * images.dtype.itemsize <= shared_blocks_max_bytes:
         return _blocks.transform_flat(images, t, **statics(cipher_key))
       batch = images if images.ndim == 4 else images[None]
       n = batch.shape[0]

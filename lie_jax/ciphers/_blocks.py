@@ -226,14 +226,14 @@ def invert_transform(t: BlockTransform) -> BlockTransform:
       inv_vp, per_block = t.value_perm.inverse(), True
     else:
       inv_vp, per_block = invert_permutations(t.value_perm), t.value_perm.ndim == 2
-    if xor is not None and xor.shape[-1] > 1:  # a mask constant over the block needs no reorder
+    if xor is not None and xor.ndim and xor.shape[-1] > 1:  # constant over a block: no reorder
       perms = value_perms(inv_vp)
       shape = jnp.broadcast_shapes(perms.shape, xor.shape)
       xor = jnp.take_along_axis(jnp.broadcast_to(xor, shape), jnp.broadcast_to(perms, shape),
                                 axis=-1)
   if inv_bp is not None:
     if per_block:
-      inv_vp = (PermChoice(inv_vp.codes[inv_bp], inv_vp.table)
+      inv_vp = (PermChoice(inv_vp.codes[inv_bp], inv_vp._table)  # pylint: disable=protected-access
                 if isinstance(inv_vp, PermChoice) else inv_vp[inv_bp])
     if xor is not None and xor.ndim == 2 and xor.shape[0] > 1:
       xor = xor[inv_bp]
@@ -313,7 +313,7 @@ def flat_maps(t: BlockTransform, *, image_shape: tuple[int, int, int], block_siz
 
 def apply_flat_maps(images: jax.Array, maps: FlatMaps) -> jax.Array:
   """Applies one key's `FlatMaps` to [..., H, W, C] uint8 images (any leading axes)."""
-  flat = images.reshape(*images.shape[:-3], -1)
+  flat = images.reshape(*images.shape[:-3], math.prod(images.shape[-3:]))  # no -1: N may be 0
   if maps.high is None:
     out = _gather(flat, maps.low)
   else:
@@ -347,13 +347,18 @@ def separately(fn: Callable[..., Any], *args: Any) -> Any:
   The branches of a conditional are compiled apart from the code around them,
   with their operands and results in buffers, so on CPU `fn` runs as the
   branch of one whose predicate `(x | 1) != 0` (x: the first element of the
-  first array argument) is always true but cannot be folded. Other backends
-  call `fn` directly.
+  first array argument, as uint32) is always true but cannot be folded. Other
+  backends, and an empty first argument, call `fn` directly. Under `jax.vmap`
+  with a batched first argument the conditional becomes a select: the result
+  is still `fn(*args)`, without the separate compilation.
 
   Args:
     fn: a function of arrays (pytrees allowed) returning a pytree of arrays.
-    *args: its arguments; the first array leaf must have an integer dtype.
+    *args: its arguments; the first array leaf must be numeric.
   """
+  first_leaf = jax.tree.leaves(args)[0]
+  if first_leaf.size == 0:
+    return fn(*args)
 
   def never(*operands):
     shapes = jax.eval_shape(fn, *operands)
@@ -395,12 +400,13 @@ def transform_blocks(images: jax.Array, transform: Callable[[Any], BlockTransfor
                      block_size: int, layout: str = "hwc", nibbles: bool = False) -> jax.Array:
   """Applies a batch of block transforms, image i's from keys[i], to [N, H, W, C] images.
 
-  In three steps, each compiled on its own (`separately`): blockify the
-  images and compute the transform's per-image arrays ([N, nb] or [N, e]);
-  gather inside blocks (one gather per output byte, two for nibble
-  transforms, with the block permutation folded into the same gather);
-  unblockify. Per-block arrays ([N, nb, e], as large as the images) are never
-  written out: the gather computes them from the keys.
+  Two steps compiled on their own (`separately`), then the unblockify that
+  reads the second one's buffer: blockify the images and compute the
+  transform's per-image arrays ([N, nb] or [N, e]); gather inside blocks (one
+  gather per output byte, two for nibble transforms, with the block
+  permutation folded into the same gather). Per-block arrays ([N, nb, e], as
+  large as the images) are never written out: the gather computes them from
+  the keys.
 
   Args:
     images: [N, H, W, C] uint8.
@@ -444,12 +450,12 @@ _PACKED_SORT_MAX = 128
 
 
 # XLA:CPU sorts one row at a time with a compiled comparator; a bitonic
-# network over many short rows at once is 2-4x faster (measured on 2 cores:
-# 10k rows of 96 words 20 ms -> 5.5 ms) while its rows fit in the cache (past
-# about 2**22 values it streams through memory once per stage and `jnp.sort`
-# wins: 40k rows of 96, 72 ms sort vs 118 ms network). Below a few hundred
-# rows both take microseconds, and the network's compile time (about 0.8 s
-# for 128 rows) would dominate.
+# network over many short rows at once is 2-5x faster (measured on 2 cores:
+# 10k rows of 96 words 20 ms -> 5.5 ms, of 64 words 14 -> 2.7 ms) while its
+# rows fit in the cache (past about 2**22 values it streams through memory
+# once per stage and `jnp.sort` wins: 40k rows of 96, 72 ms sort vs 118 ms
+# network). Below a few hundred rows both take microseconds, and the
+# network's compile time (about 0.8 s for 128 rows) would dominate.
 _NETWORK_MAX_VALUES = 1 << 22
 _NETWORK_MIN_ROWS = 256
 
@@ -506,6 +512,8 @@ def sort_words(words: jax.Array) -> jax.Array:
   rows (a custom batching rule, so the lanes stay the minor axis). Other
   backends and other sizes use `jnp.sort`.
   """
+  if words.dtype != jnp.uint32:
+    raise TypeError(f"sort_words sorts uint32 words, got {words.dtype}")
   size = words.shape[-1]
   rows = math.prod(words.shape[:-1])
   padded = 1 << max(size - 1, 0).bit_length()

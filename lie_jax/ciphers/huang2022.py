@@ -123,7 +123,7 @@ def _filter_impl(images: jax.Array, block_size: int, statistic: str) -> jax.Arra
   blocks = _blocks.blockify(images, block_size=block_size)  # [..., nb, B*B*C]
   blocks = blocks.reshape(*blocks.shape[:-1], block_size * block_size, c)
   stat = _block_statistic(blocks, statistic)
-  filled = jnp.broadcast_to(stat, blocks.shape).reshape(*blocks.shape[:-2], -1)
+  filled = jnp.broadcast_to(stat, blocks.shape).reshape(*blocks.shape[:-2], block_size ** 2 * c)
   return _blocks.unblockify(filled, image_shape=(h, w, c), block_size=block_size)
 
 
