@@ -39,12 +39,15 @@ def test_sort_words_equals_numpy_sort(size):
       jax.vmap(_blocks.sort_words, in_axes=1, out_axes=1)(words), expected)
 
 
-@pytest.mark.parametrize("rows", [3, 40000])
-def test_sort_words_outside_the_network_sizes_equals_numpy_sort(rows):
-  # pylint: disable=protected-access
-  assert rows < _blocks._NETWORK_MIN_ROWS or rows * 128 > _blocks._NETWORK_MAX_VALUES
+@pytest.mark.parametrize("chunks", [0, 2])
+def test_sort_words_below_the_network_and_in_chunks_equals_numpy_sort(chunks):
+  # 3 rows: jnp.sort. Over 2 chunks of rows of 128: the network in 3 chunks, the last padded.
+  rows = 2 * (_blocks._NETWORK_CHUNK_VALUES // 128) + 77 if chunks else 3  # pylint: disable=protected-access
   words = np.random.default_rng(0).integers(0, 2**32, (rows, 128), dtype=np.uint32)
+  words[-1] = 2**32 - 1
   np.testing.assert_array_equal(jax.jit(_blocks.sort_words)(words), np.sort(words, axis=-1))
+  np.testing.assert_array_equal(jax.vmap(_blocks.sort_words)(words.reshape(-1, 8, 16)),
+                                np.sort(words.reshape(-1, 8, 16), axis=-1))
 
 
 @pytest.mark.parametrize("size", [1, 5, 64, 128, 129, 300])
@@ -144,3 +147,37 @@ def test_random_flags_are_fair_and_independent_per_position():
   assert flags.dtype == bool and flags.shape == (1000, 33)
   assert abs(flags.mean() - 0.5) < 0.01
   assert np.all(np.abs(flags.mean(axis=0) - 0.5) < 0.07)  # every bit position fair
+
+
+@pytest.mark.parametrize("shape", [(1,), (7,), (3, 5), (64, 96), (2, 3, 4)])
+def test_random_words_equal_jax_random_bits(shape):
+  # Oracle: JAX's own threefry (the CPU path unrolls the same rounds).
+  key = jax.random.key(sum(shape))
+  expected = jax.random.bits(key, shape, jnp.uint32)
+  words = _blocks.random_words(key, shape)
+  assert words.shape == shape and words.dtype == jnp.uint32
+  np.testing.assert_array_equal(words, expected)
+  np.testing.assert_array_equal(jax.jit(_blocks.random_words, static_argnums=1)(key, shape),
+                                expected)
+  keys = jax.random.split(key, 6).reshape(2, 3)
+  expected = jax.vmap(jax.vmap(lambda k: jax.random.bits(k, shape, jnp.uint32)))(keys)
+  np.testing.assert_array_equal(
+      jax.jit(jax.vmap(jax.vmap(lambda k: _blocks.random_words(k, shape))))(keys), expected)
+  # Consumers that read each word many times see the same words.
+  np.testing.assert_array_equal(jax.jit(lambda k: _blocks.random_flags(k, (100,)))(key),
+                                (np.asarray(jax.random.bits(key, (4,), jnp.uint32))[:, None]
+                                 >> np.arange(32, dtype=np.uint32) & 1).reshape(-1)[:100])
+
+
+def test_random_words_other_keys_fall_back_to_jax():
+  rbg = jax.random.key(1, impl="rbg")
+  np.testing.assert_array_equal(_blocks.random_words(rbg, (5,)),
+                                jax.random.bits(rbg, (5,), jnp.uint32))
+  raw = jax.random.PRNGKey(2)  # legacy uint32 key data
+  np.testing.assert_array_equal(_blocks.random_words(raw, (5,)),
+                                jax.random.bits(raw, (5,), jnp.uint32))
+  key = jax.random.key(3)
+  with jax.threefry_partitionable(False):
+    np.testing.assert_array_equal(_blocks.random_words(key, (9,)),
+                                  jax.random.bits(key, (9,), jnp.uint32))
+  assert _blocks.random_words(key, (0, 4)).shape == (0, 4)

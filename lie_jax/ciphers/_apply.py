@@ -149,8 +149,9 @@ def block_cipher(transform: Callable[[Any], _blocks.BlockTransform], *, nibbles:
                  shared_blocks_max_bytes: int = 0) -> BlockCipher:
   """Builds the four transforms of a scheme from `transform(cipher_key)`.
 
-  With one key per image, images are blockified once and gathered inside
-  blocks with each image's small permutations (`_blocks.transform_blocks`).
+  With one key per image, each output byte is gathered through an index
+  broadcast from each image's small arrays (`_blocks.transform_blocks`;
+  nibble schemes gather inside blockified images).
   With one key, the transform is unrolled into flat maps built once per key
   (one gather per output byte, two for nibble schemes;
   `_blocks.transform_flat`), except for batches of at most

@@ -12,18 +12,20 @@ executors apply it:
     flat maps over the image (for every output byte, the input byte(s) it is
     read from and its XOR mask), built once per key, so encryption is one
     gather per output byte (two for nibbles), with no transposes on the data.
-  transform_blocks: one key per image (a batch of transforms). Images are
-    blockified once and gathered inside blocks with each image's small
-    permutations, so no per-image map of the whole image is built; its steps
-    are compiled apart (`separately`) so that XLA:CPU does not fuse the
-    transposes or the key draws into the gathers.
+  transform_blocks: one key per image (a batch of transforms). One gather
+    per output byte whose index is broadcast from each image's small arrays
+    (block origins, value offsets), so no per-image map of the whole image
+    is built or written; nibble transforms gather inside blockified images
+    instead. Key arrays are computed apart (`separately`) so that XLA:CPU
+    does not fuse the key draws into the gathers.
 
 Decryption applies `invert_transform`. `blockify` / `unblockify` are the
 reshape-transpose pair that defines block order. Per-block value
 permutations picked from a fixed set (EtC's rotations, flips and colour
 orders) are a `PermChoice`: small codes into a static table, cheap to batch
-and to invert. Key draws: `random_permutations` (one sort of packed random
-words, `sort_words`), `random_flags`, `random_below`.
+and to invert. Key draws: `random_words` (JAX's threefry words, unrolled on
+CPU), `random_permutations` (one sort of packed random words, `sort_words`),
+`random_flags`, `random_below`.
 
 Block vector layouts:
   "hwc": (row, column, channel) order inside a block, "pixel-major" (default);
@@ -371,42 +373,136 @@ def separately(fn: Callable[..., Any], *args: Any) -> Any:
   return jax.lax.platform_dependent(*args, cpu=on_cpu, default=fn)
 
 
-def _gather_blocks(blocks: jax.Array, t: BlockTransform, nibbles: bool) -> jax.Array:
-  """[N, nb, d] blocks -> [N, nb, d] transformed blocks, a batch of transforms."""
+class _OutputView(NamedTuple):
+  """The [N, H/B, B, W/B, B, C] view of a batch (a free reshape of [N, H, W, C]).
+
+  Its axes (block row, row in block, block column, column in block, channel)
+  give every output byte's block j and value i without division: per-block
+  and per-value key arrays broadcast onto it.
+  """
+
+  rows: int  # H / B
+  cols: int  # W / B
+  block: int
+  channels: int
+  layout: str
+
+  def of(self, a: jax.Array) -> jax.Array:
+    """[N, P, Q] with P in {1, nb}, Q in {1, d} (block order) -> broadcastable to the view."""
+    n, p, q = a.shape
+    b, c = self.block, self.channels
+    blocks = (self.rows, self.cols) if p > 1 else (1, 1)
+    if q == 1:
+      values, order = (1, 1, 1), (0, 1, 3, 2, 4, 5)
+    elif self.layout == "hwc":
+      values, order = (b, b, c), (0, 1, 3, 2, 4, 5)  # (N, by, bx, r, c, ch) -> view
+    else:
+      values, order = (c, b, b), (0, 1, 4, 2, 5, 3)  # (N, by, bx, ch, r, c) -> view
+    return a.reshape(n, *blocks, *values).transpose(order)
+
+
+def _per_block_value(a: jax.Array) -> jax.Array:
+  """A batched transform array ([N], [N, e], [N, nb, e], [N, nb, 1], ...) as [N, P, Q]."""
+  if a.ndim == 1:
+    return a[:, None, None]
+  return a[:, None, :] if a.ndim == 2 else a
+
+
+class _GatherPlan(NamedTuple):
+  """Where every output byte of a batch of block transforms comes from, as [N, P, Q] arrays.
+
+  Output byte (block j, value i) is in[origin[j] + offset[j, i]] ^ xor[j, i]
+  (P: 1 or nb, Q: 1 or d, broadcast).
+  """
+
+  origin: jax.Array
+  offset: jax.Array
+  xor: jax.Array | None = None
+
+
+def _gather_plan(t: BlockTransform, view: "_OutputView") -> _GatherPlan:
+  """The plan of a batch of (byte) block transforms (leading axis N)."""
+  b, c = view.block, view.channels
+  positions = block_positions((view.rows * b, view.cols * b, c), b, view.layout)
+  origin, offset = positions[:, 0], positions[0] - positions[0, 0]  # separable: origin + offset
+  origin = (jnp.asarray(origin)[None, :, None] if t.block_perm is None
+            else jnp.asarray(origin)[t.block_perm][:, :, None])
+  if t.value_perm is None:
+    offset = jnp.asarray(offset)[None, None]
+  elif isinstance(t.value_perm, PermChoice):
+    offset = jnp.asarray(offset[t.value_perm.table])[t.value_perm.codes]  # [N, nb, d]
+  else:
+    offset = jnp.asarray(offset)[_per_block_value(t.value_perm)]
+  xor = None if t.xor is None else _per_block_value(t.xor.astype(jnp.uint8))
+  return _GatherPlan(origin, offset, xor)
+
+
+def _apply_plan(flat: jax.Array, plan: _GatherPlan, view: "_OutputView") -> jax.Array:
+  """[N, H*W*C] images -> [N, H*W*C]: one gather per output byte, in output order."""
+  view_shape = (flat.shape[0], view.rows, view.block, view.cols, view.block, view.channels)
+  spread = lambda a: jnp.broadcast_to(view.of(a), view_shape).reshape(flat.shape)  # N may be 0
+  out = jnp.take_along_axis(flat, spread(plan.origin) + spread(plan.offset), axis=1,
+                            mode="promise_in_bounds")
+  return out if plan.xor is None else out ^ spread(plan.xor)
+
+
+def _gather_nibble_blocks(blocks: jax.Array, t: BlockTransform) -> jax.Array:
+  """[N, nb, d] blocks -> [N, nb, d] transformed by a batch of nibble transforms."""
   _, _, d = blocks.shape
   if t.block_perm is not None:
     blocks = jnp.take_along_axis(blocks, t.block_perm[:, :, None], axis=1,
                                  mode="promise_in_bounds")
-  per_block = lambda a: a if a.ndim == 3 else a[:, None, :]
-  xor = None if t.xor is None else per_block(t.xor.astype(jnp.uint8))
+  vp = _per_block_value(value_perms(t.value_perm))
   gather = lambda index: jnp.take_along_axis(blocks, index, axis=2, mode="promise_in_bounds")
-  if not nibbles:
-    out = blocks if t.value_perm is None else gather(per_block(value_perms(t.value_perm)))
-    return out if xor is None else out ^ xor
-  vp = per_block(value_perms(t.value_perm))
   byte = jnp.where(vp >= d, vp - d, vp)
   shift = jnp.where(vp >= d, 4, 0).astype(jnp.uint8)
   # One gather per nibble half: a single gather of all 2d nibbles is 2x slower.
   low = (gather(byte[..., :d]) >> shift[..., :d]) & 15
   high = (gather(byte[..., d:]) >> shift[..., d:]) & 15
   out = low | (high << 4)
-  if xor is not None:
+  if t.xor is not None:
+    xor = _per_block_value(t.xor.astype(jnp.uint8))
     xor = jnp.broadcast_to(xor, xor.shape[:-1] + (2 * d,))
     out = out ^ ((xor[..., :d] & 15) | ((xor[..., d:] & 15) << 4))
   return out
+
+
+def _small_leaves(tree_fn: Callable[[Any], Any], keys: Any, small: Callable[[Any], bool]
+                  ) -> list[Any]:
+  """The `small` leaves of tree_fn(keys), computed on their own (`separately`); None for others."""
+  return separately(lambda k: [a if small(a) else None for a in jax.tree.leaves(tree_fn(k))], keys)
+
+
+def _merge_leaves(tree: Any, computed: list[Any]) -> Any:
+  """`tree` with the leaves `_small_leaves` computed in their place.
+
+  The other leaves (as large as the images) are computed where they are
+  read, never written out.
+  """
+  leaves, treedef = jax.tree.flatten(tree)
+  return treedef.unflatten([a if p is None else p for p, a in zip(computed, leaves)])
 
 
 def transform_blocks(images: jax.Array, transform: Callable[[Any], BlockTransform], keys: Any, *,
                      block_size: int, layout: str = "hwc", nibbles: bool = False) -> jax.Array:
   """Applies a batch of block transforms, image i's from keys[i], to [N, H, W, C] images.
 
-  Two steps compiled on their own (`separately`), then the unblockify that
-  reads the second one's buffer: blockify the images and compute the
-  transform's per-image arrays ([N, nb] or [N, e]); gather inside blocks (one
-  gather per output byte, two for nibble transforms, with the block
-  permutation folded into the same gather). Per-block arrays ([N, nb, e], as
-  large as the images) are never written out: the gather computes them from
-  the keys.
+  Byte transforms: one gather per output byte over each flat image, its
+  index origin[block] + offset[value] broadcast from small per-image arrays
+  (`_GatherPlan`), so neither the images nor a per-image map is blockified
+  or written out. The plan's arrays of at most one block or one value per
+  image ([N, nb, 1], [N, 1, d]) are computed on their own (`separately`);
+  per-block ones ([N, nb, d], as large as the images: EtC's table lookups)
+  inside the gather. The gather itself is not run `separately`: XLA:CPU runs
+  it 2x slower inside a conditional's branch (32x32x3 x 10k, per-image ViT
+  keys: 53 vs 27 ms).
+
+  Nibble transforms (LE, ELE): the images are blockified, gathered inside
+  blocks (two gathers, one per nibble half, the block permutation folded in)
+  and unblockified, each step compiled on its own: with two gathers and
+  their shifts per byte, the flat gather's index arithmetic costs more than
+  the transposes (LE, 10k images, 32x32x3: 7.8 vs 4.1 us per image; 28x28x1:
+  2.3 vs 0.6).
 
   Args:
     images: [N, H, W, C] uint8.
@@ -414,21 +510,19 @@ def transform_blocks(images: jax.Array, transform: Callable[[Any], BlockTransfor
     keys: a pytree of arrays with a leading axis N (e.g. a `BlockTransform`
       with `transform` the identity).
   """
+  n, h, w, c = images.shape
   make = jax.vmap(transform)
-
-  def prepare(images, keys):
-    leaves = jax.tree.leaves(make(keys))
-    return (blockify(images, block_size=block_size, layout=layout),
-            [a if a.ndim <= 2 else None for a in leaves])
-
-  def gather(blocks, per_image, keys):
-    leaves, treedef = jax.tree.flatten(make(keys))
-    t = treedef.unflatten([a if p is None else p for p, a in zip(per_image, leaves)])
-    return _gather_blocks(blocks, t, nibbles)
-
-  blocks, per_image = separately(prepare, images, keys)
-  out = separately(gather, blocks, per_image, keys)
-  return unblockify(out, image_shape=images.shape[1:], block_size=block_size, layout=layout)
+  if nibbles:
+    blocks = separately(lambda x: blockify(x, block_size=block_size, layout=layout), images)
+    small = _small_leaves(make, keys, lambda a: a.ndim <= 2)
+    out = separately(lambda x, small, keys: _gather_nibble_blocks(x, _merge_leaves(make(keys), small)),
+                     blocks, small, keys)
+    return unblockify(out, image_shape=(h, w, c), block_size=block_size, layout=layout)
+  view = _OutputView(h // block_size, w // block_size, block_size, c, check_layout(layout))
+  plan = lambda k: _gather_plan(make(k), view)
+  small = _small_leaves(plan, keys, lambda a: min(a.shape[1:]) == 1)
+  return _apply_plan(images.reshape(n, h * w * c), _merge_leaves(plan(keys), small),
+                     view).reshape(images.shape)
 
 
 def pad_to_blocks(images: jax.Array, *, block_size: int, mode: str = "edge") -> jax.Array:
@@ -447,16 +541,84 @@ def pad_to_blocks(images: jax.Array, *, block_size: int, mode: str = "edge") -> 
 # costs per image byte on a CPU, so per-image keys draw as few words as they
 # can. Each helper states its (negligible) deviation from uniform.
 _PACKED_SORT_MAX = 128
+_THREEFRY_ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
+_THREEFRY_PARITY = 0x1BD11BDA
+
+
+def _threefry2x32(k1: jax.Array, k2: jax.Array, x0: jax.Array, x1: jax.Array):
+  """Threefry-2x32 with 20 rounds (Salmon et al. 2011), unrolled, as JAX defines it."""
+  ks = (k1, k2, k1 ^ k2 ^ jnp.uint32(_THREEFRY_PARITY))
+  x0, x1 = x0 + ks[0], x1 + ks[1]
+  for i in range(5):
+    for r in _THREEFRY_ROTATIONS[i % 2]:
+      x0 = x0 + x1
+      x1 = x0 ^ ((x1 << jnp.uint32(r)) | (x1 >> jnp.uint32(32 - r)))
+    x0 = x0 + ks[(i + 1) % 3]
+    x1 = x1 + ks[(i + 2) % 3] + jnp.uint32(i + 1)
+  return x0, x1
+
+
+def _threefry_words(data: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+  """[*lead, *shape] words `jax.random.bits` draws from [*lead, 2] threefry key data."""
+  expand = (Ellipsis,) + (None,) * len(shape)
+  counts = jax.lax.iota(jnp.uint32, math.prod(shape)).reshape(shape)  # < 2**32: high word 0
+  a, b = _threefry2x32(data[..., 0][expand], data[..., 1][expand], jnp.zeros_like(counts), counts)
+  return a ^ b
+
+
+@functools.lru_cache(maxsize=None)
+def _cpu_words(shape: tuple[int, ...]) -> Callable[[jax.Array], jax.Array]:
+  """_threefry_words(data, shape), compiled apart (`separately`) even under jax.vmap.
+
+  Fused into their consumers, the rounds would run once per read of a word
+  (random_flags reads each word 32 times): XLA:CPU gets the words from a
+  buffer instead. The batching rule draws all keys' words in one call, so the
+  conditional `separately` relies on does not become a select.
+  """
+
+  @jax.custom_batching.custom_vmap
+  def words(data):
+    return separately(lambda d: _threefry_words(d, shape), data)
+
+  @words.def_vmap
+  def _words_vmap(axis_size, in_batched, data):
+    del axis_size
+    (batched,) = in_batched
+    return words(data), batched  # data [B, ..., 2] -> [B, ..., *shape]
+
+  return words
+
+
+def random_words(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+  """Uniform uint32 words: equal to `jax.random.bits(key, shape, jnp.uint32)`.
+
+  XLA:CPU runs JAX's threefry as a loop over the rounds, one pass over the
+  array each (about 18 ns per word on 2 cores for per-image keys); for a
+  threefry key (with jax_threefry_partitionable, JAX's default) the CPU path
+  here computes the same words with the rounds unrolled into one element-wise
+  loop (about 3 ns per word). Other keys and backends call `jax.random.bits`.
+  """
+  shape = tuple(int(s) for s in shape)
+  size = math.prod(shape)
+  if (size == 0 or size >= 1 << 32 or not jax.config.jax_threefry_partitionable
+      or not jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key)
+      or str(jax.random.key_impl(key)) != "threefry2x32" or key.shape):
+    return jax.random.bits(key, shape, jnp.uint32)
+  return jax.lax.platform_dependent(
+      key, cpu=lambda k: _cpu_words(shape)(jax.random.key_data(k)),
+      default=lambda k: jax.random.bits(k, shape, jnp.uint32))
 
 
 # XLA:CPU sorts one row at a time with a compiled comparator; a bitonic
 # network over many short rows at once is 2-5x faster (measured on 2 cores:
 # 10k rows of 96 words 20 ms -> 5.5 ms, of 64 words 14 -> 2.7 ms) while its
-# rows fit in the cache (past about 2**22 values it streams through memory
-# once per stage and `jnp.sort` wins: 40k rows of 96, 72 ms sort vs 118 ms
-# network). Below a few hundred rows both take microseconds, and the
-# network's compile time (about 0.8 s for 128 rows) would dominate.
-_NETWORK_MAX_VALUES = 1 << 22
+# rows fit in the cache, so larger inputs go through it in chunks of 2**21
+# values (rows padded to a power of two): past that a network streams through
+# memory once per stage (40k rows of 96: 93 ms, `jnp.sort` 74 ms, in chunks
+# 47 ms; 640k rows: `jnp.sort` 1.45 s, in chunks 0.95 s). Below a few hundred
+# rows both take microseconds, and the network's compile time (about 0.8 s
+# for 128 rows) would dominate.
+_NETWORK_CHUNK_VALUES = 1 << 21
 _NETWORK_MIN_ROWS = 256
 
 
@@ -492,23 +654,35 @@ def _bitonic_sort_rows(x: jax.Array) -> jax.Array:
   return x
 
 
+def _sort_lanes(rows: jax.Array) -> jax.Array:
+  """Sorts [R, size] words along the last axis: the R rows are the network's lanes."""
+  size = rows.shape[-1]
+  padded = 1 << max(size - 1, 0).bit_length()
+  pad = jnp.full((padded - size, rows.shape[0]), jnp.iinfo(jnp.uint32).max, jnp.uint32)
+  return _bitonic_sort_rows(jnp.concatenate([rows.T, pad], axis=0))[:size].T
+
+
 def _network_sort(words: jax.Array) -> jax.Array:
-  """Sorts uint32 words along the last axis; every other axis is a lane of the network."""
+  """Sorts uint32 words along the last axis, in chunks of rows that fit in the cache."""
   size = words.shape[-1]
-  rows = 1 << max(size - 1, 0).bit_length()
-  lanes = words.reshape(-1, size).T
-  pad = jnp.full((rows - size, lanes.shape[1]), jnp.iinfo(jnp.uint32).max, jnp.uint32)
-  ordered = _bitonic_sort_rows(jnp.concatenate([lanes, pad], axis=0))
-  return ordered[:size].T.reshape(words.shape)
+  rows = words.reshape(-1, size)
+  count = rows.shape[0]
+  chunk = max(_NETWORK_CHUNK_VALUES >> max(size - 1, 0).bit_length(), 1)
+  if count <= chunk:
+    return _sort_lanes(rows).reshape(words.shape)
+  chunks = -(-count // chunk)
+  rows = jnp.pad(rows, ((0, chunks * chunk - count), (0, 0)))  # sorted, then dropped
+  ordered = jax.lax.map(_sort_lanes, rows.reshape(chunks, chunk, size))
+  return ordered.reshape(-1, size)[:count].reshape(words.shape)
 
 
 @jax.custom_batching.custom_vmap
 def sort_words(words: jax.Array) -> jax.Array:
   """`jnp.sort(words, axis=-1)` for uint32 words, fast for many short rows.
 
-  Equal to `jnp.sort` on every input. On CPU, 256 or more rows with at most
-  2**22 values in all (rows padded to a power of two) go through a bitonic
-  network with the rows as SIMD lanes; under `jax.vmap` the batch joins the
+  Equal to `jnp.sort` on every input. On CPU, 256 or more rows go through a
+  bitonic network with the rows as SIMD lanes (in chunks of rows that fit in
+  the cache); under `jax.vmap` the batch joins the
   rows (a custom batching rule, so the lanes stay the minor axis). Other
   backends and other sizes use `jnp.sort`.
   """
@@ -516,8 +690,7 @@ def sort_words(words: jax.Array) -> jax.Array:
     raise TypeError(f"sort_words sorts uint32 words, got {words.dtype}")
   size = words.shape[-1]
   rows = math.prod(words.shape[:-1])
-  padded = 1 << max(size - 1, 0).bit_length()
-  if size <= 1 or rows < _NETWORK_MIN_ROWS or padded * rows > _NETWORK_MAX_VALUES:
+  if size <= 1 or rows < _NETWORK_MIN_ROWS:
     return jnp.sort(words, axis=-1)
   return jax.lax.platform_dependent(words, cpu=_network_sort,
                                     default=lambda w: jnp.sort(w, axis=-1))
@@ -545,7 +718,7 @@ def random_permutations(key: jax.Array, count: int | None, size: int) -> jax.Arr
     perms = jax.vmap(lambda k: jax.random.permutation(k, size))(keys).astype(jnp.int32)
     return perms.reshape(shape)
   index_mask = jnp.uint32(_PACKED_SORT_MAX - 1)
-  words = jax.random.bits(key, shape, jnp.uint32)
+  words = random_words(key, shape)
   packed = (words & ~index_mask) | jnp.arange(size, dtype=jnp.uint32)
   return (sort_words(packed) & index_mask).astype(jnp.int32)
 
@@ -563,7 +736,7 @@ def invert_permutations(perms: jax.Array) -> jax.Array:
 def random_flags(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
   """Independent fair coin flips (bool), one random bit each."""
   size = math.prod(shape)
-  words = jax.random.bits(key, (-(-size // 32),), jnp.uint32)
+  words = random_words(key, (-(-size // 32),))
   bits = (words[:, None] >> jnp.arange(32, dtype=jnp.uint32)) & 1
   return bits.reshape(-1)[:size].reshape(shape).astype(bool)
 
@@ -606,7 +779,7 @@ def random_below(key: jax.Array, shape: tuple[int, ...], upper: int) -> jax.Arra
   if upper == 1:
     return jnp.zeros(shape, jnp.int32)
   k = _digits_per_word(upper)
-  words = jax.random.bits(key, (-(-size // k),), jnp.uint32)
+  words = random_words(key, (-(-size // k),))
   if upper & (upper - 1) == 0:
     bits = upper.bit_length() - 1
     shifts = jnp.arange(k, dtype=jnp.uint32) * bits
