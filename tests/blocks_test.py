@@ -144,6 +144,8 @@ def test_separately_returns_fn_of_args_for_pytrees_under_jit_and_vmap():
   np.testing.assert_array_equal(batched, [[1], [4]])
   # An empty first argument (no element to read) calls fn directly.
   assert _blocks.separately(lambda v: v + 1, jnp.zeros((0, 3), jnp.uint8)).shape == (0, 3)
+  # So do arguments without arrays (an identity transform has no leaves).
+  assert _blocks.separately(lambda t: t, _blocks.BlockTransform()) == _blocks.BlockTransform()
   # On CPU fn runs as a conditional's branch (compiled apart from its surroundings).
   hlo = jax.jit(lambda a: _blocks.separately(lambda v: v + 1, a)).lower(x).compile().as_text()
   assert ("conditional" in hlo) == (jax.default_backend() == "cpu")

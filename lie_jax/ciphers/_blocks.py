@@ -350,7 +350,7 @@ def separately(fn: Callable[..., Any], *args: Any) -> Any:
   with their operands and results in buffers, so on CPU `fn` runs as the
   branch of one whose predicate `(x | 1) != 0` (x: the first element of the
   first array argument, as uint32) is always true but cannot be folded. Other
-  backends, and an empty first argument, call `fn` directly. Under `jax.vmap`
+  backends, and no array or an empty first one, call `fn` directly. Under `jax.vmap`
   with a batched first argument the conditional becomes a select: the result
   is still `fn(*args)`, without the separate compilation.
 
@@ -358,8 +358,8 @@ def separately(fn: Callable[..., Any], *args: Any) -> Any:
     fn: a function of arrays (pytrees allowed) returning a pytree of arrays.
     *args: its arguments; the first array leaf must be numeric.
   """
-  first_leaf = jax.tree.leaves(args)[0]
-  if first_leaf.size == 0:
+  leaves = jax.tree.leaves(args)
+  if not leaves or leaves[0].size == 0:
     return fn(*args)
 
   def never(*operands):
