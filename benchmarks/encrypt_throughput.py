@@ -37,6 +37,7 @@ import numpy as np
 
 import lie_jax
 from lie_jax import ciphers
+from lie_jax.ciphers import _apply
 from tests import numpy_reference as ref
 
 SHAPES = ((32, 32, 3), (28, 28, 1))
@@ -104,13 +105,8 @@ def best_times(fns: dict[str, Callable[[], Any]], repeats: int) -> dict[str, flo
 def per_image_keygen(module, options: dict[str, Any], shape: tuple[int, int, int], n: int):
   """The per-image path's key draws alone: [n] keys generate_key(fold_in(key, i))."""
   indices = jnp.arange(n, dtype=jnp.uint32)
-
-  @jax.jit
-  def draw(key):
-    return jax.vmap(lambda i: module.generate_key(jax.random.fold_in(key, i), image_shape=shape,
-                                                  **options))(indices)
-
-  return draw
+  return jax.jit(lambda key: _apply.per_image_keys(module.generate_key, key, indices,
+                                                   image_shape=shape, **options))
 
 
 def machine() -> dict[str, Any]:

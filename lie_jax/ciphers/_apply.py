@@ -191,6 +191,13 @@ def block_cipher(transform: Callable[[Any], _blocks.BlockTransform], *, nibbles:
                      encrypt_keys=keyed(transform), decrypt_keys=keyed(inverse))
 
 
+def per_image_keys(generate_key: Callable[..., Any], key: jax.Array, indices: jax.Array, *,
+                   image_shape: tuple[int, int, int], **options: Any) -> Any:
+  """The cipher keys of a batch, stacked: key i is generate_key(fold_in(key, indices[i]))."""
+  return jax.vmap(lambda index: generate_key(jax.random.fold_in(key, index),
+                                             image_shape=image_shape, **options))(indices)
+
+
 def per_image(generate_key: Callable[..., Any], apply_keys: Callable[[Any, jax.Array], jax.Array],
               option_names: tuple[str, ...]) -> Callable[..., jax.Array]:
   """jit of a batch transform where image i uses generate_key(fold_in(key, indices[i])).
@@ -199,9 +206,8 @@ def per_image(generate_key: Callable[..., Any], apply_keys: Callable[[Any, jax.A
   """
 
   def run(key, images, indices, image_shape, **options):
-    keys = jax.vmap(lambda index: generate_key(jax.random.fold_in(key, index),
-                                               image_shape=image_shape, **options))(indices)
-    return apply_keys(keys, images)
+    return apply_keys(per_image_keys(generate_key, key, indices, image_shape=image_shape,
+                                     **options), images)
 
   return jax.jit(run, static_argnames=("image_shape",) + tuple(option_names))
 
@@ -222,7 +228,8 @@ def image_indices(images: Any, indices: Any | None) -> jax.Array:
 
 
 def per_image_api(generate_key: Callable[..., Any], encrypt_keys: Callable,
-                  decrypt_keys: Callable | None, *, scheme: str, cipher_dtype: Callable[..., Any] = lambda **options: np.uint8
+                  decrypt_keys: Callable | None, *, scheme: str,
+                  cipher_dtype: Callable[..., Any] = lambda **options: np.uint8
                   ) -> tuple[Callable, Callable | None]:
   """Builds a scheme's `encrypt_per_image` / `decrypt_per_image` from its batched-key transforms.
 

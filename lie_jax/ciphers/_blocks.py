@@ -180,6 +180,10 @@ class PermChoice:
   def inverse(self) -> "PermChoice":
     return PermChoice(self.codes, _inverse_table(self._table))
 
+  def reorder(self, index: jax.Array) -> "PermChoice":
+    """The choices of blocks `index` (codes[..., index]), from the same table."""
+    return PermChoice(self.codes[..., index], self._table)
+
   def tree_flatten(self):
     return (self.codes,), self._table
 
@@ -235,8 +239,7 @@ def invert_transform(t: BlockTransform) -> BlockTransform:
                                 axis=-1)
   if inv_bp is not None:
     if per_block:
-      inv_vp = (PermChoice(inv_vp.codes[inv_bp], inv_vp._table)  # pylint: disable=protected-access
-                if isinstance(inv_vp, PermChoice) else inv_vp[inv_bp])
+      inv_vp = inv_vp.reorder(inv_bp) if isinstance(inv_vp, PermChoice) else inv_vp[inv_bp]
     if xor is not None and xor.ndim == 2 and xor.shape[0] > 1:
       xor = xor[inv_bp]
   return BlockTransform(inv_bp, inv_vp, xor)
@@ -350,9 +353,10 @@ def separately(fn: Callable[..., Any], *args: Any) -> Any:
   with their operands and results in buffers, so on CPU `fn` runs as the
   branch of one whose predicate `(x | 1) != 0` (x: the first element of the
   first array argument, as uint32) is always true but cannot be folded. Other
-  backends, and no array or an empty first one, call `fn` directly. Under `jax.vmap`
-  with a batched first argument the conditional becomes a select: the result
-  is still `fn(*args)`, without the separate compilation.
+  backends, and arguments without arrays or with an empty first one, call
+  `fn` directly. Under `jax.vmap` with a batched first argument the
+  conditional becomes a select: the result is still `fn(*args)`, without the
+  separate compilation.
 
   Args:
     fn: a function of arrays (pytrees allowed) returning a pytree of arrays.
@@ -392,13 +396,11 @@ class _OutputView(NamedTuple):
     n, p, q = a.shape
     b, c = self.block, self.channels
     blocks = (self.rows, self.cols) if p > 1 else (1, 1)
-    if q == 1:
-      values, order = (1, 1, 1), (0, 1, 3, 2, 4, 5)
-    elif self.layout == "hwc":
+    if self.layout == "hwc":
       values, order = (b, b, c), (0, 1, 3, 2, 4, 5)  # (N, by, bx, r, c, ch) -> view
     else:
       values, order = (c, b, b), (0, 1, 4, 2, 5, 3)  # (N, by, bx, ch, r, c) -> view
-    return a.reshape(n, *blocks, *values).transpose(order)
+    return a.reshape(n, *blocks, *(values if q > 1 else (1, 1, 1))).transpose(order)
 
 
 def _per_block_value(a: jax.Array) -> jax.Array:
@@ -515,8 +517,8 @@ def transform_blocks(images: jax.Array, transform: Callable[[Any], BlockTransfor
   if nibbles:
     blocks = separately(lambda x: blockify(x, block_size=block_size, layout=layout), images)
     small = _small_leaves(make, keys, lambda a: a.ndim <= 2)
-    out = separately(lambda x, small, keys: _gather_nibble_blocks(x, _merge_leaves(make(keys), small)),
-                     blocks, small, keys)
+    gather = lambda x, small, keys: _gather_nibble_blocks(x, _merge_leaves(make(keys), small))
+    out = separately(gather, blocks, small, keys)
     return unblockify(out, image_shape=(h, w, c), block_size=block_size, layout=layout)
   view = _OutputView(h // block_size, w // block_size, block_size, c, check_layout(layout))
   plan = lambda k: _gather_plan(make(k), view)
@@ -566,6 +568,24 @@ def _threefry_words(data: jax.Array, shape: tuple[int, ...]) -> jax.Array:
   return a ^ b
 
 
+def _batch_as_leading_axes(fn: Callable[[jax.Array], jax.Array]
+                           ) -> Callable[[jax.Array], jax.Array]:
+  """fn (of one array, any leading axes) with a vmap rule that calls fn on the batched array.
+
+  Under `jax.vmap` the batch becomes one more leading axis of a single call
+  (batch axis 0), instead of vmap's rules for the primitives inside fn.
+  """
+  batched_fn = jax.custom_batching.custom_vmap(fn)
+
+  @batched_fn.def_vmap
+  def _rule(axis_size, in_batched, x):
+    del axis_size
+    (batched,) = in_batched
+    return batched_fn(x), batched
+
+  return batched_fn
+
+
 @functools.lru_cache(maxsize=None)
 def _cpu_words(shape: tuple[int, ...]) -> Callable[[jax.Array], jax.Array]:
   """_threefry_words(data, shape), compiled apart (`separately`) even under jax.vmap.
@@ -576,17 +596,8 @@ def _cpu_words(shape: tuple[int, ...]) -> Callable[[jax.Array], jax.Array]:
   conditional `separately` relies on does not become a select.
   """
 
-  @jax.custom_batching.custom_vmap
-  def words(data):
-    return separately(lambda d: _threefry_words(d, shape), data)
-
-  @words.def_vmap
-  def _words_vmap(axis_size, in_batched, data):
-    del axis_size
-    (batched,) = in_batched
-    return words(data), batched  # data [B, ..., 2] -> [B, ..., *shape]
-
-  return words
+  # Batched: data [B, ..., 2] -> [B, ..., *shape] in one call.
+  return _batch_as_leading_axes(lambda data: separately(lambda d: _threefry_words(d, shape), data))
 
 
 def random_words(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
@@ -676,15 +687,15 @@ def _network_sort(words: jax.Array) -> jax.Array:
   return ordered.reshape(-1, size)[:count].reshape(words.shape)
 
 
-@jax.custom_batching.custom_vmap
+@_batch_as_leading_axes
 def sort_words(words: jax.Array) -> jax.Array:
   """`jnp.sort(words, axis=-1)` for uint32 words, fast for many short rows.
 
   Equal to `jnp.sort` on every input. On CPU, 256 or more rows go through a
   bitonic network with the rows as SIMD lanes (in chunks of rows that fit in
-  the cache); under `jax.vmap` the batch joins the
-  rows (a custom batching rule, so the lanes stay the minor axis). Other
-  backends and other sizes use `jnp.sort`.
+  the cache); under `jax.vmap` the batch joins the rows (a custom batching
+  rule, so the lanes stay the minor axis). Other backends and other sizes use
+  `jnp.sort`.
   """
   if words.dtype != jnp.uint32:
     raise TypeError(f"sort_words sorts uint32 words, got {words.dtype}")
@@ -695,12 +706,6 @@ def sort_words(words: jax.Array) -> jax.Array:
   return jax.lax.platform_dependent(words, cpu=_network_sort,
                                     default=lambda w: jnp.sort(w, axis=-1))
 
-
-@sort_words.def_vmap
-def _sort_words_vmap(axis_size, in_batched, words):
-  del axis_size
-  (batched,) = in_batched
-  return sort_words(words), batched
 
 
 def random_permutations(key: jax.Array, count: int | None, size: int) -> jax.Array:
