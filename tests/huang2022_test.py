@@ -87,3 +87,34 @@ def test_pe_select_executors_equal_the_block_transform_view():
                           (pe.pixel_cipher.encrypt_keys, generic.encrypt_keys, keys),
                           (pe.pixel_cipher.decrypt_keys, generic.decrypt_keys, keys)):
     np.testing.assert_array_equal(np.asarray(ours(k, x)), np.asarray(theirs(k, x)))
+
+
+@pytest.mark.parametrize("size", range(1, 33))
+def test_merge_sort_network_sorts_every_zero_one_input(size):
+  # The 0-1 principle: a comparator network sorts every input iff it sorts
+  # every 0/1 input: all 2**size of them up to size 12, 4096 random ones above.
+  pairs = huang2022._merge_sort_comparators(size)
+  rng = np.random.default_rng(size)
+  if size <= 12:
+    inputs = (np.arange(2 ** size)[:, None] >> np.arange(size)) & 1
+  else:
+    inputs = rng.integers(0, 2, (4096, size))
+  wires = inputs.T.copy()
+  for i, j in pairs:
+    assert 0 <= i < j < size
+    wires[i], wires[j] = np.minimum(wires[i], wires[j]), np.maximum(wires[i], wires[j])
+  np.testing.assert_array_equal(wires.T, np.sort(inputs, axis=1))
+
+
+@pytest.mark.parametrize("statistic", huang2022.STATISTICS)
+@pytest.mark.parametrize("block_size", [4, 5])
+def test_block_filter_larger_blocks(statistic, block_size):
+  # 16 and 25 values per block: a full network and a pruned, padded one.
+  x = random_images((2, 2 * block_size, 3 * block_size, 3), seed=block_size)
+  got = np.asarray(huang2022.block_filter(x, block_size=block_size, statistic=statistic))
+  np.testing.assert_array_equal(got, _reference_filter(x, block_size, statistic))
+
+
+def test_block_filter_rejects_blocks_that_do_not_divide():
+  with pytest.raises(ValueError, match="not divisible by block_size=4"):
+    huang2022.block_filter(np.zeros((1, 6, 6, 1), np.uint8), block_size=4)
