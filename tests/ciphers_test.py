@@ -228,3 +228,14 @@ def test_blockify_matches_explicit_loop_and_inverts(layout):
       j += 1
   back = ciphers.unblockify(blocks, image_shape=(8, 12, 3), block_size=4, layout=layout)
   np.testing.assert_array_equal(np.asarray(back), x)
+
+
+def test_pe_source_channels_match_the_colour_permutation_table():
+  # The arithmetic colour shuffle against the table it replaces (and its inverse).
+  from lie_jax.ciphers import _blocks, pe
+  codes = jnp.arange(6, dtype=jnp.int32)
+  table = _blocks.COLOR_PERMUTATIONS
+  got = np.stack([np.asarray(s) for s in pe._source_channels(codes, inverse=False)], axis=1)
+  np.testing.assert_array_equal(got, table)
+  got_inv = np.stack([np.asarray(s) for s in pe._source_channels(codes, inverse=True)], axis=1)
+  np.testing.assert_array_equal(got_inv, np.argsort(table, axis=1))

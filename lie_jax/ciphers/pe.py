@@ -67,19 +67,37 @@ def pixel_transform(cipher_key: PEKey) -> _blocks.BlockTransform:
   return _blocks.BlockTransform(value_perm=value_perm, xor=negate.astype(jnp.uint8) * 255)
 
 
-def _shuffle_colors(images: jax.Array, color: jax.Array, permutations: np.ndarray) -> jax.Array:
-  """out[..., c] = images[..., permutations[color][c]]: selects, no gather.
+def _source_channels(color: jax.Array, *, inverse: bool) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """The channel each output channel reads, from colour codes (arithmetic, no table).
 
-  XLA's CPU gathers move about a byte per ns; six static channel shuffles and
-  a select run at memory speed, and broadcast over a batch of keys as well.
+  For `_blocks.COLOR_PERMUTATIONS` (itertools order), permutation k sends
+  channel k // 2 first, then the two others in order, swapped when k is odd.
+  Its inverse is permutation k with the codes 3 and 4 exchanged.
+  """
+  k = color
+  if inverse:
+    k = jnp.where((k == 3) | (k == 4), k ^ 7, k)
+  first = k >> 1
+  lower = jnp.where(first == 0, 1, 0).astype(k.dtype)  # the other two channels, in order
+  upper = jnp.where(first == 2, 1, 2).astype(k.dtype)
+  odd = (k & 1) == 1
+  return first, jnp.where(odd, upper, lower), jnp.where(odd, lower, upper)
+
+
+def _shuffle_colors(images: jax.Array, color: jax.Array, *, inverse: bool = False) -> jax.Array:
+  """out[..., c] = images[..., COLOR_PERMUTATIONS[color][c]] (or the inverse permutation).
+
+  Element-wise: each output value selects among its pixel's three values by
+  its source channel. No gather, and nothing but the output is written (3-5x
+  faster than selecting among six channel-shuffled copies of the images).
   """
   if images.shape[-1] == 1:
     return images
-  shuffled = [jnp.stack([images[..., i] for i in perm], axis=-1) for perm in permutations]
-  out = shuffled[0]
-  for k in range(1, len(permutations)):
-    out = jnp.where((color == k)[..., None], shuffled[k], out)
-  return out
+  sources = [s[..., None] for s in _source_channels(color, inverse=inverse)]
+  channel = jnp.arange(3, dtype=color.dtype)
+  src = jnp.where(channel == 0, sources[0], jnp.where(channel == 1, sources[1], sources[2]))
+  values = [images[..., i:i + 1] for i in range(3)]
+  return jnp.where(src == 0, values[0], jnp.where(src == 1, values[1], values[2]))
 
 
 def _negation_mask(cipher_key: PEKey) -> jax.Array:
@@ -89,15 +107,14 @@ def _negation_mask(cipher_key: PEKey) -> jax.Array:
 def _encrypt_pixels(cipher_key: PEKey, images: jax.Array) -> jax.Array:
   # Key arrays are [H, W, ...] (one key) or [N, H, W, ...] (one per image): both broadcast.
   negated = images ^ _negation_mask(cipher_key)
-  return _shuffle_colors(negated, cipher_key.color, _blocks.COLOR_PERMUTATIONS)
+  return _shuffle_colors(negated, cipher_key.color)
 
 
 def _decrypt_pixels(cipher_key: PEKey, images: jax.Array) -> jax.Array:
-  unshuffled = _shuffle_colors(images, cipher_key.color, _INVERSE_COLOR_PERMUTATIONS)
+  unshuffled = _shuffle_colors(images, cipher_key.color, inverse=True)
   return unshuffled ^ _negation_mask(cipher_key)
 
 
-_INVERSE_COLOR_PERMUTATIONS = np.argsort(_blocks.COLOR_PERMUTATIONS, axis=1)
 # `pixel_transform` states PE as a block transform (1 x 1 blocks), the form the
 # other schemes use; these executors compute the same map with selects.
 pixel_cipher = _apply.BlockCipher(encrypt_shared=_encrypt_pixels, decrypt_shared=_decrypt_pixels,
