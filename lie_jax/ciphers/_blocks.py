@@ -593,18 +593,24 @@ def _batch_as_leading_axes(fn: Callable[[jax.Array], jax.Array]
   return batched_fn
 
 
+def _apart_even_under_vmap(fn: Callable[[jax.Array], jax.Array]) -> Callable[[jax.Array], jax.Array]:
+  """fn compiled on its own (`separately`); under jax.vmap, one call on the batched array.
+
+  The batching rule keeps the conditional `separately` relies on from
+  becoming a select.
+  """
+  return _batch_as_leading_axes(lambda x: separately(fn, x))
+
+
 @functools.lru_cache(maxsize=None)
 def _cpu_words(shape: tuple[int, ...]) -> Callable[[jax.Array], jax.Array]:
   """_threefry_words(data, shape), compiled apart (`separately`) even under jax.vmap.
 
   Fused into their consumers, the rounds would run once per read of a word
   (random_flags reads each word 32 times): XLA:CPU gets the words from a
-  buffer instead. The batching rule draws all keys' words in one call, so the
-  conditional `separately` relies on does not become a select.
+  buffer instead. Batched: data [B, ..., 2] -> [B, ..., *shape] in one call.
   """
-
-  # Batched: data [B, ..., 2] -> [B, ..., *shape] in one call.
-  return _batch_as_leading_axes(lambda data: separately(lambda d: _threefry_words(d, shape), data))
+  return _apart_even_under_vmap(lambda data: _threefry_words(data, shape))
 
 
 def random_words(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
@@ -754,8 +760,7 @@ def random_flags(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
   """
   size = math.prod(shape)
   words = random_words(key, (-(-size // 32),))
-  bits = (words[:, None] >> jnp.arange(32, dtype=jnp.uint32)) & 1
-  return bits.reshape(-1)[:size].reshape(shape).astype(bool)
+  return _word_digits(words, 2).reshape(-1)[:size].reshape(shape).astype(bool)
 
 
 def scale_words(words: jax.Array, m: int) -> jax.Array:
@@ -807,7 +812,7 @@ def _digit_expander(upper: int) -> Callable[[jax.Array], jax.Array]:
   that XLA:CPU does not vectorise: PE's 1024 colour digits took 3.5 us per
   key that way, 0.9 us written to a buffer first and then read in order.
   """
-  return _batch_as_leading_axes(lambda w: separately(lambda x: _word_digits(x, upper), w))
+  return _apart_even_under_vmap(lambda words: _word_digits(words, upper))
 
 
 def _random_digits(key: jax.Array, shape: tuple[int, ...], upper: int) -> jax.Array:

@@ -153,14 +153,12 @@ def block_filter(images: Any, *, block_size: int, statistic: str = "median") -> 
 
 @jax.jit
 def _negative_positive(pixel_key: pe.PEKey, images: jax.Array) -> jax.Array:
-  return images ^ (pixel_key.negate.astype(jnp.uint8) * 255)
+  return images ^ pe._negation_mask(pixel_key)
 
 
 @jax.jit
 def _shuffle_colors(pixel_key: pe.PEKey, images: jax.Array) -> jax.Array:
-  shuffle_only = pe.PEKey(negate=jnp.zeros_like(pixel_key.negate), color=pixel_key.color,
-                          geometry=pixel_key.geometry)
-  return pe.pixel_cipher.encrypt_shared(shuffle_only, images)
+  return pe._shuffle_colors(images, pixel_key.color)
 
 
 def _filter_impl(images: jax.Array, block_size: int, statistic: str) -> jax.Array:
