@@ -239,3 +239,19 @@ def test_pe_source_channels_match_the_colour_permutation_table():
   np.testing.assert_array_equal(got, table)
   got_inv = np.stack([np.asarray(s) for s in pe._source_channels(codes, inverse=True)], axis=1)
   np.testing.assert_array_equal(got_inv, np.argsort(table, axis=1))
+
+
+def test_pe_colour_codes_are_uint8_and_other_integer_dtypes_give_the_same_cipher():
+  # generate_key stores uint8 codes 0..5; a key built by hand with int32 codes
+  # (e.g. imported, or from the chosen-plaintext attack) must encrypt the same.
+  from lie_jax.ciphers import _blocks, pe
+  key = pe.generate_key(jax.random.key(3), image_shape=(8, 8, 3))
+  assert key.color.dtype == jnp.uint8
+  k_col = jax.random.split(jax.random.key(3))[1]
+  np.testing.assert_array_equal(np.asarray(key.color),
+                                np.asarray(_blocks.random_below(k_col, (8, 8), 6)))
+  wide = pe.PEKey(negate=key.negate, color=key.color.astype(jnp.int32), geometry=key.geometry)
+  x = random_images((3, 8, 8, 3), seed=1)
+  y = pe.encrypt(key, x)
+  np.testing.assert_array_equal(np.asarray(pe.encrypt(wide, x)), np.asarray(y))
+  np.testing.assert_array_equal(np.asarray(pe.decrypt(wide, y)), x)

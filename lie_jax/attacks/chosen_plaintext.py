@@ -239,10 +239,10 @@ def pe_key(recovered: RecoveredTransform, *, image_shape: tuple[int, int, int]) 
   if c == 3:
     table = _blocks.COLOR_PERMUTATIONS
     match = (value[:, None, :] == table[None]).all(-1)  # [H*W, 6]
-    color = np.where(match.any(-1), match.argmax(-1), 0).astype(np.int32)
+    color = np.where(match.any(-1), match.argmax(-1), 0).astype(np.uint8)
     order = table[color]
   else:
-    color = np.zeros(h * w, np.int32)
+    color = np.zeros(h * w, np.uint8)
     order = np.zeros((h * w, 1), np.int64)
   # The mask sits on output channel c; PE negates source channel order[c] first.
   negate = np.zeros_like(flips)

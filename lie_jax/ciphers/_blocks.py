@@ -815,8 +815,13 @@ def _digit_expander(upper: int) -> Callable[[jax.Array], jax.Array]:
   return _apart_even_under_vmap(lambda words: _word_digits(words, upper))
 
 
-def _random_digits(key: jax.Array, shape: tuple[int, ...], upper: int) -> jax.Array:
-  """`shape` uint8 base-`upper` digits, k per random word (word i gives digits ki..ki+k-1)."""
+def random_digits(key: jax.Array, shape: tuple[int, ...], upper: int) -> jax.Array:
+  """`random_below(key, shape, upper)` as uint8 (2 <= upper <= 256): the same digits, uncast.
+
+  k per random word (word i gives digits ki..ki+k-1).
+  """
+  if not 2 <= upper <= 256:
+    raise ValueError(f"upper must be in 2..256, got {upper}")
   size = math.prod(shape)
   words = random_words(key, (-(-size // _digits_per_word(upper)),))
   return _digit_expander(upper)(words).reshape(-1)[:size].reshape(shape)
@@ -835,7 +840,7 @@ def random_below(key: jax.Array, shape: tuple[int, ...], upper: int) -> jax.Arra
     raise ValueError(f"upper must be in 1..256, got {upper}")
   if upper == 1:
     return jnp.zeros(shape, jnp.int32)
-  return _random_digits(key, shape, upper).astype(jnp.int32)
+  return random_digits(key, shape, upper).astype(jnp.int32)  # same digits (random_digits)
 
 
 def check_permutation(perm: Any, size: int, name: str) -> np.ndarray:

@@ -37,7 +37,8 @@ class PEKey:
 
   Attributes:
     negate: [H, W, C] bool, negative-positive bit of every value (before the shuffle).
-    color: [H, W] int32 in 0..5, colour permutation of every pixel (0 for C = 1).
+    color: [H, W] uint8 in 0..5, colour permutation of every pixel (0 for C = 1).
+      Keys made elsewhere may hold any integer dtype.
     geometry: channels and the image shape the key was made for (block size 1).
   """
 
@@ -51,7 +52,10 @@ def generate_key(key: jax.Array, *, image_shape: tuple[int, int, int]) -> PEKey:
   geometry = _apply.make_geometry(image_shape, block_size=1)
   h, w, c = geometry.image_shape
   k_neg, k_col = jax.random.split(key)
-  color = _blocks.random_below(k_col, (h, w), 6) if c == 3 else jnp.zeros((h, w), jnp.int32)
+  # uint8 codes (the digits `random_below` draws, before its int32 cast): the
+  # shared path reads a quarter of the bytes, 1.4-1.8x faster on 32x32x3.
+  color = (_blocks.random_digits(k_col, (h, w), 6) if c == 3
+           else jnp.zeros((h, w), jnp.uint8))
   return PEKey(negate=_blocks.random_flags(k_neg, (h, w, c)), color=color, geometry=geometry)
 
 
