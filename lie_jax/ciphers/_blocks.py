@@ -840,7 +840,7 @@ def random_below(key: jax.Array, shape: tuple[int, ...], upper: int) -> jax.Arra
     raise ValueError(f"upper must be in 1..256, got {upper}")
   if upper == 1:
     return jnp.zeros(shape, jnp.int32)
-  return random_digits(key, shape, upper).astype(jnp.int32)  # same digits (random_digits)
+  return random_digits(key, shape, upper).astype(jnp.int32)
 
 
 def check_permutation(perm: Any, size: int, name: str) -> np.ndarray:
