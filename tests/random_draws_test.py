@@ -41,8 +41,10 @@ def test_sort_words_equals_numpy_sort(size):
 
 @pytest.mark.parametrize("chunks", [0, 2])
 def test_sort_words_below_the_network_and_in_chunks_equals_numpy_sort(chunks):
-  # 3 rows: jnp.sort. Over 2 chunks of rows of 128: the network in 3 chunks, the last padded.
+  # 3 rows: jnp.sort. Over twice the values one network sorts at once: the network in
+  # chunks of _NETWORK_CHUNK_ROWS rows, the last one padded.
   rows = 2 * (_blocks._NETWORK_CHUNK_VALUES // 128) + 77 if chunks else 3  # pylint: disable=protected-access
+  assert rows % _blocks._NETWORK_CHUNK_ROWS or not chunks  # pylint: disable=protected-access
   words = np.random.default_rng(0).integers(0, 2**32, (rows, 128), dtype=np.uint32)
   words[-1] = 2**32 - 1
   np.testing.assert_array_equal(jax.jit(_blocks.sort_words)(words), np.sort(words, axis=-1))

@@ -511,7 +511,10 @@ def transform_blocks(images: jax.Array, transform: Callable[[Any], BlockTransfor
   and unblockified, each step compiled on its own: with two gathers and
   their shifts per byte, the flat gather's index arithmetic costs more than
   the transposes (LE, 10k images, 32x32x3: 7.8 vs 4.1 us per image; 28x28x1:
-  2.3 vs 0.6).
+  2.3 vs 0.6). The transforms are computed on their own too, even ELE's
+  per-block ones ([N, nb, 2d], 8x the images' bytes): computed inside the
+  gathers, their nested lookups ran 3x slower (ELE, 10k images, 32x32x3,
+  keys given: 63 vs 20 us per image).
 
   Args:
     images: [N, H, W, C] uint8.
@@ -523,9 +526,7 @@ def transform_blocks(images: jax.Array, transform: Callable[[Any], BlockTransfor
   make = jax.vmap(transform)
   if nibbles:
     blocks = separately(lambda x: blockify(x, block_size=block_size, layout=layout), images)
-    small = _small_leaves(make, keys, lambda a: a.ndim <= 2)
-    gather = lambda x, small, keys: _gather_nibble_blocks(x, _merge_leaves(make(keys), small))
-    out = separately(gather, blocks, small, keys)
+    out = separately(_gather_nibble_blocks, blocks, separately(make, keys))
     return unblockify(out, image_shape=(h, w, c), block_size=block_size, layout=layout)
   view = _OutputView(h // block_size, w // block_size, block_size, c, check_layout(layout))
   plan = lambda k: _gather_plan(make(k), view)
@@ -636,13 +637,16 @@ def random_words(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
 # XLA:CPU sorts one row at a time with a compiled comparator; a bitonic
 # network over many short rows at once is 2-5x faster (measured on 2 cores:
 # 10k rows of 96 words 20 ms -> 5.5 ms, of 64 words 14 -> 2.7 ms) while its
-# rows fit in the cache, so larger inputs go through it in chunks of 2**21
-# values (rows padded to a power of two): past that a network streams through
-# memory once per stage (40k rows of 96: 93 ms, `jnp.sort` 74 ms, in chunks
-# 47 ms; 640k rows: `jnp.sort` 1.45 s, in chunks 0.95 s). Below a few hundred
-# rows both take microseconds, and the network's compile time (about 0.8 s
-# for 128 rows) would dominate.
+# rows fit in the cache. Past 2**21 values (rows padded to a power of two) a
+# network over all rows streams through memory once per stage, so larger
+# inputs are sorted in chunks of 128 rows, whose ~15 passes stay in the
+# core's cache: 640k rows of 96 words (ELE's per-image keys, 10k RGB images)
+# 0.98 s in chunks of 2**21 values -> 0.43 s; 490k rows of 32: 222 -> 137 ms;
+# 160k rows of 16: 33 -> 9 ms (32 and 256 rows: no better). Below a few
+# hundred rows both take microseconds, and the network's compile time (about
+# 0.8 s for 128 rows) would dominate.
 _NETWORK_CHUNK_VALUES = 1 << 21
+_NETWORK_CHUNK_ROWS = 128
 _NETWORK_MIN_ROWS = 256
 
 
@@ -691,9 +695,9 @@ def _network_sort(words: jax.Array) -> jax.Array:
   size = words.shape[-1]
   rows = words.reshape(-1, size)
   count = rows.shape[0]
-  chunk = max(_NETWORK_CHUNK_VALUES >> max(size - 1, 0).bit_length(), 1)
-  if count <= chunk:
+  if count << max(size - 1, 0).bit_length() <= _NETWORK_CHUNK_VALUES:
     return _sort_lanes(rows).reshape(words.shape)
+  chunk = _NETWORK_CHUNK_ROWS
   chunks = -(-count // chunk)
   rows = jnp.pad(rows, ((0, chunks * chunk - count), (0, 0)))  # sorted, then dropped
   ordered = jax.lax.map(_sort_lanes, rows.reshape(chunks, chunk, size))
