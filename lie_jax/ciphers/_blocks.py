@@ -638,13 +638,13 @@ def random_words(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
 # network over many short rows at once is 2-5x faster (measured on 2 cores:
 # 10k rows of 96 words 20 ms -> 5.5 ms, of 64 words 14 -> 2.7 ms) while its
 # rows fit in the cache. Past 2**21 values (rows padded to a power of two) a
-# network over all rows streams through memory once per stage, so larger
-# inputs are sorted in chunks of 128 rows, whose ~15 passes stay in the
-# core's cache: 640k rows of 96 words (ELE's per-image keys, 10k RGB images)
-# 0.98 s in chunks of 2**21 values -> 0.43 s; 490k rows of 32: 222 -> 137 ms;
-# 160k rows of 16: 33 -> 9 ms (32 and 256 rows: no better). Below a few
-# hundred rows both take microseconds, and the network's compile time (about
-# 0.8 s for 128 rows) would dominate.
+# network over all rows streams through memory once per pass, so larger
+# inputs are sorted in chunks of 128 rows, whose passes (19 for 128 wires)
+# stay in a core's cache: 640k rows of 96 words (ELE's per-image keys, 10k
+# RGB images) 0.98 s in chunks of 2**21 values -> 0.43 s; 490k rows of 32:
+# 222 -> 137 ms; 160k rows of 16: 33 -> 9 ms (32 and 256 rows: no better).
+# Below a few hundred rows both take microseconds, and the network's compile
+# time (about 0.8 s for 128 rows) would dominate.
 _NETWORK_CHUNK_VALUES = 1 << 21
 _NETWORK_CHUNK_ROWS = 128
 _NETWORK_MIN_ROWS = 256
