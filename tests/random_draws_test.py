@@ -39,12 +39,12 @@ def test_sort_words_equals_numpy_sort(size):
       jax.vmap(_blocks.sort_words, in_axes=1, out_axes=1)(words), expected)
 
 
-@pytest.mark.parametrize("chunks", [0, 2])
-def test_sort_words_below_the_network_and_in_chunks_equals_numpy_sort(chunks):
+@pytest.mark.parametrize("chunked", [False, True])
+def test_sort_words_below_the_network_and_in_chunks_equals_numpy_sort(chunked):
   # 3 rows: jnp.sort. Over twice the values one network sorts at once: the network in
   # chunks of _NETWORK_CHUNK_ROWS rows, the last one padded.
-  rows = 2 * (_blocks._NETWORK_CHUNK_VALUES // 128) + 77 if chunks else 3  # pylint: disable=protected-access
-  assert rows % _blocks._NETWORK_CHUNK_ROWS or not chunks  # pylint: disable=protected-access
+  rows = 2 * (_blocks._NETWORK_CHUNK_VALUES // 128) + 77 if chunked else 3  # pylint: disable=protected-access
+  assert rows % _blocks._NETWORK_CHUNK_ROWS or not chunked  # pylint: disable=protected-access
   words = np.random.default_rng(0).integers(0, 2**32, (rows, 128), dtype=np.uint32)
   words[-1] = 2**32 - 1
   np.testing.assert_array_equal(jax.jit(_blocks.sort_words)(words), np.sort(words, axis=-1))

@@ -650,6 +650,11 @@ _NETWORK_CHUNK_ROWS = 128
 _NETWORK_MIN_ROWS = 256
 
 
+def next_power_of_two(size: int) -> int:
+  """The smallest power of two >= size (1 for size <= 1): a sorting network's width."""
+  return 1 << max(size - 1, 0).bit_length()
+
+
 def _bitonic_sort_rows(x: jax.Array) -> jax.Array:
   """Sorts [M, L] along axis 0 (M a power of two) with a bitonic network, L lanes at once.
 
@@ -685,7 +690,7 @@ def _bitonic_sort_rows(x: jax.Array) -> jax.Array:
 def _sort_lanes(rows: jax.Array) -> jax.Array:
   """Sorts [R, size] words along the last axis: the R rows are the network's lanes."""
   size = rows.shape[-1]
-  padded = 1 << max(size - 1, 0).bit_length()
+  padded = next_power_of_two(size)
   pad = jnp.full((padded - size, rows.shape[0]), jnp.iinfo(jnp.uint32).max, jnp.uint32)
   return _bitonic_sort_rows(jnp.concatenate([rows.T, pad], axis=0))[:size].T
 
@@ -695,7 +700,7 @@ def _network_sort(words: jax.Array) -> jax.Array:
   size = words.shape[-1]
   rows = words.reshape(-1, size)
   count = rows.shape[0]
-  if count << max(size - 1, 0).bit_length() <= _NETWORK_CHUNK_VALUES:
+  if count * next_power_of_two(size) <= _NETWORK_CHUNK_VALUES:
     return _sort_lanes(rows).reshape(words.shape)
   chunk = _NETWORK_CHUNK_ROWS
   chunks = -(-count // chunk)

@@ -79,7 +79,7 @@ def _merge_sort_comparators(size: int) -> list[tuple[int, int]]:
   padding wire (j >= size) are dropped: padding stands for +infinity at the
   end, where such a comparator changes nothing.
   """
-  n = 1 << max(size - 1, 0).bit_length()
+  n = _blocks.next_power_of_two(size)
   pairs = []
   p = 1
   while p < n:
