@@ -66,12 +66,12 @@ def test_shape_and_dtype_kept(any_case):
   empty = x[:0]
   y0 = module.encrypt(k, empty)
   assert y0.shape == (0,) + y.shape[1:] and y0.dtype == y.dtype
-  if hasattr(module, "decrypt"):
+  if module.invertible:
     assert module.decrypt(k, y0).shape == empty.shape
-  if hasattr(module, "encrypt_per_image"):
+  if module.per_image_keys:
     z0 = module.encrypt_per_image(jax.random.key(0), empty, **options)
     assert z0.shape == (0,) + y.shape[1:]
-    if getattr(module, "decrypt_per_image", None):
+    if module.invertible:
       assert module.decrypt_per_image(jax.random.key(0), z0, **options).shape == empty.shape
 
 
@@ -123,10 +123,10 @@ def test_no_recompilation_for_new_keys_or_images(invertible_case):
   module = _cipher(scheme)
   shape = (12, 20, 3)
   module.encrypt(make_key(scheme, options, shape, seed=1), random_images((3,) + shape, 1))
-  before = module._encrypt._cache_size()  # pylint: disable=protected-access
+  before = module.jitted_encrypt._cache_size()  # pylint: disable=protected-access
   for seed in (2, 3):
     module.encrypt(make_key(scheme, options, shape, seed=seed), random_images((3,) + shape, seed))
-  assert module._encrypt._cache_size() == before  # pylint: disable=protected-access
+  assert module.jitted_encrypt._cache_size() == before  # pylint: disable=protected-access
 
 
 def test_keys_pass_through_jit_and_vmap(invertible_case):
@@ -168,40 +168,41 @@ def test_per_image_matches_fold_in_keys(invertible_case):
 
 
 def test_per_image_no_recompilation():
-  from lie_jax.ciphers import le
+  from lie_jax.ciphers import _core, le
   x = random_images((4,) + SHAPE_GRAY)
-  le.encrypt_per_image(jax.random.key(0), x, block_size=4)
-  run = le.encrypt_per_image.__closure__  # the jitted runner lives in the closure
-  jitted = [c.cell_contents for c in run if hasattr(c.cell_contents, "_cache_size")]
-  before = jitted[0]._cache_size()
-  le.encrypt_per_image(jax.random.key(1), random_images((4,) + SHAPE_GRAY, 2), block_size=4)
-  assert jitted[0]._cache_size() == before
+  le.SCHEME.encrypt_per_image(jax.random.key(0), x, block_size=4)
+  before = _core._run_per_image._cache_size()  # pylint: disable=protected-access
+  le.SCHEME.encrypt_per_image(jax.random.key(1), random_images((4,) + SHAPE_GRAY, 2),
+                              indices=np.arange(4) + 9, block_size=4)
+  assert _core._run_per_image._cache_size() == before  # pylint: disable=protected-access
 
 
 def test_huang2022_per_image():
   from lie_jax.ciphers import huang2022
   x = np.repeat(random_images((1,) + SHAPE_RGB), 3, axis=0)
-  y = np.asarray(huang2022.encrypt_per_image(jax.random.key(0), x, block_size=2))
+  y = np.asarray(huang2022.SCHEME.encrypt_per_image(jax.random.key(0), x, block_size=2))
   assert y.shape == x.shape and len({row.tobytes() for row in y}) == 3
 
 
 # ----------------------------------------------------------------------------- padding
 
 
-@pytest.mark.parametrize("scheme", ["le", "ele", "etc", "vit"])
-def test_edge_padding_round_trip(scheme):
+@pytest.mark.parametrize("scheme", ["le", "ele", "etc", "vit", "huang2022"])
+def test_sizes_not_divisible_by_the_block_are_refused_and_pad_to_blocks_fits_them(scheme):
   shape = (30, 27, 3)
   x = random_images((2,) + shape)
   module = _cipher(scheme)
-  k = module.generate_key(jax.random.key(0), image_shape=shape, block_size=4)
-  with pytest.raises(ValueError, match="not divisible by block_size=4.*padding='edge'"):
-    module.encrypt(k, x)
-  y = module.encrypt(k, x, padding="edge")
-  assert y.shape == (2, 32, 28, 3)
-  z = np.asarray(module.decrypt(k, y))
-  if scheme == "le":  # shape-free key: decrypt returns the padded image
-    z = z[:, :30, :27]
-  np.testing.assert_array_equal(z, x)
+  hint = "not divisible by block_size=4.*pad_to_blocks"
+  with pytest.raises(ValueError, match=hint):  # fixed-shape keys refuse at key generation
+    module.encrypt(module.generate_key(jax.random.key(0), image_shape=shape, block_size=4), x)
+  with pytest.raises(ValueError, match=hint):
+    module.encrypt_per_image(jax.random.key(0), x, block_size=4)
+  padded = ciphers.pad_to_blocks(x, block_size=4)
+  assert padded.shape == (2, 32, 28, 3)
+  k = module.generate_key(jax.random.key(0), image_shape=padded.shape[1:], block_size=4)
+  y = module.encrypt(k, padded)
+  if module.invertible:
+    np.testing.assert_array_equal(np.asarray(module.decrypt(k, y))[:, :30, :27], x)
 
 
 def test_pad_to_blocks_replicates_edges():
@@ -230,28 +231,34 @@ def test_blockify_matches_explicit_loop_and_inverts(layout):
   np.testing.assert_array_equal(np.asarray(back), x)
 
 
-def test_pe_source_channels_match_the_colour_permutation_table():
-  # The arithmetic colour shuffle against the table it replaces (and its inverse).
-  from lie_jax.ciphers import _blocks, pe
-  codes = jnp.arange(6, dtype=jnp.int32)
-  table = _blocks.COLOR_PERMUTATIONS
-  got = np.stack([np.asarray(s) for s in pe._source_channels(codes, inverse=False)], axis=1)
-  np.testing.assert_array_equal(got, table)
-  got_inv = np.stack([np.asarray(s) for s in pe._source_channels(codes, inverse=True)], axis=1)
-  np.testing.assert_array_equal(got_inv, np.argsort(table, axis=1))
-
-
 def test_pe_colour_codes_are_uint8_and_other_integer_dtypes_give_the_same_cipher():
-  # generate_key stores uint8 codes 0..5; a key built by hand with int32 codes
-  # (e.g. imported, or from the chosen-plaintext attack) must encrypt the same.
-  from lie_jax.ciphers import _blocks, pe
+  # generate_key stores uint8 codes 0..5; a key built with int32 codes (imported,
+  # or recovered by an attack) must encrypt and decrypt the same.
+  from lie_jax.ciphers import pe
   key = pe.generate_key(jax.random.key(3), image_shape=(8, 8, 3))
-  assert key.color.dtype == jnp.uint8
-  k_col = jax.random.split(jax.random.key(3))[1]
-  np.testing.assert_array_equal(np.asarray(key.color),
-                                np.asarray(_blocks.random_below(k_col, (8, 8), 6)))
-  wide = pe.PEKey(negate=key.negate, color=key.color.astype(jnp.int32), geometry=key.geometry)
+  assert key.color.dtype == jnp.uint8 and int(key.color.max()) <= 5
+  wide = pe.key_from_arrays(np.asarray(key.negate), np.asarray(key.color).astype(np.int32))
   x = random_images((3, 8, 8, 3), seed=1)
   y = pe.encrypt(key, x)
   np.testing.assert_array_equal(np.asarray(pe.encrypt(wide, x)), np.asarray(y))
   np.testing.assert_array_equal(np.asarray(pe.decrypt(wide, y)), x)
+  with pytest.raises(ValueError, match="color codes"):
+    pe.key_from_arrays(np.asarray(key.negate), np.full((8, 8), 6))
+
+
+def test_scheme_records_declare_what_the_functions_do(any_case):
+  # The declared facts of every record agree with what its functions compute.
+  scheme, options = any_case
+  record = ciphers.get_scheme(scheme)
+  assert record.name == scheme and set(options) <= set(record.options)
+  k = make_key(scheme, options, SHAPE_RGB)
+  y = record.encrypt(k, random_images((2,) + SHAPE_RGB))
+  assert np.dtype(y.dtype) == record.cipher_dtype(**options)
+  assert record.storable == (y.shape[1:] == SHAPE_RGB)
+  assert record.scrambles_blocks == hasattr(k, "block_perm")
+  assert record.invertible == (scheme != "huang2022")
+  with pytest.raises(ValueError, match="no option"):
+    record.check_options({"no_such_option": 1})
+  if not record.per_image_keys:
+    with pytest.raises(ValueError, match="no per-image keys"):
+      record.encrypt_per_image(jax.random.key(0), random_images((2,) + SHAPE_RGB))

@@ -72,44 +72,10 @@ def test_bad_statistic():
     huang2022.generate_key(jax.random.key(0), image_shape=(8, 8, 1), statistic="mode")
 
 
-def test_pe_select_executors_equal_the_block_transform_view():
-  # pe runs its colour shuffle on selects; the shared block machinery applied to
-  # `pe.pixel_transform` is an independent route to the same map.
-  import jax.numpy as jnp
-  from lie_jax.ciphers import _apply
-  generic = _apply.block_cipher(pe.pixel_transform)
-  x = jnp.asarray(np.random.default_rng(3).integers(0, 256, (5, 6, 7, 3), dtype=np.uint8))
-  key = pe.generate_key(jax.random.key(4), image_shape=(6, 7, 3))
-  keys = jax.vmap(lambda i: pe.generate_key(jax.random.fold_in(jax.random.key(4), i),
-                                            image_shape=(6, 7, 3)))(jnp.arange(5))
-  for ours, theirs, k in ((pe.pixel_cipher.encrypt_shared, generic.encrypt_shared, key),
-                          (pe.pixel_cipher.decrypt_shared, generic.decrypt_shared, key),
-                          (pe.pixel_cipher.encrypt_keys, generic.encrypt_keys, keys),
-                          (pe.pixel_cipher.decrypt_keys, generic.decrypt_keys, keys)):
-    np.testing.assert_array_equal(np.asarray(ours(k, x)), np.asarray(theirs(k, x)))
-
-
-@pytest.mark.parametrize("size", range(1, 33))
-def test_merge_sort_network_sorts_every_zero_one_input(size):
-  # The 0-1 principle: a comparator network sorts every input iff it sorts
-  # every 0/1 input: all 2**size of them up to size 12, 4096 random ones above.
-  pairs = huang2022._merge_sort_comparators(size)
-  rng = np.random.default_rng(size)
-  if size <= 12:
-    inputs = (np.arange(2 ** size)[:, None] >> np.arange(size)) & 1
-  else:
-    inputs = rng.integers(0, 2, (4096, size))
-  wires = inputs.T.copy()
-  for i, j in pairs:
-    assert 0 <= i < j < size
-    wires[i], wires[j] = np.minimum(wires[i], wires[j]), np.maximum(wires[i], wires[j])
-  np.testing.assert_array_equal(wires.T, np.sort(inputs, axis=1))
-
-
 @pytest.mark.parametrize("statistic", huang2022.STATISTICS)
 @pytest.mark.parametrize("block_size", [4, 5])
 def test_block_filter_larger_blocks(statistic, block_size):
-  # 16 and 25 values per block: a full network and a pruned, padded one.
+  # 16 and 25 values per block: even and odd counts for the median.
   x = random_images((2, 2 * block_size, 3 * block_size, 3), seed=block_size)
   got = np.asarray(huang2022.block_filter(x, block_size=block_size, statistic=statistic))
   np.testing.assert_array_equal(got, _reference_filter(x, block_size, statistic))

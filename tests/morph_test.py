@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from lie_jax import models
 from lie_jax.ciphers import morph
 from tests.cipher_cases import random_images
 
@@ -19,8 +20,8 @@ def test_augmented_conv_equals_permuted_plain_conv(shape, copies, strides, paddi
   k = morph.generate_key(jax.random.key(0), image_shape=shape, copies=copies)
   kernel = np.random.default_rng(1).normal(size=(3, 3, shape[2], 8)).astype(np.float32)
   x = random_images((4,) + shape)
-  aug = morph.augmented_conv(k, kernel, strides=strides, padding=padding)
-  server = np.asarray(morph.apply_augmented_conv(aug, morph.encrypt(k, x)))
+  aug = models.augmented_conv(k, kernel, strides=strides, padding=padding)
+  server = np.asarray(models.apply_augmented_conv(aug, morph.encrypt(k, x)))
   # Independent oracle: direct convolution in float64 with NumPy loops.
   xf = x.astype(np.float64) / 255.0
   if padding == "SAME":
@@ -63,6 +64,6 @@ def test_bad_inputs():
   with pytest.raises(TypeError, match="floating point"):
     morph.decrypt(k, np.zeros((64,), np.int32))
   with pytest.raises(ValueError, match="kernel must be"):
-    morph.augmented_conv(k, np.zeros((3, 3, 3, 4)))
+    models.augmented_conv(k, np.zeros((3, 3, 3, 4)))
   with pytest.raises(ValueError, match="copies"):
     morph.generate_key(jax.random.key(0), image_shape=(8, 8, 1), copies=0)

@@ -1,7 +1,7 @@
 """Plain-NumPy reference implementations of the lie_jax ciphers.
 
 Written independently of `lie_jax.ciphers`, from the scheme descriptions
-(SCHEMES.md and the module docstrings) only: every block scheme cuts the
+(docs/SCHEMES.md and the module docstrings) only: every block scheme cuts the
 images into block vectors by reshape/transpose ([N, nb, d]), works on those
 vectors with fancy indexing, and puts the blocks back. They serve two purposes:
 byte-exact oracles for `tests/reference_test.py`, and the NumPy baseline of the

@@ -1,21 +1,18 @@
 """Learnable image encryption schemes as pure, jit-compiled, vmap-batched JAX functions.
 
 This subpackage imports only jax and numpy, so other JAX projects can take
-the ciphers alone. One module per scheme; each has
-
-  generate_key(key, *, image_shape, ...) -> cipher key (a pytree of arrays)
-  encrypt(cipher_key, images) / decrypt(cipher_key, images)   (decrypt where invertible)
-  encrypt_per_image(key, images, *, indices=None, ...)          (image i keyed by fold_in)
-  nominal_key_space_bits(*, image_shape, ...)
-
-Images are uint8 [H, W, C] or [N, H, W, C], C = 1 or 3. See each module's
-docstring for the scheme's exact convention.
+the ciphers alone. One module per scheme, each with `generate_key(key, *,
+image_shape, **options)` (a cipher key: a pytree of arrays), `encrypt` and
+`decrypt` (where invertible) of uint8 [H, W, C] or [N, H, W, C] images
+(C = 1 or 3), `nominal_key_space_bits`, and `SCHEME`, its `Scheme` record
+(collected in SCHEMES), whose `encrypt_per_image` / `decrypt_per_image` give
+image i of a batch the key generated from fold_in(key, indices[i]).
+docs/SCHEMES.md states what each scheme computes.
 """
 
 from __future__ import annotations
 
-import math
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from lie_jax.ciphers import blockwise
 from lie_jax.ciphers import ele
@@ -25,61 +22,49 @@ from lie_jax.ciphers import le
 from lie_jax.ciphers import morph
 from lie_jax.ciphers import pe
 from lie_jax.ciphers import vit
-from lie_jax.ciphers._blocks import blockify
-from lie_jax.ciphers._blocks import pad_to_blocks
-from lie_jax.ciphers._blocks import unblockify
+from lie_jax.ciphers._core import BlockTransform
+from lie_jax.ciphers._core import COLOR_PERMUTATIONS
+from lie_jax.ciphers._core import KeyGeometry
+from lie_jax.ciphers._core import Scheme
+from lie_jax.ciphers._core import apply_transform
+from lie_jax.ciphers._core import block_positions
+from lie_jax.ciphers._core import blockify
+from lie_jax.ciphers._core import pad_to_blocks
+from lie_jax.ciphers._core import unblockify
 
-SCHEMES = {
-    "le": le,
-    "ele": ele,
-    "etc": etc,
-    "pe": pe,
-    "huang2022": huang2022,
-    "vit": vit,
-    "morph": morph,
-    "blockwise": blockwise,
-}
-INVERTIBLE = tuple(name for name, module in SCHEMES.items() if hasattr(module, "decrypt"))
+SCHEMES: dict[str, Scheme] = {m.SCHEME.name: m.SCHEME for m in (
+    le, ele, etc, pe, huang2022, vit, morph, blockwise)}
+INVERTIBLE = tuple(name for name, s in SCHEMES.items() if s.invertible)
 
 # Bits of secret in a key of each JAX PRNG implementation (its key data).
 PRNG_KEY_BITS = {"threefry2x32": 64, "rbg": 128, "unsafe_rbg": 128}
 
 
 class KeySpace(NamedTuple):
-  """Key space of a scheme and configuration, in bits.
-
-  nominal_bits: log2 of the number of distinct cipher keys the scheme allows.
-  prng_bits: bits of the PRNG key the cipher key is generated from.
-  effective_bits: min of the two: what a key search actually faces.
-  """
+  """Bits of key space: nominal (distinct cipher keys), prng (bits of the PRNG key the
+  cipher key is drawn from) and effective (the smaller: what a key search faces)."""
 
   nominal_bits: float
   prng_bits: float
   effective_bits: float
 
 
-def get_scheme(name: str):
-  """The cipher module of a scheme name (see SCHEMES)."""
+def get_scheme(name: str) -> Scheme:
+  """The `Scheme` record of a scheme name (see SCHEMES); ValueError listing them if unknown."""
   try:
     return SCHEMES[name]
-  except KeyError:
+  except (KeyError, TypeError):
     raise ValueError(f"unknown scheme {name!r}; choose one of {sorted(SCHEMES)}") from None
 
 
 def key_space_bits(scheme: str, *, image_shape: tuple[int, int, int],
-                   prng_impl: str = "threefry2x32", **options) -> KeySpace:
-  """The honest effective key space of a scheme and configuration.
+                   prng_impl: str = "threefry2x32", **options: Any) -> KeySpace:
+  """The honest effective key space of a scheme and configuration, as a `KeySpace`.
 
-  Args:
-    scheme: a name in SCHEMES.
-    image_shape: (H, W, C) of the images.
-    prng_impl: the JAX PRNG implementation the cipher key is generated with
-      (`lie_jax.keys.derive_prng_key` uses "threefry2x32": 64 bits).
-    **options: the scheme's `generate_key` options (block_size, ...).
-
-  Returns:
-    A `KeySpace`; `effective_bits` is the smaller of the scheme's nominal
-    space and what the PRNG key can reach.
+  `effective_bits` is the smaller of the scheme's nominal key space (for
+  `image_shape` and the `generate_key` options) and the bits of the PRNG key
+  the cipher key is drawn from (`prng_impl`; `lie_jax.keys.derive_prng_key`
+  uses "threefry2x32": 64 bits).
 
   Example:
     >>> from lie_jax import ciphers
@@ -89,13 +74,15 @@ def key_space_bits(scheme: str, *, image_shape: tuple[int, int, int],
   """
   if prng_impl not in PRNG_KEY_BITS:
     raise ValueError(f"prng_impl must be one of {sorted(PRNG_KEY_BITS)}, got {prng_impl!r}")
-  nominal = get_scheme(scheme).nominal_key_space_bits(image_shape=tuple(image_shape), **options)
+  record = get_scheme(scheme)
+  options = record.check_options(options)
+  nominal = record.nominal_key_space_bits(image_shape=tuple(image_shape), **options)
   prng = float(PRNG_KEY_BITS[prng_impl])
   return KeySpace(nominal_bits=nominal, prng_bits=prng, effective_bits=min(nominal, prng))
 
 
 __all__ = [
-    "SCHEMES", "INVERTIBLE", "KeySpace", "get_scheme", "key_space_bits", "blockify",
-    "unblockify", "pad_to_blocks", *SCHEMES,
+    "SCHEMES", "INVERTIBLE", "PRNG_KEY_BITS", "KeySpace", "Scheme", "get_scheme",
+    "key_space_bits", "BlockTransform", "KeyGeometry", "COLOR_PERMUTATIONS", "apply_transform",
+    "block_positions", "blockify", "unblockify", "pad_to_blocks", *SCHEMES,
 ]
-del math

@@ -20,14 +20,6 @@ def static_field(**kwargs: Any) -> Any:
   return dataclasses.field(metadata={"static": True}, **kwargs)
 
 
-def _describe(value: Any) -> str:
-  shape = getattr(value, "shape", None)
-  dtype = getattr(value, "dtype", None)
-  if shape is None:
-    return type(value).__name__
-  return f"{dtype}{list(shape)}"
-
-
 def _safe_repr(self: Any) -> str:
   parts = []
   for field in dataclasses.fields(self):
@@ -35,7 +27,9 @@ def _safe_repr(self: Any) -> str:
     if field.metadata.get("static"):
       parts.append(f"{field.name}={value!r}")
     else:
-      parts.append(f"{field.name}=<{_describe(value)} hidden>")
+      shape = getattr(value, "shape", None)
+      what = type(value).__name__ if shape is None else f"{value.dtype}{list(shape)}"
+      parts.append(f"{field.name}=<{what} hidden>")
   return f"{type(self).__name__}({', '.join(parts)})"
 
 

@@ -33,9 +33,9 @@ from typing import Any, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
-from lie_jax.ciphers import _apply
-from lie_jax.ciphers import _blocks
+from lie_jax.ciphers import _core
 from lie_jax.ciphers._keytree import cipher_key, static_field
 
 TRANSFORMS = ("shuffle", "flip", "ffx")
@@ -58,7 +58,7 @@ class BlockwiseKey:
   perm: jax.Array
   flip_mask: jax.Array
   ffx_table: jax.Array
-  geometry: _apply.KeyGeometry = static_field()
+  geometry: _core.KeyGeometry = static_field()
   transforms: tuple[str, ...] = static_field(default=("shuffle",))
 
 
@@ -71,107 +71,78 @@ def _check_transforms(transforms: Sequence[str]) -> tuple[str, ...]:
   return tuple(t for t in TRANSFORMS if t in transforms)
 
 
-def _identity_arrays(d: int):
-  """The arrays of a key without any transform (the FFX table is empty until drawn)."""
-  return jnp.arange(d, dtype=jnp.int32), jnp.zeros((d,), bool), jnp.zeros((d, 0), jnp.uint16)
-
-
 def generate_key(key: jax.Array, *, image_shape: tuple[int, int, int], block_size: int = 4,
                  transforms: Sequence[str] = ("shuffle",), layout: str = "hwc") -> BlockwiseKey:
   """Draws a key for C-channel images (only C of image_shape matters)."""
   transforms = _check_transforms(transforms)
-  geometry = _apply.make_geometry(image_shape, block_size=block_size, layout=layout,
-                                  fixed_shape=False)
+  geometry = _core.make_geometry(image_shape, block_size=block_size, layout=layout,
+                                 fixed_shape=False)
   d = block_size * block_size * geometry.channels
-  perm, flip_mask, ffx_table = _identity_arrays(d)
   k_perm, k_flip, k_ffx = jax.random.split(key, 3)
+  perm = jnp.arange(d, dtype=jnp.int32)
+  flip_mask = jnp.zeros((d,), bool)
+  ffx_table = jnp.zeros((d, 0), jnp.uint16)
   if "shuffle" in transforms:
-    perm = _blocks.random_permutations(k_perm, None, d)
+    perm = jax.random.permutation(k_perm, d).astype(jnp.int32)
   if "flip" in transforms:
-    flip_mask = _blocks.random_permutations(k_flip, None, d) < d // 2
+    flip_mask = jax.random.permutation(k_flip, d) < d // 2
   if "ffx" in transforms:
-    ffx_table = _blocks.random_permutations(k_ffx, d, FFX_CODES)[:, :256].astype(jnp.uint16)
+    ffx_table = _core.random_permutations(k_ffx, d, FFX_CODES)[:, :256].astype(jnp.uint16)
   return BlockwiseKey(perm=perm, flip_mask=flip_mask, ffx_table=ffx_table, geometry=geometry,
                       transforms=transforms)
 
 
-def key_from_arrays(*, block_shape: tuple[int, int, int], permutation: Any = None,
-                    flip_mask: Any = None, layout: str = "hwc") -> BlockwiseKey:
-  """Imports a key from a pixel-shuffling permutation and/or a flip mask of length d."""
+def key_from_arrays(*, block_shape: tuple[int, int, int], permutation: ArrayLike | None = None,
+                    flip_mask: ArrayLike | None = None, layout: str = "hwc") -> BlockwiseKey:
+  """Imports a key from a [d] pixel-shuffling permutation and/or a [d] flip mask (d = B*B*C)."""
   b, b2, c = (int(s) for s in block_shape)
   if b != b2:
     raise ValueError(f"block_shape must be square (B, B, C), got {tuple(block_shape)}")
   if permutation is None and flip_mask is None:
     raise ValueError("give a permutation, a flip_mask, or both")
-  geometry = _apply.make_geometry((b, b, c), block_size=b, layout=layout, fixed_shape=False)
+  geometry = _core.make_geometry((b, b, c), block_size=b, layout=layout, fixed_shape=False)
   d = b * b * c
-  perm, mask, table = _identity_arrays(d)
-  transforms = []
+  perm, mask, transforms = np.arange(d, dtype=np.int32), np.zeros((d,), bool), []
   if permutation is not None:
-    perm = jnp.asarray(_blocks.check_permutation(permutation, d, "permutation"))
+    perm = _core.check_permutation(permutation, d, "permutation")
     transforms.append("shuffle")
   if flip_mask is not None:
-    arr = np.asarray(flip_mask)
-    if arr.shape != (d,):
-      raise ValueError(f"flip_mask must have shape ({d},), got {arr.shape}")
-    mask = jnp.asarray(arr.astype(bool))
+    mask = np.asarray(flip_mask)
+    if mask.shape != (d,):
+      raise ValueError(f"flip_mask must have shape ({d},), got {mask.shape}")
     transforms.append("flip")
-  return BlockwiseKey(perm=perm, flip_mask=mask, ffx_table=table, geometry=geometry,
+  return BlockwiseKey(perm=jnp.asarray(perm), flip_mask=jnp.asarray(mask.astype(bool)),
+                      ffx_table=jnp.zeros((d, 0), jnp.uint16), geometry=geometry,
                       transforms=tuple(transforms))
 
 
-def _transform(cipher_key: BlockwiseKey) -> _blocks.BlockTransform:
-  return _blocks.BlockTransform(value_perm=cipher_key.perm,
-                                xor=cipher_key.flip_mask.astype(jnp.uint8) * 255)
-
-
-_shuffle_flip = _apply.block_cipher(_transform)
-
-
-def _ffx_codes(table: jax.Array, image: jax.Array, geometry: _apply.KeyGeometry) -> jax.Array:
-  """Maps value i of every block through table[i]: [..., H, W, C] uint8 -> uint16 codes."""
-  blocks = _blocks.blockify(image, block_size=geometry.block_size, layout=geometry.layout)
+def _lookup(table: jax.Array, image: jax.Array, g: _core.KeyGeometry) -> jax.Array:
+  """Value v at block position i -> table[i, v], for every value of the image."""
+  blocks = _core.blockify(image, block_size=g.block_size, layout=g.layout)
   codes = table[jnp.arange(table.shape[0]), blocks]
-  return _blocks.unblockify(codes, image_shape=image.shape[-3:], block_size=geometry.block_size,
-                            layout=geometry.layout)
+  return _core.unblockify(codes, image_shape=image.shape, block_size=g.block_size, layout=g.layout)
 
 
-def _ffx_values(table: jax.Array, codes: jax.Array, geometry: _apply.KeyGeometry) -> jax.Array:
-  """Inverse of `_ffx_codes` (codes outside the table map to 0)."""
-  d = table.shape[0]
-  inverse = jnp.zeros((d, FFX_CODES), jnp.uint8).at[jnp.arange(d)[:, None], table].set(
-      jnp.arange(256, dtype=jnp.uint8))
-  return _ffx_codes(inverse, codes, geometry)
+def _transform(cipher_key: BlockwiseKey) -> _core.BlockTransform:
+  return _core.BlockTransform(value_perm=cipher_key.perm,
+                              xor=cipher_key.flip_mask.astype(jnp.uint8) * 255)
 
 
-def _encrypt_shared(cipher_key: BlockwiseKey, images: jax.Array) -> jax.Array:
-  out = _shuffle_flip.encrypt_shared(cipher_key, images)
+def _encrypt_one(cipher_key: BlockwiseKey, image: jax.Array) -> jax.Array:
+  out = _core.transform_image(cipher_key, image, transform=_transform)
   if "ffx" in cipher_key.transforms:
-    out = _ffx_codes(cipher_key.ffx_table, out, cipher_key.geometry)
+    out = _lookup(cipher_key.ffx_table, out, cipher_key.geometry)
   return out
 
 
-def _decrypt_shared(cipher_key: BlockwiseKey, images: jax.Array) -> jax.Array:
+def _decrypt_one(cipher_key: BlockwiseKey, image: jax.Array) -> jax.Array:
   if "ffx" in cipher_key.transforms:
-    images = _ffx_values(cipher_key.ffx_table, images, cipher_key.geometry)
-  return _shuffle_flip.decrypt_shared(cipher_key, images)
-
-
-def _encrypt_keys(keys: BlockwiseKey, images: jax.Array) -> jax.Array:
-  out = _shuffle_flip.encrypt_keys(keys, images)
-  if "ffx" in keys.transforms:
-    out = jax.vmap(lambda t, x: _ffx_codes(t, x, keys.geometry))(keys.ffx_table, out)
-  return out
-
-
-def _decrypt_keys(keys: BlockwiseKey, images: jax.Array) -> jax.Array:
-  if "ffx" in keys.transforms:
-    images = jax.vmap(lambda t, x: _ffx_values(t, x, keys.geometry))(keys.ffx_table, images)
-  return _shuffle_flip.decrypt_keys(keys, images)
-
-
-_encrypt = jax.jit(_encrypt_shared)
-_decrypt = jax.jit(_decrypt_shared)
+    table = cipher_key.ffx_table
+    d = table.shape[0]
+    inverse = jnp.zeros((d, FFX_CODES), jnp.uint8).at[jnp.arange(d)[:, None], table].set(
+        jnp.arange(256, dtype=jnp.uint8))  # codes outside the table decode to 0
+    image = _lookup(inverse, image, cipher_key.geometry)
+  return _core.transform_image(cipher_key, image, transform=_transform, inverse=True)
 
 
 def cipher_dtype(*, transforms: Sequence[str] = ("shuffle",), **unused: Any) -> np.dtype:
@@ -180,21 +151,15 @@ def cipher_dtype(*, transforms: Sequence[str] = ("shuffle",), **unused: Any) -> 
   return np.dtype(np.uint16 if "ffx" in _check_transforms(transforms) else np.uint8)
 
 
-def encrypt(cipher_key: BlockwiseKey, images: Any, *, padding: str = "none") -> jax.Array:
+def encrypt(cipher_key: BlockwiseKey, images: ArrayLike) -> jax.Array:
   """Encrypts [H, W, C] or [N, H, W, C] uint8 images; uint8 out (uint16 codes with "ffx")."""
-  _apply.expect_key(cipher_key, BlockwiseKey, "blockwise.encrypt")
-  return _apply.encrypt_with(_encrypt, cipher_key, images, padding=padding)
+  return _core.encrypt_with(SCHEME, cipher_key, images)
 
 
-def decrypt(cipher_key: BlockwiseKey, images: Any) -> jax.Array:
+def decrypt(cipher_key: BlockwiseKey, images: ArrayLike) -> jax.Array:
   """Inverts `encrypt` exactly; returns uint8 images of the same shape."""
-  _apply.expect_key(cipher_key, BlockwiseKey, "blockwise.decrypt")
-  return _apply.decrypt_with(_decrypt, cipher_key, images,
-                             dtype=cipher_dtype(transforms=cipher_key.transforms))
-
-
-encrypt_per_image, decrypt_per_image = _apply.per_image_api(
-    generate_key, _encrypt_keys, _decrypt_keys, scheme="blockwise", cipher_dtype=cipher_dtype)
+  return _core.decrypt_with(SCHEME, cipher_key, images,
+                            dtype=cipher_dtype(transforms=cipher_key.transforms))
 
 
 def nominal_key_space_bits(*, image_shape: tuple[int, int, int], block_size: int = 4,
@@ -211,3 +176,11 @@ def nominal_key_space_bits(*, image_shape: tuple[int, int, int], block_size: int
   if "ffx" in transforms:
     bits += d * (math.lgamma(FFX_CODES + 1) - math.lgamma(FFX_CODES - 256 + 1)) / math.log(2)
   return bits
+
+
+SCHEME = _core.Scheme(
+    name="blockwise", title="AprilPyone & Kiya, IEEE TIFS 2021", key_type=BlockwiseKey,
+    generate_key=generate_key, encrypt=encrypt, decrypt=decrypt, encrypt_image=_encrypt_one,
+    decrypt_image=_decrypt_one, nominal_key_space_bits=nominal_key_space_bits,
+    options={"block_size": 4, "transforms": ("shuffle",), "layout": "hwc"}, kind="block",
+    scrambles_blocks=False, native_adaptation="block", cipher_dtype=cipher_dtype)

@@ -18,14 +18,14 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import math
-from typing import Any
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
-from lie_jax.ciphers import _apply
-from lie_jax.ciphers import _blocks
+from lie_jax.ciphers import _core
 from lie_jax.ciphers import le
 from lie_jax.ciphers._keytree import cipher_key, static_field
 
@@ -42,56 +42,51 @@ class ELEKey:
 
   perms: jax.Array
   block_perm: jax.Array
-  geometry: _apply.KeyGeometry = static_field()
+  geometry: _core.KeyGeometry = static_field()
 
 
 def generate_key(key: jax.Array, *, image_shape: tuple[int, int, int], block_size: int = 4,
                  layout: str = "hwc") -> ELEKey:
-  """Draws an ELE key for images of `image_shape` (H, W, C).
-
-  H and W need not be multiples of block_size if images are encrypted with
-  padding="edge"; the key then covers the padded grid.
-  """
-  geometry = _apply.make_geometry(image_shape, block_size=block_size, layout=layout)
-  h, w, c = geometry.cipher_shape(geometry.image_shape)
-  nb = (h // block_size) * (w // block_size)
+  """Draws an ELE key for images of `image_shape` (H, W, C), H and W divisible by block_size."""
+  geometry = _core.make_geometry(image_shape, block_size=block_size, layout=layout)
+  nb = _core.num_blocks(geometry.image_shape, block_size)
   k_perm, k_block = jax.random.split(key)
-  return ELEKey(perms=_blocks.random_permutations(k_perm, nb, 2 * block_size * block_size * c),
-                block_perm=_blocks.random_permutations(k_block, None, nb),
+  d = block_size * block_size * geometry.channels
+  return ELEKey(perms=_core.random_permutations(k_perm, nb, 2 * d),
+                block_perm=jax.random.permutation(k_block, nb).astype(jnp.int32),
                 geometry=geometry)
 
 
-def _transform(cipher_key: ELEKey) -> _blocks.BlockTransform:
+def _transform(cipher_key: ELEKey) -> _core.BlockTransform:
   bp = cipher_key.block_perm
   return le.nibble_transform(cipher_key.perms[bp], block_perm=bp)
 
 
-_cipher = _apply.block_cipher(_transform, nibbles=True)
-_encrypt = jax.jit(_cipher.encrypt_shared)
-_decrypt = jax.jit(_cipher.decrypt_shared)
+_one = functools.partial(_core.transform_image, transform=_transform, nibbles=True)
+_encrypt_one, _decrypt_one = _one, functools.partial(_one, inverse=True)
 
 
-def encrypt(cipher_key: ELEKey, images: Any, *, padding: str = "none") -> jax.Array:
+def encrypt(cipher_key: ELEKey, images: ArrayLike) -> jax.Array:
   """Encrypts [H, W, C] or [N, H, W, C] uint8 images with ELE (same dtype and shape)."""
-  _apply.expect_key(cipher_key, ELEKey, "ele.encrypt")
-  return _apply.encrypt_with(_encrypt, cipher_key, images, padding=padding)
+  return _core.encrypt_with(SCHEME, cipher_key, images)
 
 
-def decrypt(cipher_key: ELEKey, images: Any) -> jax.Array:
-  """Inverts `encrypt` (crops any edge padding back to the key's image shape)."""
-  _apply.expect_key(cipher_key, ELEKey, "ele.decrypt")
-  return _apply.decrypt_with(_decrypt, cipher_key, images)
-
-
-encrypt_per_image, decrypt_per_image = _apply.per_image_api(
-    generate_key, _cipher.encrypt_keys, _cipher.decrypt_keys, scheme="ele")
+def decrypt(cipher_key: ELEKey, images: ArrayLike) -> jax.Array:
+  """Inverts `encrypt` exactly."""
+  return _core.decrypt_with(SCHEME, cipher_key, images)
 
 
 def nominal_key_space_bits(*, image_shape: tuple[int, int, int], block_size: int = 4,
                            layout: str = "hwc") -> float:
   """nb * log2((2d)!) + log2(nb!)."""
   del layout
-  h, w, c = _blocks.padded_shape(tuple(image_shape), block_size)
-  nb = (h // block_size) * (w // block_size)
-  d = block_size * block_size * c
+  nb = _core.num_blocks(tuple(image_shape), block_size)
+  d = block_size * block_size * image_shape[2]
   return (nb * math.lgamma(2 * d + 1) + math.lgamma(nb + 1)) / math.log(2)
+
+
+SCHEME = _core.Scheme(
+    name="ele", title="Madono et al., AAAI-20 PPAI", key_type=ELEKey, generate_key=generate_key,
+    encrypt=encrypt, decrypt=decrypt, encrypt_image=_encrypt_one, decrypt_image=_decrypt_one,
+    nominal_key_space_bits=nominal_key_space_bits, options={"block_size": 4, "layout": "hwc"},
+    kind="block", scrambles_blocks=True, native_adaptation="ele")

@@ -9,9 +9,8 @@ Per image key, applied in this order:
   3. negative-positive of the whole block (x -> 255 - x) where `negate[j]`;
   4. colour shuffle: output channel c is channel `COLOR_PERMUTATIONS[color[j]][c]`
      (the 6 permutations of (0, 1, 2) in lexicographic order; C = 1 skips it).
-Every transform is indexed by the output block position j. The colour
-shuffle is a gather into a new array, never an in-place swap through
-aliased views (the published pitfall that duplicates one channel).
+Every transform is indexed by the output block position j. The colour shuffle
+gathers into a new array (in-place swaps through views duplicate a channel).
 
 Example:
   >>> import jax, numpy as np
@@ -27,17 +26,16 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
-from lie_jax.ciphers import _apply
-from lie_jax.ciphers import _blocks
+from lie_jax.ciphers import _core
 from lie_jax.ciphers._keytree import cipher_key, static_field
 
-COLOR_PERMUTATIONS = _blocks.COLOR_PERMUTATIONS
+COLOR_PERMUTATIONS = _core.COLOR_PERMUTATIONS
 
 
 @cipher_key
@@ -58,12 +56,12 @@ class EtCKey:
   flip: jax.Array
   negate: jax.Array
   color: jax.Array
-  geometry: _apply.KeyGeometry = static_field()
+  geometry: _core.KeyGeometry = static_field()
 
 
 @functools.lru_cache(maxsize=32)
-def _within_block_tables(block_size: int, channels: int) -> np.ndarray:
-  """[4, 3, 6, d]: source index inside an hwc block for every (rotation, flip, colour)."""
+def within_block_permutations(block_size: int, channels: int) -> np.ndarray:
+  """[4, 3, 6, d] int32: source index in an "hwc" block for each (rotation, flip, colour)."""
   ids = np.arange(block_size * block_size * channels).reshape(block_size, block_size, channels)
   flips = (lambda a: a, np.fliplr, np.flipud)
   table = np.empty((4, 3, 6, ids.size), np.int32)
@@ -79,47 +77,39 @@ def _within_block_tables(block_size: int, channels: int) -> np.ndarray:
 def generate_key(key: jax.Array, *, image_shape: tuple[int, int, int],
                  block_size: int = 4) -> EtCKey:
   """Draws an EtC key for images of `image_shape` (H, W, C)."""
-  geometry = _apply.make_geometry(image_shape, block_size=block_size)
-  h, w, c = geometry.cipher_shape(geometry.image_shape)
-  nb = (h // block_size) * (w // block_size)
+  geometry = _core.make_geometry(image_shape, block_size=block_size)
+  nb = _core.num_blocks(geometry.image_shape, block_size)
   k_perm, k_rot, k_flip, k_neg, k_col = jax.random.split(key, 5)
-  color = (_blocks.random_below(k_col, (nb,), 6) if c == 3 else jnp.zeros((nb,), jnp.int32))
-  return EtCKey(block_perm=_blocks.random_permutations(k_perm, None, nb),
-                rotation=_blocks.random_below(k_rot, (nb,), 4),
-                flip=_blocks.random_below(k_flip, (nb,), 3),
-                negate=_blocks.random_flags(k_neg, (nb,)),
-                color=color, geometry=geometry)
+  colors = 6 if geometry.channels == 3 else 1
+  return EtCKey(block_perm=jax.random.permutation(k_perm, nb).astype(jnp.int32),
+                rotation=jax.random.randint(k_rot, (nb,), 0, 4, jnp.int32),
+                flip=jax.random.randint(k_flip, (nb,), 0, 3, jnp.int32),
+                negate=jax.random.bernoulli(k_neg, 0.5, (nb,)),
+                color=jax.random.randint(k_col, (nb,), 0, colors, jnp.int32),
+                geometry=geometry)
 
 
-def _transform(cipher_key: EtCKey) -> _blocks.BlockTransform:
+def _transform(cipher_key: EtCKey) -> _core.BlockTransform:
   g = cipher_key.geometry
-  table = _within_block_tables(g.block_size, g.channels)
-  codes = (cipher_key.rotation * 3 + cipher_key.flip) * 6 + cipher_key.color
-  return _blocks.BlockTransform(
+  table = jnp.asarray(within_block_permutations(g.block_size, g.channels))
+  return _core.BlockTransform(
       block_perm=cipher_key.block_perm,
-      value_perm=_blocks.PermChoice(codes, table.reshape(-1, table.shape[-1])),
+      value_perm=table[cipher_key.rotation, cipher_key.flip, cipher_key.color],
       xor=cipher_key.negate[:, None].astype(jnp.uint8) * 255)
 
 
-_cipher = _apply.block_cipher(_transform)
-_encrypt = jax.jit(_cipher.encrypt_shared)
-_decrypt = jax.jit(_cipher.decrypt_shared)
+_encrypt_one = functools.partial(_core.transform_image, transform=_transform)
+_decrypt_one = functools.partial(_encrypt_one, inverse=True)
 
 
-def encrypt(cipher_key: EtCKey, images: Any, *, padding: str = "none") -> jax.Array:
+def encrypt(cipher_key: EtCKey, images: ArrayLike) -> jax.Array:
   """Encrypts [H, W, C] or [N, H, W, C] uint8 images with EtC (same dtype and shape)."""
-  _apply.expect_key(cipher_key, EtCKey, "etc.encrypt")
-  return _apply.encrypt_with(_encrypt, cipher_key, images, padding=padding)
+  return _core.encrypt_with(SCHEME, cipher_key, images)
 
 
-def decrypt(cipher_key: EtCKey, images: Any) -> jax.Array:
-  """Inverts `encrypt` exactly (crops any edge padding)."""
-  _apply.expect_key(cipher_key, EtCKey, "etc.decrypt")
-  return _apply.decrypt_with(_decrypt, cipher_key, images)
-
-
-encrypt_per_image, decrypt_per_image = _apply.per_image_api(
-    generate_key, _cipher.encrypt_keys, _cipher.decrypt_keys, scheme="etc")
+def decrypt(cipher_key: EtCKey, images: ArrayLike) -> jax.Array:
+  """Inverts `encrypt` exactly."""
+  return _core.decrypt_with(SCHEME, cipher_key, images)
 
 
 def nominal_key_space_bits(*, image_shape: tuple[int, int, int], block_size: int = 4) -> float:
@@ -127,7 +117,13 @@ def nominal_key_space_bits(*, image_shape: tuple[int, int, int], block_size: int
 
   The 4 x 3 rotation/flip choices give only the 8 symmetries of a square.
   """
-  h, w, c = _blocks.padded_shape(tuple(image_shape), block_size)
-  nb = (h // block_size) * (w // block_size)
-  per_block = 3 + 1 + (math.log2(6) if c == 3 else 0.0)
+  nb = _core.num_blocks(tuple(image_shape), block_size)
+  per_block = 3 + 1 + (math.log2(6) if image_shape[2] == 3 else 0.0)
   return math.lgamma(nb + 1) / math.log(2) + nb * per_block
+
+
+SCHEME = _core.Scheme(
+    name="etc", title="Kurihara, Kiya et al. (EtC)", key_type=EtCKey, generate_key=generate_key,
+    encrypt=encrypt, decrypt=decrypt, encrypt_image=_encrypt_one, decrypt_image=_decrypt_one,
+    nominal_key_space_bits=nominal_key_space_bits, options={"block_size": 4}, kind="block",
+    scrambles_blocks=True, native_adaptation="block")

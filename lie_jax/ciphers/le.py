@@ -24,15 +24,14 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import math
-from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
+from jax.typing import ArrayLike
 
-from lie_jax.ciphers import _apply
-from lie_jax.ciphers import _blocks
+from lie_jax.ciphers import _core
 from lie_jax.ciphers._keytree import cipher_key, static_field
 
 
@@ -46,95 +45,65 @@ class LEKey:
   """
 
   perm: jax.Array
-  geometry: _apply.KeyGeometry = static_field()
+  geometry: _core.KeyGeometry = static_field()
 
 
 def generate_key(key: jax.Array, *, image_shape: tuple[int, int, int], block_size: int = 4,
                  layout: str = "hwc") -> LEKey:
-  """Draws an LE key.
+  """Draws an LE key: a uniform permutation of 0..2*B*B*C-1.
 
-  Args:
-    key: JAX PRNG key.
-    image_shape: (H, W, C) of the images; only C matters (the key fits any
-      H, W divisible by block_size).
-    block_size: B.
-    layout: order of the values in a block vector ("hwc" or "chw").
-
-  Returns:
-    An `LEKey` with a uniform random permutation of 0..2*B*B*C-1.
+  Only C of `image_shape` matters: the key fits any H, W divisible by
+  block_size. `layout` orders the values of a block vector ("hwc" or "chw").
   """
-  geometry = _apply.make_geometry(image_shape, block_size=block_size, layout=layout,
-                                  fixed_shape=False)
+  geometry = _core.make_geometry(image_shape, block_size=block_size, layout=layout,
+                                 fixed_shape=False)
   d = block_size * block_size * geometry.channels
-  return LEKey(perm=_blocks.random_permutations(key, None, 2 * d), geometry=geometry)
+  return LEKey(perm=jax.random.permutation(key, 2 * d).astype(jnp.int32), geometry=geometry)
 
 
-def key_from_permutation(perm: Any, *, block_shape: tuple[int, int, int],
+def key_from_permutation(perm: ArrayLike, *, block_shape: tuple[int, int, int],
                          layout: str = "hwc") -> LEKey:
-  """Imports a published LE key (ICCE-TW 2018 convention).
+  """Imports a published LE key: perm [2d], d = B*B*C (the reference code's `key` array).
 
-  Args:
-    perm: permutation of 0..2d-1, d = B*B*C (e.g. the `key` array of the
-      reference code's key file).
-    block_shape: (B, B, C).
-    layout: block vector order the permutation refers to.
+  block_shape is (B, B, C); layout the block vector order perm refers to.
   """
   b, b2, c = (int(s) for s in block_shape)
   if b != b2:
     raise ValueError(f"block_shape must be square (B, B, C), got {tuple(block_shape)}")
-  geometry = _apply.make_geometry((b, b, c), block_size=b, layout=layout, fixed_shape=False)
-  perm = _blocks.check_permutation(perm, 2 * b * b * c, "perm")
+  geometry = _core.make_geometry((b, b, c), block_size=b, layout=layout, fixed_shape=False)
+  perm = _core.check_permutation(perm, 2 * b * b * c, "perm")
   if perm.ndim != 1:
     raise ValueError(f"perm must be 1-D, got shape {perm.shape}")
   return LEKey(perm=jnp.asarray(perm), geometry=geometry)
 
 
-def nibble_transform(perms: jax.Array, block_perm: jax.Array | None = None
-                     ) -> _blocks.BlockTransform:
-  """The block transform of LE-style keys, over nibble vectors.
+def nibble_transform(perms: ArrayLike, block_perm: ArrayLike | None = None
+                     ) -> _core.BlockTransform:
+  """The nibble-vector `BlockTransform` of LE permutations ([2d] shared or [nb, 2d]).
 
-  Args:
-    perms: [2d] shared, or [nb, 2d] per output block, LE permutations.
-    block_perm: optional [nb] block scrambling (ELE).
+  Gather by the permutation, XOR 15 where exactly one of the source and the
+  output position is flipped; `block_perm` ([nb], ELE) scrambles the blocks.
   """
+  perms = jnp.asarray(perms)
   d = perms.shape[-1] // 2
   mask = perms > d
-  # Flipped before the gather at the source position, and again after it at the output.
   flips = (jnp.take_along_axis(mask, perms, axis=-1) ^ mask).astype(jnp.uint8) * 15
-  return _blocks.BlockTransform(block_perm=block_perm, value_perm=perms, xor=flips)
+  return _core.BlockTransform(block_perm=block_perm, value_perm=perms, xor=flips)
 
 
-# Batches up to 16 MiB run through the block executor (see `_apply.block_cipher`).
-_cipher = _apply.block_cipher(lambda k: nibble_transform(k.perm), nibbles=True,
-                              shared_blocks_max_bytes=16 << 20)
-_encrypt = jax.jit(_cipher.encrypt_shared)
-_decrypt = jax.jit(_cipher.decrypt_shared)
+_one = functools.partial(_core.transform_image, transform=lambda k: nibble_transform(k.perm),
+                         nibbles=True)
+_encrypt_one, _decrypt_one = _one, functools.partial(_one, inverse=True)
 
 
-def encrypt(cipher_key: LEKey, images: Any, *, padding: str = "none") -> jax.Array:
-  """Encrypts images with LE.
-
-  Args:
-    cipher_key: an `LEKey`.
-    images: [H, W, C] or [N, H, W, C] uint8; C must match the key.
-    padding: "none" (H, W must be divisible by B) or "edge" (edge-replicate
-      up to the next multiple of B; the output is then larger).
-
-  Returns:
-    Encrypted images, uint8, same shape (padded shape with padding="edge").
-  """
-  _apply.expect_key(cipher_key, LEKey, "le.encrypt")
-  return _apply.encrypt_with(_encrypt, cipher_key, images, padding=padding)
+def encrypt(cipher_key: LEKey, images: ArrayLike) -> jax.Array:
+  """Encrypts [H, W, C] or [N, H, W, C] uint8 images with LE (H, W divisible by B)."""
+  return _core.encrypt_with(SCHEME, cipher_key, images)
 
 
-def decrypt(cipher_key: LEKey, images: Any) -> jax.Array:
+def decrypt(cipher_key: LEKey, images: ArrayLike) -> jax.Array:
   """Inverts `encrypt`: [H, W, C] or [N, H, W, C] uint8 -> same shape uint8."""
-  _apply.expect_key(cipher_key, LEKey, "le.decrypt")
-  return _apply.decrypt_with(_decrypt, cipher_key, images)
-
-
-encrypt_per_image, decrypt_per_image = _apply.per_image_api(
-    generate_key, _cipher.encrypt_keys, _cipher.decrypt_keys, scheme="le")
+  return _core.decrypt_with(SCHEME, cipher_key, images)
 
 
 def nominal_key_space_bits(*, image_shape: tuple[int, int, int], block_size: int = 4,
@@ -143,3 +112,10 @@ def nominal_key_space_bits(*, image_shape: tuple[int, int, int], block_size: int
   del layout
   d = block_size * block_size * image_shape[2]
   return math.lgamma(2 * d + 1) / math.log(2)
+
+
+SCHEME = _core.Scheme(
+    name="le", title="Tanaka, ICCE-TW 2018", key_type=LEKey, generate_key=generate_key,
+    encrypt=encrypt, decrypt=decrypt, encrypt_image=_encrypt_one, decrypt_image=_decrypt_one,
+    nominal_key_space_bits=nominal_key_space_bits, options={"block_size": 4, "layout": "hwc"},
+    kind="block", scrambles_blocks=False, native_adaptation="block")

@@ -23,15 +23,15 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import math
-from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
-from lie_jax.ciphers import _apply
-from lie_jax.ciphers import _blocks
+from lie_jax.ciphers import _core
 from lie_jax.ciphers._keytree import cipher_key, static_field
 
 
@@ -47,33 +47,30 @@ class ViTKey:
 
   pixel_perm: jax.Array
   block_perm: jax.Array
-  geometry: _apply.KeyGeometry = static_field()
+  geometry: _core.KeyGeometry = static_field()
 
 
 def generate_key(key: jax.Array, *, image_shape: tuple[int, int, int], block_size: int = 4,
                  layout: str = "hwc") -> ViTKey:
   """Draws a key for images of `image_shape` with patch size `block_size`."""
-  geometry = _apply.make_geometry(image_shape, block_size=block_size, layout=layout)
-  h, w, c = geometry.cipher_shape(geometry.image_shape)
-  nb = (h // block_size) * (w // block_size)
+  geometry = _core.make_geometry(image_shape, block_size=block_size, layout=layout)
+  nb = _core.num_blocks(geometry.image_shape, block_size)
   k_pix, k_block = jax.random.split(key)
-  return ViTKey(pixel_perm=_blocks.random_permutations(k_pix, None, block_size * block_size * c),
-                block_perm=_blocks.random_permutations(k_block, None, nb), geometry=geometry)
+  d = block_size * block_size * geometry.channels
+  return ViTKey(pixel_perm=jax.random.permutation(k_pix, d).astype(jnp.int32),
+                block_perm=jax.random.permutation(k_block, nb).astype(jnp.int32),
+                geometry=geometry)
 
 
-def key_from_permutations(pixel_perm: Any, block_perm: Any, *, block_size: int,
+def key_from_permutations(pixel_perm: ArrayLike, block_perm: ArrayLike, *, block_size: int,
                           layout: str = "hwc",
                           image_shape: tuple[int, int, int] | None = None) -> ViTKey:
-  """Imports a published key given as two permutations.
+  """Imports a published key: pixel_perm [d] (d = P*P*C, in `layout` order), block_perm [nb].
 
-  Args:
-    pixel_perm: permutation of 0..d-1, d = P*P*C, in `layout` order.
-    block_perm: permutation of 0..nb-1 over row-major block positions.
-    block_size: patch size P.
-    layout: "hwc" or "chw" (channel-major, as in published ViT code).
-    image_shape: (H, W, C); default: a square image inferred from the lengths.
+  layout "chw" is the channel-major order of published ViT code; image_shape
+  defaults to the square image the lengths imply.
   """
-  block_size = _blocks.check_block_size(block_size)
+  block_size = _core.check_block_size(block_size)
   pixel_perm, block_perm = np.asarray(pixel_perm), np.asarray(block_perm)
   if image_shape is None:
     c, rem = divmod(pixel_perm.shape[-1], block_size * block_size)
@@ -82,44 +79,44 @@ def key_from_permutations(pixel_perm: Any, block_perm: Any, *, block_size: int,
       raise ValueError("cannot infer a square image from the permutation lengths "
                        f"({pixel_perm.shape[-1]}, {block_perm.shape[-1]}); pass image_shape")
     image_shape = (side * block_size, side * block_size, c)
-  geometry = _apply.make_geometry(image_shape, block_size=block_size, layout=layout)
-  h, w, c = geometry.cipher_shape(geometry.image_shape)
-  pixel_perm = _blocks.check_permutation(pixel_perm, block_size * block_size * c, "pixel_perm")
-  block_perm = _blocks.check_permutation(block_perm, (h // block_size) * (w // block_size),
-                                         "block_perm")
+  geometry = _core.make_geometry(image_shape, block_size=block_size, layout=layout)
+  pixel_perm = _core.check_permutation(pixel_perm, block_size * block_size * geometry.channels,
+                                       "pixel_perm")
+  block_perm = _core.check_permutation(
+      block_perm, _core.num_blocks(geometry.image_shape, block_size), "block_perm")
   return ViTKey(pixel_perm=jnp.asarray(pixel_perm), block_perm=jnp.asarray(block_perm),
                 geometry=geometry)
 
 
-def _transform(cipher_key: ViTKey) -> _blocks.BlockTransform:
-  return _blocks.BlockTransform(block_perm=cipher_key.block_perm, value_perm=cipher_key.pixel_perm)
+def _transform(cipher_key: ViTKey) -> _core.BlockTransform:
+  return _core.BlockTransform(block_perm=cipher_key.block_perm, value_perm=cipher_key.pixel_perm)
 
 
-_cipher = _apply.block_cipher(_transform)
-_encrypt = jax.jit(_cipher.encrypt_shared)
-_decrypt = jax.jit(_cipher.decrypt_shared)
+_encrypt_one = functools.partial(_core.transform_image, transform=_transform)
+_decrypt_one = functools.partial(_encrypt_one, inverse=True)
 
 
-def encrypt(cipher_key: ViTKey, images: Any, *, padding: str = "none") -> jax.Array:
+def encrypt(cipher_key: ViTKey, images: ArrayLike) -> jax.Array:
   """Encrypts [H, W, C] or [N, H, W, C] uint8 images (same dtype and shape)."""
-  _apply.expect_key(cipher_key, ViTKey, "vit.encrypt")
-  return _apply.encrypt_with(_encrypt, cipher_key, images, padding=padding)
+  return _core.encrypt_with(SCHEME, cipher_key, images)
 
 
-def decrypt(cipher_key: ViTKey, images: Any) -> jax.Array:
-  """Inverts `encrypt` exactly (crops any edge padding)."""
-  _apply.expect_key(cipher_key, ViTKey, "vit.decrypt")
-  return _apply.decrypt_with(_decrypt, cipher_key, images)
-
-
-encrypt_per_image, decrypt_per_image = _apply.per_image_api(
-    generate_key, _cipher.encrypt_keys, _cipher.decrypt_keys, scheme="vit")
+def decrypt(cipher_key: ViTKey, images: ArrayLike) -> jax.Array:
+  """Inverts `encrypt` exactly."""
+  return _core.decrypt_with(SCHEME, cipher_key, images)
 
 
 def nominal_key_space_bits(*, image_shape: tuple[int, int, int], block_size: int = 4,
                            layout: str = "hwc") -> float:
   """log2(d!) + log2(nb!)."""
   del layout
-  h, w, c = _blocks.padded_shape(tuple(image_shape), block_size)
-  nb = (h // block_size) * (w // block_size)
-  return (math.lgamma(block_size * block_size * c + 1) + math.lgamma(nb + 1)) / math.log(2)
+  nb = _core.num_blocks(tuple(image_shape), block_size)
+  return (math.lgamma(block_size * block_size * image_shape[2] + 1)
+          + math.lgamma(nb + 1)) / math.log(2)
+
+
+SCHEME = _core.Scheme(
+    name="vit", title="Kiya et al., EUSIPCO 2022", key_type=ViTKey, generate_key=generate_key,
+    encrypt=encrypt, decrypt=decrypt, encrypt_image=_encrypt_one, decrypt_image=_decrypt_one,
+    nominal_key_space_bits=nominal_key_space_bits, options={"block_size": 4, "layout": "hwc"},
+    kind="block", scrambles_blocks=True, native_adaptation="none")

@@ -14,7 +14,7 @@ A ViT trained on plain images serves vit-encrypted images after
 Models are built in training mode; call `model.eval()` for inference.
 
 Usage (not run as a doctest: building a model compiles one initializer per
-parameter shape, tens of seconds on a CPU):
+parameter shape, too slow for the doctest suite):
 
   model = models.build_model(backbone="small_resnet", adaptation="block", num_classes=10,
                              image_shape=(28, 28, 1), block_size=4, rngs=nnx.Rngs(0))
@@ -31,6 +31,9 @@ from flax import nnx
 
 from lie_jax.ciphers import morph
 from lie_jax.models.adaptation import AdaptedClassifier
+from lie_jax.models.adaptation import AugmentedConv
+from lie_jax.models.adaptation import apply_augmented_conv
+from lie_jax.models.adaptation import augmented_conv
 from lie_jax.models.adaptation import BlockAdaptation
 from lie_jax.models.adaptation import ELEAdaptation
 from lie_jax.models.adaptation import FrozenWeight
@@ -153,7 +156,8 @@ def build_model(*, backbone: str, adaptation: str, num_classes: int,
 
 
 __all__ = [
-    "ADAPTATIONS", "BACKBONES", "AdaptedClassifier", "BlockAdaptation", "DenseNet121",
+    "ADAPTATIONS", "BACKBONES", "AdaptedClassifier", "AugmentedConv", "BlockAdaptation",
+    "DenseNet121", "apply_augmented_conv", "augmented_conv",
     "ELEAdaptation", "FrozenWeight", "MorphAdaptation", "PixelAdaptation", "ResNet",
     "ResNet18", "SmallResNet", "VGG16", "ViT", "auxiliary_loss", "build_model",
     "depth_to_space", "keyed_vit", "space_to_depth",

@@ -22,7 +22,7 @@ outputs back with the order they read their inputs in.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -266,10 +266,64 @@ class FrozenWeight(nnx.Variable):
   and `nnx.grad` (which differentiate nnx.Param) leave it alone."""
 
 
+class AugmentedConv(NamedTuple):
+  """The server's frozen first layer: outputs = vectors @ matrix, reshaped to output_shape."""
+
+  matrix: np.ndarray  # [n, H' * W' * C'] float32
+  output_shape: tuple[int, int, int]
+
+
+def augmented_conv(cipher_key: morph.MorphKey, kernel: jax.typing.ArrayLike, *,
+                   strides: tuple[int, int] = (1, 1), padding: str = "SAME") -> AugmentedConv:
+  """Builds the augmented convolution C_ac = M^-1 . C (float64), channels permuted.
+
+  An owner-side, one-off computation on the host (not jitted). Memory:
+  n x (H' * W' * C') floats.
+
+  Args:
+    cipher_key: the `morph.MorphKey` the images were morphed with.
+    kernel: [kh, kw, C, C'] first-layer convolution kernel (HWIO, no bias).
+    strides: convolution strides.
+    padding: "SAME" or "VALID".
+
+  Returns:
+    `AugmentedConv` such that `apply_augmented_conv(aug, morph.encrypt(k, x))`
+    equals `conv(x / 255)[..., morph.channel_permutation(k, C')]`.
+  """
+  if not isinstance(cipher_key, morph.MorphKey):
+    raise TypeError(f"augmented_conv needs a lie_jax.ciphers.morph.MorphKey, got "
+                    f"{type(cipher_key).__name__}")
+  kernel = np.asarray(kernel, np.float32)
+  h, w, c = cipher_key.geometry.image_shape
+  if kernel.ndim != 4 or kernel.shape[2] != c:
+    raise ValueError(f"kernel must be [kh, kw, {c}, C_out] (HWIO), got shape {kernel.shape}")
+  n_in = h * w * c
+  basis = jnp.eye(n_in, dtype=jnp.float32).reshape(n_in, h, w, c)
+  # Each output of a basis image is one kernel weight times 1: exact in float32.
+  dense = jax.lax.conv_general_dilated(basis, jnp.asarray(kernel), strides, padding,
+                                       dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                       precision=jax.lax.Precision.HIGHEST)
+  out_shape = tuple(int(s) for s in dense.shape[1:])
+  perm = np.asarray(morph.channel_permutation(cipher_key, out_shape[-1]))
+  dense = np.asarray(dense, np.float64)[..., perm].reshape(n_in, -1)
+  n = cipher_key.vector_size
+  dense = np.pad(dense, ((0, n - n_in), (0, 0)))  # padded inputs are zero
+  core_inv = np.linalg.inv(np.asarray(cipher_key.core, np.float64))
+  matrix = (core_inv @ dense.reshape(cipher_key.copies, -1, dense.shape[-1]))
+  return AugmentedConv(matrix=matrix.reshape(n, -1).astype(np.float32), output_shape=out_shape)
+
+
+def apply_augmented_conv(aug: AugmentedConv, vectors: jax.typing.ArrayLike) -> jax.Array:
+  """Server side: [N, n] morphed vectors -> [N, H', W', C'] first-layer outputs."""
+  vectors = jnp.asarray(vectors)
+  out = jnp.matmul(vectors, jnp.asarray(aug.matrix), precision=jax.lax.Precision.HIGHEST)
+  return out.reshape(*vectors.shape[:-1], *aug.output_shape)
+
+
 class MorphAdaptation(nnx.Module):
   """The MoLe augmented first layer: morphed vectors -> first-layer feature maps.
 
-  Holds C_ac = M^-1 . C (see `lie_jax.ciphers.morph.augmented_conv`) as a
+  Holds C_ac = M^-1 . C (see `augmented_conv`) as a
   `FrozenWeight`; on `morph.encrypt(k, x)` it outputs the first convolution
   of x / 255 with its output channels permuted by
   `morph.channel_permutation(k, C')`. It is linear (no bias, no activation):
@@ -279,7 +333,7 @@ class MorphAdaptation(nnx.Module):
   for M^-1. Use `from_cipher_key` on the data owner's side.
 
   Args:
-    augmented: the `morph.AugmentedConv` to serve.
+    augmented: the `AugmentedConv` to serve.
 
   Attributes:
     matrix: FrozenWeight [n, H' * W' * C'] float32.
@@ -287,7 +341,7 @@ class MorphAdaptation(nnx.Module):
     vector_size: n.
   """
 
-  def __init__(self, augmented: morph.AugmentedConv):
+  def __init__(self, augmented: AugmentedConv):
     matrix = jnp.asarray(augmented.matrix, jnp.float32)
     if matrix.ndim != 2 or matrix.shape[1] != int(np.prod(augmented.output_shape)):
       raise ValueError(f"augmented matrix must be [n, prod(output_shape)], got {matrix.shape} "
@@ -321,7 +375,7 @@ class MorphAdaptation(nnx.Module):
       cipher_key: the `morph.MorphKey` the images are morphed with.
       out_channels: C', channels of the first layer.
       kernel_size: k of the k x k convolution.
-      strides, padding: of the convolution (as `morph.augmented_conv`).
+      strides, padding: of the convolution (as `augmented_conv`).
       kernel: [k, k, C, C'] kernel to use instead of drawing one.
       rngs: randomness of the drawn kernel (`draw_kernel`); needed if kernel is None.
 
@@ -340,20 +394,19 @@ class MorphAdaptation(nnx.Module):
     elif np.shape(kernel)[-1] != out_channels:
       raise ValueError(f"kernel has {np.shape(kernel)[-1]} output channels, "
                        f"out_channels={out_channels}")
-    return cls(morph.augmented_conv(cipher_key, kernel, strides=strides, padding=padding))
+    return cls(augmented_conv(cipher_key, kernel, strides=strides, padding=padding))
 
   def __call__(self, vectors: jax.Array) -> jax.Array:
     """[N, n] float32 morphed vectors -> [N, H', W', C'] float32 feature maps."""
-    if not hasattr(vectors, "shape") or not hasattr(vectors, "dtype"):
-      vectors = jnp.asarray(vectors)
+    vectors = jnp.asarray(vectors)
     if vectors.ndim != 2 or vectors.shape[-1] != self.vector_size:
       raise ValueError(f"MorphAdaptation expects [N, {self.vector_size}] morphed vectors, got "
                        f"shape {tuple(vectors.shape)}")
     if not jnp.issubdtype(vectors.dtype, jnp.floating):
       raise TypeError(f"morphed vectors must be floating point, got {vectors.dtype}")
-    aug = morph.AugmentedConv(matrix=jax.lax.stop_gradient(self.matrix[...]),
+    aug = AugmentedConv(matrix=jax.lax.stop_gradient(self.matrix[...]),
                               output_shape=self.output_shape)
-    return morph.apply_augmented_conv(aug, vectors)
+    return apply_augmented_conv(aug, vectors)
 
 
 class AdaptedClassifier(nnx.Module):
@@ -376,8 +429,7 @@ class AdaptedClassifier(nnx.Module):
 
   def __call__(self, x: jax.Array) -> jax.Array:
     """[N, *input_shape] float32 -> logits [N, num_classes] float32."""
-    if not hasattr(x, "shape") or not hasattr(x, "dtype"):
-      x = jnp.asarray(x)
+    x = jnp.asarray(x)
     if x.ndim != len(self.input_shape) + 1 or tuple(x.shape[1:]) != self.input_shape:
       raise ValueError(f"this model takes [N, {', '.join(map(str, self.input_shape))}] inputs, "
                        f"got shape {tuple(x.shape)}")
@@ -440,7 +492,7 @@ def keyed_vit(model: ViT | AdaptedClassifier, cipher_key: vit_cipher.ViTKey
   if geometry.channels != model.in_channels:
     raise ValueError(f"the key is for C={geometry.channels} images, the ViT takes "
                      f"C={model.in_channels}")
-  h, w, _ = geometry.cipher_shape(geometry.image_shape)
+  h, w, _ = geometry.image_shape
   grid = (h // geometry.block_size, w // geometry.block_size)
   if grid != tuple(model.grid):
     raise ValueError(f"the key's block grid {grid[0]}x{grid[1]} (images {h}x{w}) differs from "

@@ -15,7 +15,7 @@ with stride 1, no max-pool); `imagenet_stem=True` gives the 224 px stem
 otherwise reach zero.
 
   ResNet18:     11.2M parameters (3 channels, 10 classes).
-  SmallResNet:  0.08M, for quick CPU runs.
+  SmallResNet:  0.08M, for CPU runs and tests.
   DenseNet121:  7.0M.
   VGG16:        14.7M (with BatchNorm, global average pooling head).
   ViT:          0.14M at the small defaults (dim 64, depth 4, 4 heads, patch 4).
@@ -42,10 +42,9 @@ def batch_norm(features: int, *, rngs: nnx.Rngs) -> nnx.BatchNorm:
   return nnx.BatchNorm(features, momentum=0.9, epsilon=1e-5, rngs=rngs)
 
 
-def check_input(x: jax.Array, in_channels: int, name: str) -> jax.Array:
+def check_input(x: jax.typing.ArrayLike, in_channels: int, name: str) -> jax.Array:
   """Checks that x is a float [N, H, W, in_channels] batch (shapes only: safe under jit)."""
-  if not hasattr(x, "shape") or not hasattr(x, "dtype"):
-    x = jnp.asarray(x)
+  x = jnp.asarray(x)
   if x.ndim != 4 or x.shape[-1] != in_channels:
     raise ValueError(f"{name} expects [N, H, W, {in_channels}] inputs, got shape {tuple(x.shape)}")
   if not jnp.issubdtype(x.dtype, jnp.floating):
@@ -188,7 +187,7 @@ class ResNet18(ResNet):
 
 
 class SmallResNet(ResNet):
-  """A fast ResNet for quick CPU runs: one basic block per stage, widths (16, 32, 64)."""
+  """A small ResNet for CPU runs and tests: one basic block per stage, widths (16, 32, 64)."""
 
   def __init__(self, *, in_channels: int, num_classes: int,
                widths: Sequence[int] = (16, 32, 64), stage_sizes: Sequence[int] | None = None,
