@@ -23,7 +23,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.augment = False          # flips/shifts: valid before block encryption or for PE
 
   config.cipher = ml_collections.ConfigDict()
-  config.cipher.name = "le"            # none | le | ele | etc | pe | huang2022 | vit | morph | blockwise | manifest (encrypted dir)
+  # none | a scheme of lie_jax.ciphers.SCHEMES (le, ele, etc, pe, huang2022, vit, morph,
+  # blockwise) | manifest (an encrypted dataset directory: the scheme from its manifest)
+  config.cipher.name = "le"
   config.cipher.block_size = 4
   config.cipher.per_image_keys = False
   # Key file from `lie_jax.keys.write_key_file`; None derives an experiment key

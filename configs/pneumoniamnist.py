@@ -17,18 +17,17 @@ Expected (measured, one seed, small ResNet, 12 epochs; docs/RESULTS.md has them 
   none,none 0.859 | le,block 0.862 | etc,block 0.859 | morph,morph 0.861 | huang2022,pixel 0.848
   pe,pixel 0.846 | blockwise,block 0.846 | ele,ele 0.843 | vit,none 0.832 (none,none,vit 0.829)
   le,none 0.848 | etc,none 0.841 | ele,none 0.833 | pe,none 0.808
-About 3-5 minutes each on 2 CPU cores. Single seeds: the test split is shifted from val, so
-expect these to move by a few points between seeds (spread over seeds not yet measured).
+Single seeds: the test split is shifted from val, so expect these to move by a few points
+between seeds (spread over seeds not yet measured).
 """
 
 from configs import default
+from lie_jax import ciphers
 
-# Each scheme's own adaptation layer (SCHEMES.md): block-wise for block
-# ciphers, per-position sub-networks for ELE, pixel-wise for PE-style ciphers.
-NATIVE_ADAPTATION = {
-    "none": "none", "le": "block", "ele": "ele", "etc": "block", "pe": "pixel",
-    "huang2022": "pixel", "vit": "none", "morph": "morph", "blockwise": "block",
-}
+# Each scheme's own adaptation layer, from its record (block-wise for block ciphers,
+# per-position sub-networks for ELE, pixel-wise for PE-style ciphers); none for plain images.
+NATIVE_ADAPTATION = {"none": "none",
+                     **{name: s.native_adaptation for name, s in ciphers.SCHEMES.items()}}
 
 
 def get_config(arg: str = "le,block"):
@@ -43,8 +42,9 @@ def get_config(arg: str = "le,block"):
     config.model.backbone = "vit"
   if backbone:
     config.model.backbone = backbone
-  if scheme == "huang2022":
-    config.cipher.block_size = 2
+  if scheme != "none":  # the block size the scheme is defined with (its record's default)
+    config.cipher.block_size = ciphers.SCHEMES[scheme].options.get("block_size",
+                                                                    config.cipher.block_size)
   if scheme in ("pe", "huang2022"):
     # The schemes' defining mode: a fresh key for every image ("no key management").
     config.cipher.per_image_keys = True

@@ -1,10 +1,10 @@
-"""Quickstart: train on LE-encrypted real chest X-rays in a few minutes on a CPU.
+"""Quickstart: train on LE-encrypted real chest X-rays, on a CPU.
 
   python train.py --config configs/quickstart.py --workdir workdir/quickstart
 
 PneumoniaMNIST (bundled), LE with 4x4 blocks, Tanaka's block-wise adaptation
-network and a small ResNet. Expected: test accuracy >= 0.80 (see
-docs/RESULTS.md for the measured number and time on 2 CPU cores).
+network and a small ResNet. Expected: test accuracy >= 0.80 (docs/RESULTS.md
+has the measured number).
 """
 
 from configs import default

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from lie_jax import keys
-from lie_jax.owner import store
+from lie_jax.data import encrypted_dir
 from tests.owner_test import assert_no_secret
 from tests.owner_test import lie_jax
 from tests.owner_test import SIZES
@@ -77,7 +77,7 @@ def test_keygen_encrypt_inspect_train_predict_decrypt(tmp_path):
     for name, original in arrays.items():
       assert plain[name].tobytes() == original.tobytes() and plain[name].dtype == original.dtype
 
-  manifest = store.read_manifest(enc)
+  manifest = encrypted_dir.read_manifest(enc)
   assert manifest["cipher"]["key_fingerprint"] == fingerprint
   assert_no_secret(key, [enc, workdir, tmp_path / "pred.csv", tmp_path / "new.csv",
                          tmp_path / "plain"],

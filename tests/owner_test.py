@@ -22,8 +22,9 @@ from PIL import Image
 
 from lie_jax import data
 from lie_jax import keys
+from lie_jax.data import encrypted_dir
+from lie_jax.owner import OwnerError
 from lie_jax.owner import dataset
-from lie_jax.owner import store
 
 ROOT = str(Path(__file__).resolve().parents[1])
 SIZES = {"train": 200, "val": 60, "test": 60}
@@ -104,7 +105,7 @@ def test_keygen_mode_0600_prints_only_fingerprint_and_never_overwrites(world):
 
 
 def test_manifest_states_scheme_counts_checksums_and_no_key(world):
-  manifest = store.read_manifest(world["enc"])
+  manifest = encrypted_dir.read_manifest(world["enc"])
   assert manifest["cipher"] == {"scheme": "le", "options": {"block_size": 4},
                                 "per_image_keys": False, "invertible": True,
                                 "key_fingerprint": keys.read_key_file(world["key"]).fingerprint}
@@ -116,9 +117,9 @@ def test_manifest_states_scheme_counts_checksums_and_no_key(world):
     assert entry["per_class"] == {"0": int((labels == 0).sum()), "1": int((labels == 1).sum())}
     assert sum(s["count"] for s in entry["shards"]) == n
   assert len(manifest["splits"]["train"]["shards"]) == 4  # 64 + 64 + 64 + 8
-  assert all(c.ok for c in store.verify(world["enc"]))
+  assert all(c.ok for c in encrypted_dir.verify(world["enc"]))
   # Ciphertexts, not the plain images.
-  images, labels, indices = store.read_split(world["enc"], "train")
+  images, labels, indices = encrypted_dir.read_split(world["enc"], "train")
   assert not np.array_equal(images[..., 0], world["arrays"]["train_images"])
   np.testing.assert_array_equal(labels, world["arrays"]["train_labels"][:, 0])
   np.testing.assert_array_equal(indices, np.arange(SIZES["train"]))
@@ -168,7 +169,7 @@ def test_loader_reads_the_directory_without_a_key(world):
   splits = data.load_dataset(path=world["enc"])  # auto-detected by its manifest
   assert splits.image_shape == (28, 28, 1) and splits.name == "xray"
   assert [len(getattr(splits, s).labels) for s in SIZES] == list(SIZES.values())
-  images, _, _ = store.read_split(world["enc"], "test")
+  images, _, _ = encrypted_dir.read_split(world["enc"], "test")
   np.testing.assert_array_equal(splits.test.images, images)
   with pytest.raises(ValueError, match="cannot be resized"):
     data.load_dataset(path=world["enc"], source="encrypted", image_size=32)
@@ -187,7 +188,7 @@ def test_offline_encryption_equals_on_device_encryption_with_the_same_key_file(
   config.name, config.per_image_keys, config.secret_file = scheme, per_image_keys, str(world["key"])
   encoder = encryption.make_input_encoder(config, image_shape=(28, 28, 1), seed=0)
   for split in ("train", "test"):
-    stored, _, indices = store.read_split(out, split)
+    stored, _, indices = encrypted_dir.read_split(out, split)
     plain = world["arrays"][f"{split}_images"][..., None]
     on_device = np.asarray(encoder.encode(plain, indices.astype(np.int32), split))
     np.testing.assert_array_equal(np.rint(on_device * 255).astype(np.uint8), stored)
@@ -200,7 +201,7 @@ def test_rerun_is_a_no_op_and_another_command_on_the_same_dir_is_refused(world):
                                    scheme="le", block_size=4, shard_size=64, progress=False)
   assert result.written == 0 and result.kept == 6
   assert tree_bytes(world["enc"]) == before
-  with pytest.raises(store.OwnerError, match="different command"):
+  with pytest.raises(OwnerError, match="different command"):
     dataset.encrypt_dataset(world["tmp"] / "xray.npz", world["enc"], secret=secret,
                             scheme="le", block_size=2, shard_size=64, progress=False)
   assert tree_bytes(world["enc"]) == before
@@ -225,15 +226,15 @@ def test_sigkill_during_encrypt_then_rerun_gives_byte_identical_output(world, tm
   proc.wait()
   assert not (killed / "manifest.json").exists()
   assert (killed / dataset.STATE).exists()
-  assert any(store.is_tmp_name(p.name) for p in shards.iterdir())
+  assert any(encrypted_dir.is_tmp_name(p.name) for p in shards.iterdir())
   resumed = lie_jax(*args, "--out", killed, check_rc=0)
   assert "kept from an earlier run 0" not in resumed.stdout
   full = tmp_path / "full"
   lie_jax(*args, "--out", full, check_rc=0)
   assert tree_bytes(killed) == tree_bytes(full)
-  manifest = store.read_manifest(killed)
+  manifest = encrypted_dir.read_manifest(killed)
   for split, n in SIZES.items():
-    _, _, indices = store.read_split(killed, split)
+    _, _, indices = encrypted_dir.read_split(killed, split)
     np.testing.assert_array_equal(indices, np.arange(n))  # no duplicates, no losses
   assert manifest["splits"]["train"]["count"] == 200
   assert_no_secret(world["key"], [killed], [resumed.stdout, resumed.stderr])
@@ -276,7 +277,7 @@ def test_corrupt_inputs_are_listed_never_dropped_and_strict_makes_them_fatal(wor
          "pneumonia/big.png": "wrong size 20x16"}
   for path, reason in bad.items():
     assert any(path in line and reason in line for line in proc.stderr.splitlines()), path
-  manifest = store.read_manifest(out)
+  manifest = encrypted_dir.read_manifest(out)
   listed = {f["path"]: f["reason"] for f in manifest["failed_inputs"]}
   assert set(listed) == set(bad) and all(bad[p] in listed[p] for p in bad)
   assert str(tmp_path) not in json.dumps(manifest)  # relative paths only
@@ -371,14 +372,14 @@ def test_training_loader_reads_dicom_folders_with_the_same_window(tmp_path):
 
 def test_dicom_folder_is_windowed_as_the_manifest_states(world, tmp_path):
   pytest.importorskip("pydicom")
-  from lie_jax.owner import inputs
+  from lie_jax.data import images
   rng = np.random.default_rng(1)
   src = tmp_path / "dicom"
 
   def write_dicom(path):
     pixels = rng.integers(0, 4096, (16, 16), dtype=np.uint16)
     _write_dicom(path, pixels, center=2048, width=4096)
-    return inputs.window_to_uint8(pixels.astype(float), 2048, 4096)
+    return images.window_to_uint8(pixels.astype(float), 2048, 4096)
 
   expected = _class_folders(src, ("a", "b"), ["img0.dcm", "img1.dcm"], write_dicom)
   _write_dicom(src / "a" / "no_pixels.dcm", None)
@@ -386,7 +387,7 @@ def test_dicom_folder_is_windowed_as_the_manifest_states(world, tmp_path):
   proc = lie_jax("encrypt", "--key", world["key"], "--scheme", "le", "--block-size", 4, "--in",
                  src, "--out", out, check_rc=1)
   assert "no_pixels.dcm" in proc.stderr and "without pixel data" in proc.stderr
-  manifest = store.read_manifest(out)
+  manifest = encrypted_dir.read_manifest(out)
   assert manifest["preprocessing"]["dicom"]["files_using_tags"] == 4
   plain = tmp_path / "plain"
   lie_jax("decrypt", "--key", world["key"], "--in", out, "--out", plain, check_rc=0)
@@ -394,6 +395,6 @@ def test_dicom_folder_is_windowed_as_the_manifest_states(world, tmp_path):
     np.testing.assert_array_equal(decrypted["train_images"],
                                   np.stack([expected[k] for k in sorted(expected)]))
   # Window endpoints (PS3.3 C.11.2.1.2): below the window 0, above 255, centre mid-grey.
-  assert inputs.window_to_uint8(np.array([0.0, 2047.5, 5000.0]), 2048, 4096).tolist() == [
+  assert images.window_to_uint8(np.array([0.0, 2047.5, 5000.0]), 2048, 4096).tolist() == [
       0, 128, 255]
   assert_no_secret(world["key"], [out, plain], [proc.stdout, proc.stderr])

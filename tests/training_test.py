@@ -122,3 +122,25 @@ def test_resuming_with_another_config_is_refused(tmp_path):
   train_and_evaluate(tiny_config(num_steps=3, eval_every_steps=3), str(tmp_path))
   with pytest.raises(ValueError, match="another config"):
     train_and_evaluate(tiny_config("etc", num_steps=3, eval_every_steps=3), str(tmp_path))
+
+
+def test_steps_check_the_batch_they_are_handed():
+  import chex
+  import jax.numpy as jnp
+  from flax import nnx
+  from lie_jax import models
+  from lie_jax.training import encryption
+  from lie_jax.training import trainer
+  config = tiny_config()
+  encoder = encryption.make_input_encoder(config.cipher, image_shape=(8, 8, 1), seed=0)
+  model = models.build_model(backbone="small_resnet", adaptation="block", num_classes=2,
+                             image_shape=(8, 8, 1), block_size=4, rngs=nnx.Rngs(0))
+  _, eval_step = trainer.make_steps(encoder)
+  images, indices = np.zeros((2, 8, 8, 1), np.uint8), np.arange(2, dtype=np.int32)
+  logits = eval_step(model, images, indices, "test")
+  chex.assert_shape(logits, (2, 2))
+  chex.assert_type(logits, jnp.float32)
+  with pytest.raises(AssertionError, match="uint8"):  # already scaled: would be scaled twice
+    eval_step(model, images.astype(np.float32), indices, "test")
+  with pytest.raises(AssertionError):  # one index per image
+    eval_step(model, images, np.arange(3, dtype=np.int32), "test")

@@ -1,7 +1,7 @@
 """Chosen-plaintext key recovery (Chang & Case 2020) for shared-key block transforms.
 
-Every shared-key scheme built on `lie_jax.ciphers._blocks` (LE, ELE, EtC,
-PE, the ViT cipher, block-wise shuffle/flip) is, for a fixed key, one
+Every shared-key scheme that is a block transform (`lie_jax.ciphers.BlockTransform`:
+LE, ELE, EtC, PE, the ViT cipher, block-wise shuffle/flip) is, for a fixed key, one
 permutation of the image's values followed by an XOR mask: byte values for
 most schemes, 4-bit nibbles for LE and ELE:
 
@@ -36,20 +36,22 @@ Example:
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, NamedTuple
+from typing import Callable, NamedTuple
 
-import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
-from lie_jax.ciphers import _apply
-from lie_jax.ciphers import _blocks
+from lie_jax import ciphers
 from lie_jax.ciphers import le
 from lie_jax.ciphers import pe
 from lie_jax.ciphers import vit
 
-# Schemes whose encryption with one key is a value permutation plus an XOR mask.
+# Schemes whose encryption with one key is a value permutation plus an XOR mask: every
+# invertible block or pixel transform (`ciphers.apply_transform`), over nibbles for LE and ELE.
 NIBBLE_SCHEMES = ("le", "ele")
-BYTE_SCHEMES = ("pe", "vit", "etc", "blockwise")
+BYTE_SCHEMES = tuple(
+    name for name, s in ciphers.SCHEMES.items()
+    if s.invertible and s.kind in ("block", "pixel") and name not in NIBBLE_SCHEMES)
 
 
 class RecoveredTransform(NamedTuple):
@@ -120,7 +122,8 @@ def _as_permutation(values: np.ndarray) -> tuple[np.ndarray, bool]:
   return ranks.astype(np.int32), False
 
 
-def recover_transform(helper_ciphertexts: Any, *, nibbles: bool = False) -> RecoveredTransform:
+def recover_transform(helper_ciphertexts: ArrayLike, *,
+                      nibbles: bool = False) -> RecoveredTransform:
   """Reads the source map and mask off the encrypted `helper_images`.
 
   Args:
@@ -147,7 +150,7 @@ def recover_transform(helper_ciphertexts: Any, *, nibbles: bool = False) -> Reco
                             nibbles=nibbles, consistent=consistent)
 
 
-def invert(recovered: RecoveredTransform, ciphertexts: Any) -> np.ndarray:
+def invert(recovered: RecoveredTransform, ciphertexts: ArrayLike) -> np.ndarray:
   """Decrypts with a recovered map: plain[source[p]] = cipher[p] ^ mask[p].
 
   Args:
@@ -175,8 +178,9 @@ def invert(recovered: RecoveredTransform, ciphertexts: Any) -> np.ndarray:
 
 def _block_indices(recovered: RecoveredTransform, block_size: int) -> tuple[np.ndarray, ...]:
   """For every (output block j, value i): the source (block, value) index pair."""
-  positions = (_blocks.nibble_positions if recovered.nibbles else _blocks.block_positions)(
-      recovered.image_shape, block_size)
+  positions = ciphers.block_positions(recovered.image_shape, block_size)
+  if recovered.nibbles:  # LE's nibble image: the n low nibbles, then the n high ones
+    positions = np.concatenate([positions, positions + math.prod(recovered.image_shape)], axis=1)
   nb, e = positions.shape
   where = np.empty(nb * e, np.int64)
   where[positions.reshape(-1)] = np.arange(nb * e)
@@ -237,7 +241,7 @@ def pe_key(recovered: RecoveredTransform, *, image_shape: tuple[int, int, int]) 
   _, value = _block_indices(_checked(recovered, image_shape, nibbles=False), 1)  # [H*W, C]
   flips = (recovered.mask.reshape(h * w, c) != 0)
   if c == 3:
-    table = _blocks.COLOR_PERMUTATIONS
+    table = ciphers.COLOR_PERMUTATIONS
     match = (value[:, None, :] == table[None]).all(-1)  # [H*W, 6]
     color = np.where(match.any(-1), match.argmax(-1), 0).astype(np.uint8)
     order = table[color]
@@ -247,12 +251,11 @@ def pe_key(recovered: RecoveredTransform, *, image_shape: tuple[int, int, int]) 
   # The mask sits on output channel c; PE negates source channel order[c] first.
   negate = np.zeros_like(flips)
   np.put_along_axis(negate, order, flips, axis=1)
-  geometry = _apply.make_geometry(image_shape, block_size=1)
-  return pe.PEKey(negate=jnp.asarray(negate.reshape(h, w, c)),
-                  color=jnp.asarray(color.reshape(h, w)), geometry=geometry)
+  return pe.key_from_arrays(negate.reshape(h, w, c), color.reshape(h, w))
 
 
-def _checked(recovered: RecoveredTransform, image_shape, *, nibbles: bool) -> RecoveredTransform:
+def _checked(recovered: RecoveredTransform, image_shape: tuple[int, int, int], *,
+             nibbles: bool) -> RecoveredTransform:
   if tuple(image_shape) != recovered.image_shape:
     raise ValueError(f"the map was recovered for {list(recovered.image_shape)} images, not "
                      f"{list(image_shape)}")
@@ -261,8 +264,9 @@ def _checked(recovered: RecoveredTransform, image_shape, *, nibbles: bool) -> Re
   return recovered
 
 
-def attack(encrypt_oracle: Callable[[np.ndarray], Any], ciphertexts: Any, *, scheme: str,
-           block_size: int = 4) -> tuple[np.ndarray, Any]:
+def attack(encrypt_oracle: Callable[[np.ndarray], ArrayLike], ciphertexts: ArrayLike, *,
+           scheme: str, block_size: int = 4
+           ) -> tuple[np.ndarray, le.LEKey | pe.PEKey | vit.ViTKey | RecoveredTransform]:
   """Runs the whole attack: helpers -> oracle -> map -> decrypted ciphertexts.
 
   Args:

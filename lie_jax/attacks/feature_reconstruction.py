@@ -31,16 +31,16 @@ Example:
 from __future__ import annotations
 
 import itertools
-from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
-from lie_jax.ciphers import _blocks
+from lie_jax import ciphers
 
 
-def _check(images: Any) -> tuple[jax.Array, bool]:
+def _check(images: ArrayLike) -> tuple[jax.Array, bool]:
   images = jnp.asarray(images)
   if images.ndim not in (3, 4) or images.dtype != jnp.uint8 or images.shape[-1] not in (1, 3):
     raise ValueError("FR attacks take uint8 [H, W, C] or [N, H, W, C] images with C = 1 or 3, "
@@ -54,7 +54,7 @@ def _fold(images: jax.Array) -> jax.Array:
   return jnp.where(images > 127, 255 - images, images)
 
 
-def basic(images: Any) -> jax.Array:
+def basic(images: ArrayLike) -> jax.Array:
   """Basic FR attack: v -> 255 - v for every value above 127.
 
   Args:
@@ -74,7 +74,7 @@ def candidates(channels: int) -> tuple[np.ndarray, np.ndarray]:
   Decoding k of a cipher pixel y is `where(flips[k], 255 - y, y)[orders[k]]`:
   K = 6 * 8 = 48 for C = 3 (channel orders x flip patterns), 2 for C = 1.
   """
-  orders = _blocks.COLOR_PERMUTATIONS if channels == 3 else np.zeros((1, 1), np.int32)
+  orders = ciphers.COLOR_PERMUTATIONS if channels == 3 else np.zeros((1, 1), np.int32)
   flips = np.array(list(itertools.product((False, True), repeat=channels)))
   k_o, k_f = np.meshgrid(np.arange(len(orders)), np.arange(len(flips)), indexing="ij")
   return orders[k_o.reshape(-1)], flips[k_f.reshape(-1)]
@@ -148,7 +148,7 @@ def _advanced(images: jax.Array, orders: jax.Array, flips: jax.Array,
   return jnp.clip(jnp.round(decoded), 0, 255).astype(jnp.uint8)
 
 
-def advanced(images: Any, *, mean_hint: float | None = None) -> jax.Array:
+def advanced(images: ArrayLike, *, mean_hint: float | None = None) -> jax.Array:
   """Advanced FR attack: per pixel, the decoding closest to the prediction from its neighbours.
 
   Args:

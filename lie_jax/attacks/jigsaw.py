@@ -32,9 +32,8 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
+from jax.typing import ArrayLike
 
 from lie_jax.ciphers import blockify
 from lie_jax.ciphers import unblockify
@@ -107,7 +106,7 @@ def arrange(right: np.ndarray, below: np.ndarray, grid: tuple[int, int]) -> np.n
   return placed[total.argmin()]
 
 
-def solve(images: Any, *, block_size: int) -> np.ndarray:
+def solve(images: ArrayLike, *, block_size: int) -> np.ndarray:
   """Reassembles block-scrambled images.
 
   Args:
@@ -134,7 +133,7 @@ def solve(images: Any, *, block_size: int) -> np.ndarray:
   return out[0] if single else out
 
 
-def placement_accuracy(recovered: Any, plain: Any, *, block_size: int) -> np.ndarray:
+def placement_accuracy(recovered: ArrayLike, plain: ArrayLike, *, block_size: int) -> np.ndarray:
   """Share of block positions whose recovered block equals the plain block there.
 
   Args:

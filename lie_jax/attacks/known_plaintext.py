@@ -23,9 +23,9 @@ far under the 0.5 that rounding absorbs, although the ciphertexts are float32.
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
+from jax.typing import ArrayLike
 
 
 class TooFewKnownPlaintexts(ValueError):
@@ -43,7 +43,7 @@ def _plain_vectors(images: np.ndarray, n: int) -> np.ndarray:
   return np.pad(flat, ((0, 0), (0, n - flat.shape[1])))  # morph zero-pads to n
 
 
-def recover_matrix(plain: Any, morphed: Any, *, copies: int = 1) -> np.ndarray:
+def recover_matrix(plain: ArrayLike, morphed: ArrayLike, *, copies: int = 1) -> np.ndarray:
   """Recovers morph's core from known (plain, morphed) pairs by least squares.
 
   Args:
@@ -77,7 +77,8 @@ def recover_matrix(plain: Any, morphed: Any, *, copies: int = 1) -> np.ndarray:
   return core
 
 
-def decrypt(core: np.ndarray, vectors: Any, *, image_shape: tuple[int, int, int]) -> np.ndarray:
+def decrypt(core: np.ndarray, vectors: ArrayLike, *,
+            image_shape: tuple[int, int, int]) -> np.ndarray:
   """Inverts morph with a recovered core: [N, n] vectors -> [N, H, W, C] uint8."""
   vectors = np.asarray(vectors, np.float64)
   copies = vectors.shape[-1] // core.shape[0]
@@ -86,7 +87,7 @@ def decrypt(core: np.ndarray, vectors: Any, *, image_shape: tuple[int, int, int]
   return np.clip(np.round(x * 255.0), 0, 255).astype(np.uint8).reshape(-1, *image_shape)
 
 
-def attack(known_plain: Any, known_morphed: Any, victims: Any, *,
+def attack(known_plain: ArrayLike, known_morphed: ArrayLike, victims: ArrayLike, *,
            image_shape: tuple[int, int, int], copies: int = 1) -> tuple[np.ndarray, np.ndarray]:
   """Recovers the core from known pairs and decrypts the victims' morphed vectors.
 
@@ -97,7 +98,7 @@ def attack(known_plain: Any, known_morphed: Any, victims: Any, *,
   return decrypt(core, victims, image_shape=image_shape), core
 
 
-def cipher_view(vectors: Any, image_shape: tuple[int, int, int]) -> np.ndarray:
+def cipher_view(vectors: ArrayLike, image_shape: tuple[int, int, int]) -> np.ndarray:
   """Shows morphed float vectors as images, for figures and the cipher SSIM floor.
 
   The first H*W*C values of each vector (the zero padding's share of the

@@ -24,11 +24,11 @@ Example:
 from __future__ import annotations
 
 import functools
-from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 K1 = 0.01
 K2 = 0.03
@@ -36,7 +36,7 @@ SIGMA = 1.5
 TRUNCATE = 3.5
 
 
-def _check_pair(a: Any, b: Any) -> tuple[jax.Array, jax.Array, bool]:
+def _check_pair(a: ArrayLike, b: ArrayLike) -> tuple[jax.Array, jax.Array, bool]:
   a, b = jnp.asarray(a), jnp.asarray(b)
   if a.shape != b.shape:
     raise ValueError(f"images must have the same shape, got {a.shape} and {b.shape}")
@@ -89,7 +89,8 @@ def _ssim(a: jax.Array, b: jax.Array, data_range: jax.Array, sigma: float) -> ja
   return smap.mean(axis=(1, 2, 3))
 
 
-def ssim(a: Any, b: Any, *, data_range: float = 255.0, sigma: float = SIGMA) -> jax.Array:
+def ssim(a: ArrayLike, b: ArrayLike, *, data_range: float = 255.0,
+         sigma: float = SIGMA) -> jax.Array:
   """Structural similarity of image pairs (Gaussian window, population covariance).
 
   Args:
@@ -120,7 +121,7 @@ def _psnr(a: jax.Array, b: jax.Array, data_range: jax.Array) -> jax.Array:
   return 10.0 * jnp.log10(data_range ** 2 / mse)
 
 
-def psnr(a: Any, b: Any, *, data_range: float = 255.0) -> jax.Array:
+def psnr(a: ArrayLike, b: ArrayLike, *, data_range: float = 255.0) -> jax.Array:
   """Peak signal-to-noise ratio of image pairs, in dB.
 
   Args:

@@ -1,4 +1,4 @@
-"""The security report: every applicable attack against every scheme, as rows, markdown and a figure.
+"""The security report: every applicable attack against every scheme: rows, markdown, figures.
 
 `security_report` runs `run_attack` for every (scheme, attack) pair in
 `ATTACKS` with one shared experiment key per scheme, plus per-image-key PE
@@ -13,6 +13,7 @@ from typing import Any, Iterable, Sequence
 
 import jax
 import numpy as np
+from jax.typing import ArrayLike
 from PIL import Image, ImageDraw
 
 from lie_jax import ciphers
@@ -32,8 +33,8 @@ def planned_runs(schemes: Sequence[str] | None = None) -> list[tuple[str, str, b
   return runs
 
 
-def security_report(images: Any, train_images: Any, *, seed: int = 0, block_size: int = 4,
-                    steps: int = 400, schemes: Sequence[str] | None = None,
+def security_report(images: ArrayLike, train_images: ArrayLike, *, seed: int = 0,
+                    block_size: int = 4, steps: int = 400, schemes: Sequence[str] | None = None,
                     progress: bool = True,
                     skipped: list[str] | None = None) -> list[suite.AttackResult]:
   """Runs every planned attack.

@@ -23,11 +23,11 @@ two baselines by at least BREAK_MARGIN.
 from __future__ import annotations
 
 import dataclasses
-import inspect
 from typing import Any
 
 import jax
 import numpy as np
+from jax.typing import ArrayLike
 
 from lie_jax import ciphers
 from lie_jax.attacks import chosen_plaintext
@@ -37,15 +37,20 @@ from lie_jax.attacks import jigsaw
 from lie_jax.attacks import known_plaintext
 from lie_jax.attacks import metrics
 
-# attack -> the schemes it applies to.
-ATTACKS = {
-    "chosen_plaintext": ("le", "ele", "etc", "pe", "vit", "blockwise"),
-    "fr_basic": ("pe", "huang2022"),
-    "fr_advanced": ("pe", "huang2022"),
-    "inverse_network": ("le", "ele", "etc", "pe", "huang2022", "vit", "blockwise"),
-    "jigsaw": ("ele", "vit", "etc"),
-    "known_plaintext_linear": ("morph",),
+# What each attack needs of a scheme, read off its `ciphers.Scheme` record.
+APPLIES_TO = {
+    # A shared key is a value permutation plus an XOR mask (every invertible block or
+    # pixel transform): chosen plaintexts read both off.
+    "chosen_plaintext": lambda s: s.invertible and s.kind in ("block", "pixel"),
+    "fr_basic": lambda s: s.kind == "pixel",
+    "fr_advanced": lambda s: s.kind == "pixel",
+    "inverse_network": lambda s: s.kind in ("block", "pixel"),
+    "jigsaw": lambda s: s.scrambles_blocks,
+    "known_plaintext_linear": lambda s: s.kind == "linear",
 }
+# attack -> the schemes it applies to, in `ciphers.SCHEMES` order.
+ATTACKS = {attack: tuple(name for name, s in ciphers.SCHEMES.items() if applies(s))
+           for attack, applies in APPLIES_TO.items()}
 ATTACK_DESCRIPTIONS = {
     "chosen_plaintext": "chosen-plaintext key recovery (Chang & Case 2020)",
     "fr_basic": "ciphertext-only feature reconstruction, basic (fold values > 127)",
@@ -56,7 +61,7 @@ ATTACK_DESCRIPTIONS = {
 }
 # Attacks that need the attacker's known plaintexts (train_images).
 KNOWN_PLAINTEXT_ATTACKS = ("inverse_network", "known_plaintext_linear")
-PIXEL_SCHEMES = ("pe", "huang2022")
+PIXEL_SCHEMES = tuple(name for name, s in ciphers.SCHEMES.items() if s.kind == "pixel")
 BREAK_MARGIN = 0.1
 PSNR_CAP_DB = 100.0
 # Helper and training images get key indices from here on, apart from the victims'.
@@ -143,14 +148,15 @@ class AttackResult:
 
 def scheme_options(scheme: str, *, block_size: int, options: dict[str, Any] | None = None
                    ) -> dict[str, Any]:
-  """generate_key options for a scheme: block_size where it takes one, plus `options`."""
-  params = inspect.signature(ciphers.get_scheme(scheme).generate_key).parameters
-  out = {"block_size": block_size} if "block_size" in params else {}
+  """generate_key options for a scheme: its defaults, block_size where it takes one, `options`.
+
+  Raises:
+    ValueError: unknown scheme, or an option the scheme does not take.
+  """
+  record = ciphers.get_scheme(scheme)
+  out = {"block_size": block_size} if "block_size" in record.options else {}
   out.update(options or {})
-  unknown = set(out) - set(params)
-  if unknown:
-    raise ValueError(f"scheme {scheme!r} has no option(s) {sorted(unknown)}")
-  return out
+  return record.check_options(out)
 
 
 def _mean_scores(recovered: np.ndarray, plain: np.ndarray) -> tuple[float, float]:
@@ -159,8 +165,9 @@ def _mean_scores(recovered: np.ndarray, plain: np.ndarray) -> tuple[float, float
   return float(s.mean()), float(p.mean())
 
 
-def run_attack(attack: str, scheme: str, images: Any, *, key: jax.Array, block_size: int = 4,
-               per_image_keys: bool = False, train_images: Any | None = None,
+def run_attack(attack: str, scheme: str, images: ArrayLike, *, key: jax.Array,
+               block_size: int = 4, per_image_keys: bool = False,
+               train_images: ArrayLike | None = None,
                options: dict[str, Any] | None = None, steps: int = 400,
                progress: bool = False) -> AttackResult:
   """Encrypts `images` with an experiment key, attacks them, and scores the result.
@@ -188,7 +195,7 @@ def run_attack(attack: str, scheme: str, images: Any, *, key: jax.Array, block_s
     ValueError: unknown names, an attack that does not apply, bad images.
   """
   check_applicable(attack, scheme, options=options)
-  module = ciphers.get_scheme(scheme)
+  record = ciphers.get_scheme(scheme)
   plain = np.asarray(images)
   if plain.ndim != 4 or plain.dtype != np.uint8 or len(plain) == 0:
     raise ValueError(f"images must be a non-empty uint8 [N, H, W, C] batch, got {plain.dtype} "
@@ -196,7 +203,7 @@ def run_attack(attack: str, scheme: str, images: Any, *, key: jax.Array, block_s
   train = None if train_images is None else np.asarray(train_images)
   if attack in KNOWN_PLAINTEXT_ATTACKS and (train is None or len(train) == 0):
     raise ValueError(f"the {attack} attack needs train_images (known plaintexts)")
-  if per_image_keys and not hasattr(module, "encrypt_per_image"):
+  if per_image_keys and not record.per_image_keys:
     raise ValueError(f"scheme {scheme!r} has no per-image keys")
   opts = scheme_options(scheme, block_size=block_size, options=options)
   image_shape = tuple(int(s) for s in plain.shape[1:])
@@ -205,11 +212,11 @@ def run_attack(attack: str, scheme: str, images: Any, *, key: jax.Array, block_s
   if per_image_keys:
     def oracle(x, offset=ORACLE_INDEX_OFFSET):
       idx = np.arange(len(x), dtype=np.uint32) + np.uint32(offset)
-      return np.asarray(module.encrypt_per_image(key, x, indices=idx, **opts))
-    encrypted = np.asarray(module.encrypt_per_image(key, plain, indices=np.arange(n), **opts))
+      return np.asarray(record.encrypt_per_image(key, x, indices=idx, **opts))
+    encrypted = np.asarray(record.encrypt_per_image(key, plain, indices=np.arange(n), **opts))
   else:
-    cipher_key = module.generate_key(key, image_shape=image_shape, **opts)
-    oracle = lambda x: np.asarray(module.encrypt(cipher_key, x))
+    cipher_key = record.generate_key(key, image_shape=image_shape, **opts)
+    oracle = lambda x: np.asarray(record.encrypt(cipher_key, x))
     encrypted = oracle(plain)
   ciphertext = encrypted
   if encrypted.shape != plain.shape:  # morph: float vectors; show and score them as images

@@ -36,7 +36,7 @@ def _handled(command: str, run: Callable[[argparse.Namespace], int]):
   """Turns the user's errors into one line on stderr and exit status 2."""
 
   def wrapped(args: argparse.Namespace) -> int:
-    from lie_jax.owner.store import OwnerError  # pylint: disable=g-import-not-at-top
+    from lie_jax.owner import OwnerError  # pylint: disable=g-import-not-at-top
     _quiet_logs()
     try:
       return run(args)
@@ -66,7 +66,7 @@ def _quiet_logs() -> None:
 
 def _read_key(path: str):
   from lie_jax import keys  # pylint: disable=g-import-not-at-top
-  from lie_jax.owner.store import OwnerError  # pylint: disable=g-import-not-at-top
+  from lie_jax.owner import OwnerError  # pylint: disable=g-import-not-at-top
   try:
     return keys.read_key_file(path)
   except ValueError as e:  # the messages never contain key material
@@ -108,7 +108,7 @@ def _report_failures(failures, *, limit: int = 50) -> None:
 
 def keygen(args: argparse.Namespace) -> int:
   from lie_jax import keys  # pylint: disable=g-import-not-at-top
-  from lie_jax.owner.store import OwnerError  # pylint: disable=g-import-not-at-top
+  from lie_jax.owner import OwnerError  # pylint: disable=g-import-not-at-top
   if args.bits % 8 or args.bits < keys.MIN_SECRET_BYTES * 8:
     raise OwnerError(f"--bits must be a multiple of 8 and >= {keys.MIN_SECRET_BYTES * 8}")
   try:
@@ -123,7 +123,7 @@ def keygen(args: argparse.Namespace) -> int:
 
 def encrypt(args: argparse.Namespace) -> int:
   from lie_jax.owner import dataset  # pylint: disable=g-import-not-at-top
-  from lie_jax.owner import store  # pylint: disable=g-import-not-at-top
+  from lie_jax.data import encrypted_dir  # pylint: disable=g-import-not-at-top
   secret = _read_key(args.key)
   # Test aid: pause after each shard's temporary file is written, before its rename, so that a
   # test can SIGKILL the command mid-write and check that rerunning it resumes exactly.
@@ -141,7 +141,7 @@ def encrypt(args: argparse.Namespace) -> int:
     _err("encrypt", str(e))
     return INPUTS_FAILED
   manifest = result.manifest
-  splits = {s: manifest["splits"][s] for s in store.SPLITS if s in manifest["splits"]}
+  splits = {s: manifest["splits"][s] for s in encrypted_dir.SPLITS if s in manifest["splits"]}
   counts = ", ".join(f"{s} {e['count']}" for s, e in splits.items())
   cipher = manifest["cipher"]
   print(f"encrypted {sum(e['count'] for e in manifest['splits'].values())} images ({counts}) "
@@ -165,10 +165,10 @@ def decrypt(args: argparse.Namespace) -> int:
 
 def predict(args: argparse.Namespace) -> int:
   from lie_jax.owner import predict as predict_lib  # pylint: disable=g-import-not-at-top
-  from lie_jax.owner import store  # pylint: disable=g-import-not-at-top
-  from lie_jax.owner.store import OwnerError  # pylint: disable=g-import-not-at-top
+  from lie_jax.data import encrypted_dir  # pylint: disable=g-import-not-at-top
+  from lie_jax.owner import OwnerError  # pylint: disable=g-import-not-at-top
   trained = predict_lib.load_trained_model(args.checkpoint)
-  if len(args.inputs) == 1 and store.is_dataset_dir(args.inputs[0]):
+  if len(args.inputs) == 1 and encrypted_dir.is_encrypted_dir(args.inputs[0]):
     if args.resize:
       raise OwnerError("--resize applies to plain images, not to an encrypted dataset directory")
     result = predict_lib.predict_encrypted_dir(trained, args.inputs[0], splits=args.split,
@@ -188,13 +188,13 @@ def predict(args: argparse.Namespace) -> int:
 
 
 def inspect(args: argparse.Namespace) -> int:
-  from lie_jax.owner import store  # pylint: disable=g-import-not-at-top
-  from lie_jax.owner.store import OwnerError  # pylint: disable=g-import-not-at-top
+  from lie_jax.data import encrypted_dir  # pylint: disable=g-import-not-at-top
+  from lie_jax.owner import OwnerError  # pylint: disable=g-import-not-at-top
   try:
-    manifest = store.read_manifest(args.dir)
+    manifest = encrypted_dir.read_manifest(args.dir)
   except (ValueError, FileNotFoundError) as e:
     raise OwnerError(str(e)) from None
-  checks = store.verify(args.dir, manifest, progress=not args.quiet)
+  checks = encrypted_dir.verify(args.dir, manifest, progress=not args.quiet)
   bad = [c for c in checks if not c.ok]
   if args.json:
     print(json.dumps({"manifest": manifest, "shards_ok": not bad,
@@ -209,7 +209,7 @@ def inspect(args: argparse.Namespace) -> int:
   print(f"  key fingerprint: {cipher['key_fingerprint']}")
   print(f"  images: {manifest['image_shape']} {manifest.get('dtype', 'uint8')}; classes "
         f"{manifest['label_names']}")
-  for split in [s for s in store.SPLITS if s in manifest["splits"]]:
+  for split in [s for s in encrypted_dir.SPLITS if s in manifest["splits"]]:
     entry = manifest["splits"][split]
     per_class = ", ".join(f"{n} {c}" for n, c in entry["per_class"].items())
     print(f"  {split}: {entry['count']} images ({per_class}) in {len(entry['shards'])} shard(s)")

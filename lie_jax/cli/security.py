@@ -11,7 +11,6 @@ for the inverse network and the baselines come from a disjoint split.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys

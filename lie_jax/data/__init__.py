@@ -7,6 +7,12 @@ prepared TFDS datasets and the data owner's encrypted dataset directories.
 `pipeline` turns a split into deterministic, resumable training batches and
 fixed-shape eval batches through grain.
 
+Shared with the data owner's tools (`lie_jax.owner`): `images` (the one image
+decoder: PNG/JPEG/TIFF/DICOM, resize, class folders), `encrypted_dir` (the
+encrypted dataset directory's format) and `encryption` (a scheme plus a key
+file or PRNG key -> the cipher the trainer and the owner both apply; import it
+as `from lie_jax.data import encryption`, it loads the ciphers).
+
 Example:
   >>> from lie_jax import data
   >>> splits = data.load_dataset("pneumoniamnist")
@@ -15,6 +21,7 @@ Example:
   ((32, 28, 28, 1), (32,), (32,))
 """
 
+from lie_jax.data.encrypted_dir import is_encrypted_dir
 from lie_jax.data.pipeline import epoch_order
 from lie_jax.data.pipeline import eval_batches
 from lie_jax.data.pipeline import random_flip_and_shift
@@ -27,7 +34,6 @@ from lie_jax.data.sources import BUNDLED_DATASETS
 from lie_jax.data.sources import bundled_path
 from lie_jax.data.sources import DatasetSplits
 from lie_jax.data.sources import download_medmnist
-from lie_jax.data.sources import is_encrypted_dir
 from lie_jax.data.sources import load_dataset
 from lie_jax.data.sources import load_encrypted_dir
 from lie_jax.data.sources import load_image_folder

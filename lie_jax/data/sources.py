@@ -10,12 +10,14 @@ Sources:
   load_medmnist_npz   a MedMNIST-layout .npz (the bundled PneumoniaMNIST, or
                       a file `download_medmnist` fetched)
   download_medmnist   fetches a MedMNIST .npz from Zenodo, checking its MD5
-  load_image_folder   one subfolder of PNG/JPEG files per class, optionally
-                      under train/ val/ test/ split folders
+  load_image_folder   one subfolder of PNG/JPEG/TIFF/DICOM files per class,
+                      optionally under train/ val/ test/ split folders
+                      (decoded by `lie_jax.data.images`)
   load_tfds           a TFDS dataset already prepared on disk (array_record
                       format, read without TensorFlow)
   load_encrypted_dir  an encrypted dataset directory written by the data
-                      owner's `lie-jax encrypt`, read without any key
+                      owner's `lie-jax encrypt` (format:
+                      `lie_jax.data.encrypted_dir`), read without any key
   load_dataset        the one entry point configs call
 
 Nothing here downloads unless `download_medmnist` is called explicitly.
@@ -34,7 +36,6 @@ from __future__ import annotations
 import hashlib
 import http.client
 import importlib.resources
-import operator
 import os
 import re
 import tempfile
@@ -45,11 +46,13 @@ import zipfile
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
-from PIL import Image
 from tqdm.auto import tqdm
+
+from lie_jax.data import encrypted_dir
+from lie_jax.data import images as images_lib
 
 PathLike = str | os.PathLike
 
@@ -185,28 +188,6 @@ def _make_splits(train: ArrayDataset, val: ArrayDataset | None, test: ArrayDatas
                        label_names=label_names, name=name)
 
 
-def _image_size(image_size: int | Sequence[int] | None) -> tuple[int, int] | None:
-  """image_size as (H, W): an int s means (s, s)."""
-  if image_size is None:
-    return None
-  if isinstance(image_size, (int, np.integer)):
-    size = (int(image_size), int(image_size))
-  else:
-    size = tuple(operator.index(s) for s in image_size)
-  if len(size) != 2 or min(size) < 1:
-    raise ValueError(f"image_size must be a positive int or (height, width), got {image_size!r}")
-  return size
-
-
-def _resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-  """Bilinear (antialiased) resize of one uint8 [H, W, C] image to [size[0], size[1], C]."""
-  if image.shape[:2] == size:
-    return image
-  pil = Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
-  out = np.asarray(pil.resize((size[1], size[0]), Image.Resampling.BILINEAR))
-  return out.reshape(size + image.shape[-1:])
-
-
 def _require_one_size(sizes: Sequence[tuple[int, int]], names: Sequence[str], *,
                       where: str) -> None:
   """Raises ValueError listing one example (`names[i]`) of each (H, W) in `sizes`
@@ -227,7 +208,7 @@ def _stack_images(images: Sequence[np.ndarray], names: Sequence[str],
   if size is None:
     _require_one_size([image.shape[:2] for image in images], names, where=where)
   else:
-    images = [_resize(image, size) for image in images]
+    images = [images_lib.resize(image, size) for image in images]
   return np.stack(images)
 
 
@@ -410,129 +391,18 @@ def download_medmnist(name: str, root: PathLike, *, size: int = 28,
 # ---------------------------------------------------------------------------
 # Image folders.
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-DICOM_SUFFIXES = (".dcm", ".dicom")  # decoded by lie_jax.owner.inputs (needs the dicom extra)
-SPLIT_FOLDERS = ("train", "val", "test")
-_GRAY_MODES = ("1", "L", "LA")
-_UNSUPPORTED_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")
 
-
-def _subfolders(folder: Path) -> list[str]:
-  return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
-
-
-def _image_files(folder: Path) -> list[Path]:
-  return sorted(p for p in folder.iterdir()
-                if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES + DICOM_SUFFIXES
-                and not p.name.startswith("."))
-
-
-class ClassFolders(NamedTuple):
-  """A class-per-folder tree: class names, each split's folder and its (file, label) pairs."""
-
-  class_names: list[str]
-  split_folders: dict[str, Path]
-  files: dict[str, list[tuple[Path, int]]]
-
-
-def list_class_folders(root: Path, *, list_files: Callable[[Path], list[Path]] = _image_files,
-                       require_files: bool = True) -> ClassFolders:
-  """Walks a class-per-folder tree (no file is opened).
-
-  Layouts (see `load_image_folder`): root/<class>/... (train only) or
-  root/{train,val,test}/<class>/... Class names are the sorted subfolders of
-  root (or root/train); val/test may lack classes but not add any.
-
-  Args:
-    root: the folder.
-    list_files: lists the files of one class folder (default: the image and
-      DICOM files directly in it).
-    require_files: raise if a training class folder or a split has no files
-      (the data owner tools instead report the files they cannot read).
-
-  Raises:
-    ValueError: mixed split and class folders, split folders without train/,
-      no class folders, a val/test class that train lacks, or (with
-      `require_files`) an empty training class or split.
-  """
-  suffixes = "/".join(IMAGE_SUFFIXES + DICOM_SUFFIXES)
-  folders = _subfolders(root)
-  split_names = [f for f in folders if f in SPLIT_FOLDERS]
-  if split_names:
-    strays = [f for f in folders if f not in SPLIT_FOLDERS]
-    if strays:
-      raise ValueError(f"{root} mixes split folders {split_names} with other folders {strays}; "
-                       "put class folders inside train/ (and val/, test/), or use no split "
-                       "folders at all")
-    if "train" not in split_names:
-      raise ValueError(f"{root} has split folders {split_names} but no train/")
-    split_roots = {split: root / split for split in SPLIT_FOLDERS if split in split_names}
-  else:
-    split_roots = {"train": root}
-  class_names = _subfolders(split_roots["train"])
-  if not class_names:
-    raise ValueError(f"{split_roots['train']} has no class subfolders (expected one folder of "
-                     "images per class)")
-  listing: dict[str, list[tuple[Path, int]]] = {}
-  for split, split_root in split_roots.items():
-    listing[split] = []
-    for class_name in _subfolders(split_root):
-      if class_name not in class_names:
-        raise ValueError(f"{split_root / class_name}: class {class_name!r} is not among the "
-                         f"training classes {class_names}")
-      class_files = list_files(split_root / class_name)
-      if require_files and split == "train" and not class_files:
-        raise ValueError(f"{split_root / class_name} holds no {suffixes} images")
-      listing[split] += [(path, class_names.index(class_name)) for path in class_files]
-    if require_files and not listing[split]:
-      raise ValueError(f"{split_root} holds no {suffixes} images in class folders")
-  return ClassFolders(class_names, split_roots, listing)
-
-
-def _open_dicom(path: Path) -> Image.Image:
-  """Decodes a DICOM file (windowed to uint8 as `lie-jax encrypt` does) into a PIL image."""
-  from lie_jax.owner import inputs  # pylint: disable=g-import-not-at-top  (it imports this module)
-
+def _read_file(path: Path, **options: Any) -> np.ndarray:
+  """`images.read_image(path, **options).image`, with the path in any error."""
   try:
-    array, _ = inputs.read_dicom(path, window=None)
-  except inputs.InputError as e:  # pydicom missing
-    raise ValueError(f"cannot read {path}: {e}") from None
+    return images_lib.read_image(path, **options).image
   except ValueError as e:
-    raise ValueError(f"cannot read DICOM file {path}: {e}") from None
-  return Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array)
-
-
-def _open_image(path: Path) -> Image.Image:
-  """Opens (PNG/JPEG: header only) an image, raising ValueError naming the file if unreadable."""
-  if path.suffix.lower() in DICOM_SUFFIXES:
-    return _open_dicom(path)
-  try:
-    image = Image.open(path)
-  except (OSError, ValueError, Image.DecompressionBombError) as e:
-    raise ValueError(f"cannot read image {path}: {e}") from e
-  if image.mode in _UNSUPPORTED_MODES:
-    image.close()
-    raise ValueError(f"{path} has {image.mode} pixels (16-bit or float); convert it to 8-bit "
-                     "grayscale or RGB first")
-  return image
-
-
-def _decode_image(path: Path, *, grayscale: bool, size: tuple[int, int] | None) -> np.ndarray:
-  """Decodes one file to uint8 [H, W, 1] (grayscale) or [H, W, 3], resized to `size`."""
-  with _open_image(path) as image:
-    try:
-      converted = image.convert("L" if grayscale else "RGB")
-    except (OSError, ValueError, SyntaxError) as e:  # truncated or corrupt pixel data
-      raise ValueError(f"cannot decode image {path}: {e}") from e
-  if size is not None and converted.size != (size[1], size[0]):
-    converted = converted.resize((size[1], size[0]), Image.Resampling.BILINEAR)
-  array = np.asarray(converted, dtype=np.uint8)
-  return array[..., None] if grayscale else array
+    raise ValueError(f"cannot read {path}: {e}") from None
 
 
 def load_image_folder(root: PathLike, *, image_size: int | Sequence[int] | None = None,
                       grayscale: bool | None = None) -> DatasetSplits:
-  """Loads PNG/JPEG (or DICOM) images stored one subfolder per class.
+  """Loads PNG/JPEG/TIFF (or DICOM) images stored one subfolder per class.
 
   Two layouts:
 
@@ -542,11 +412,11 @@ def load_image_folder(root: PathLike, *, image_size: int | Sequence[int] | None 
   Class names are the sorted subfolder names of `root` (or of `root/train`);
   label i means the i-th name. In split layout val/ and test/ may lack some
   classes but may not add new ones, and `root` may hold no other folders.
-  Files without a .png/.jpg/.jpeg (or .dcm/.dicom) suffix and hidden entries
-  are skipped. DICOM files need the `dicom` extra (pydicom); their pixel data
-  go through the modality LUT and the file's VOI window (or its min-max) to
-  uint8, exactly as `lie-jax encrypt` does. Decoding loops over files in
-  Python once, at load time.
+  Files without a .png/.jpg/.jpeg/.tif/.tiff (or .dcm/.dicom) suffix and
+  hidden entries are skipped. Files are decoded by `lie_jax.data.images`,
+  the decoder `lie-jax encrypt` uses too: DICOM files (the `dicom` extra,
+  pydicom) go through the modality LUT and the file's VOI window (or its
+  min-max) to uint8. Decoding loops over files in Python once, at load time.
 
   Args:
     root: the folder.
@@ -583,26 +453,29 @@ def load_image_folder(root: PathLike, *, image_size: int | Sequence[int] | None 
   if not root.is_dir():
     raise NotADirectoryError(f"{root} is a file; load_image_folder needs a folder of class "
                              "folders")
-  size = _image_size(image_size)
-  tree = list_class_folders(root)
+  size = images_lib.parse_image_size(image_size)
+  tree = images_lib.list_class_folders(root)
   files = {split: [path for path, _ in entries] for split, entries in tree.files.items()}
   labels = {split: [label for _, label in entries] for split, entries in tree.files.items()}
 
   if grayscale is None or size is None:
     # One cheap pass over the headers: modes decide the channels, sizes must agree.
     all_files = [path for split_files in files.values() for path in split_files]
-    modes, sizes = set(), []
+    infos = []
     for path in all_files:
-      with _open_image(path) as image:
-        modes.add(image.mode)
-        sizes.append((image.height, image.width))
+      try:
+        infos.append(images_lib.probe_image(path))
+      except ValueError as e:
+        raise ValueError(f"cannot read {path}: {e}") from None
+    sizes = [(info.height, info.width) for info in infos]
     if grayscale is None:
-      grayscale = modes <= set(_GRAY_MODES)
+      grayscale = all(info.channels == 1 for info in infos)
     if size is None:
       _require_one_size(sizes, [str(path) for path in all_files], where=str(root))
   datasets = {}
   for split, split_files in files.items():
-    images = np.stack([_decode_image(p, grayscale=grayscale, size=size) for p in split_files])
+    channels = 1 if grayscale else 3
+    images = np.stack([_read_file(p, channels=channels, size=size) for p in split_files])
     datasets[split] = as_array_dataset(images, np.asarray(labels[split], np.int32),
                                         where=f"{tree.split_folders[split]}")
   return _make_splits(datasets["train"], datasets.get("val"), datasets.get("test"),
@@ -667,7 +540,7 @@ def load_tfds(name: str, *, data_dir: PathLike | None = None,
         "files with load_dataset(..., path=...).") from e
   if isinstance(sources, dict):
     sources = [sources[split] for split in splits]
-  size = _image_size(image_size)
+  size = images_lib.parse_image_size(image_size)
   datasets = []
   for split, source in zip(splits, sources):
     images, labels = [], []
@@ -704,7 +577,7 @@ def load_encrypted_dir(path: PathLike, *, verify: bool = True) -> DatasetSplits:
   The images are the owner's ciphertexts, used as they are: train on them
   with `config.cipher.name = "manifest"` (configs/encrypted_dir.py), which
   takes the scheme and block size from the directory's manifest.json
-  (`lie_jax.owner.store.read_manifest`) and never encrypts again.
+  (`lie_jax.data.encrypted_dir.read_manifest`) and never encrypts again.
 
   Args:
     path: the directory holding manifest.json and shards/.
@@ -719,26 +592,18 @@ def load_encrypted_dir(path: PathLike, *, verify: bool = True) -> DatasetSplits:
     FileNotFoundError: no manifest.json in `path`.
     ValueError: an unknown format version, or a missing or damaged shard.
   """
-  from lie_jax.owner import store  # pylint: disable=g-import-not-at-top  (numpy only)
-
-  manifest = store.read_manifest(path)
+  manifest = encrypted_dir.read_manifest(path)
   datasets = {}
   for split in ("train", "val", "test"):
     if split not in manifest["splits"]:
       datasets[split] = None
       continue
-    images, labels, _ = store.read_split(path, split, manifest, check=verify)
+    images, labels, _ = encrypted_dir.read_split(path, split, manifest, check=verify)
     datasets[split] = as_array_dataset(images, labels, where=f"{path} [{split}]")
   if datasets["train"] is None:
     raise ValueError(f"{path}: the encrypted dataset has no train split")
   return _make_splits(datasets["train"], datasets["val"], datasets["test"],
                       label_names=manifest["label_names"], name=manifest["name"])
-
-
-def is_encrypted_dir(path: PathLike | None) -> bool:
-  """Whether `path` is an encrypted dataset directory (holds manifest.json)."""
-  from lie_jax.owner import store  # pylint: disable=g-import-not-at-top  (numpy only)
-  return store.is_dataset_dir(path)
 
 
 # ---------------------------------------------------------------------------
@@ -754,7 +619,7 @@ def _resized(splits: DatasetSplits, size: tuple[int, int] | None) -> DatasetSpli
   def resize(ds):
     if ds is None:
       return None
-    images = np.stack([_resize(image, size) for image in ds.images])
+    images = np.stack([images_lib.resize(image, size) for image in ds.images])
     return ArrayDataset(images, ds.labels)
 
   return splits._replace(train=resize(splits.train), val=resize(splits.val),
@@ -796,13 +661,13 @@ def load_dataset(name: str = "pneumoniamnist", *, source: str = "auto",
   """
   if source not in SOURCES:
     raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
-  size = _image_size(image_size)
+  size = images_lib.parse_image_size(image_size)
   if source == "auto":
     if path is None:
       source = "npz" if name in BUNDLED_DATASETS else "tfds"
     elif str(path).endswith(".npz"):
       source = "npz"
-    elif is_encrypted_dir(path):
+    elif encrypted_dir.is_encrypted_dir(path):
       source = "encrypted"
     elif Path(path).is_dir():
       source = "folder"

@@ -1,18 +1,25 @@
-"""The data owner's side: keys, encrypted dataset directories, decryption, encrypted inference.
+"""The data owner's side: encrypting datasets, decrypting them, encrypted inference.
 
 The hospital keeps its key file and plain scans; the server gets an
 encrypted dataset directory it can train on without the key:
 
-  store     the directory format (manifest.json + deterministic .npz shards,
-            SHA-256 per shard, atomic writes); numpy only
-  inputs    reading plain sources (MedMNIST .npz, PNG/JPEG/DICOM class
-            folders), listing every unusable input with a reason
+  inputs    reading the owner's plain sources (MedMNIST .npz, PNG/JPEG/TIFF/
+            DICOM class folders, decoded by `lie_jax.data.images`), listing
+            every unusable input with a reason
   dataset   encrypt_dataset (resumable after SIGKILL, byte-identical output)
             and decrypt_dataset (refuses a key with another fingerprint)
   predict   loading a model trained by `train_and_evaluate` and classifying
             encrypted directories or new plain scans (encrypted with the key)
 
+What the owner shares with the rest of lie_jax lives in `lie_jax.data`: the
+directory format (`encrypted_dir`), the image decoder (`images`) and the
+cipher built from a key file (`encryption`, the same one the trainer uses).
 The `lie-jax keygen | encrypt | decrypt | predict | inspect` commands
 (`lie_jax.cli.owner`) are thin wrappers over these. Submodules are imported
-on use: `import lie_jax.owner` stays free of JAX.
+on use.
 """
+
+
+class OwnerError(ValueError):
+  """A problem the user can fix (bad arguments, wrong key, unusable input): the command
+  prints its one-line message and exits with status 2."""

@@ -1,11 +1,11 @@
 """Encrypting a dataset into an encrypted dataset directory, and decrypting it back.
 
 `encrypt_dataset` reads the owner's plain images (`inputs.read_source`),
-derives the cipher key from the key file exactly as the trainer's on-device
-encryption does (`lie_jax.training.encryption.key_file_prng_key` and
-`make_cipher`: image i of a split is its i-th readable input, and per-image
-keys use (split, i)), and writes fixed-size shards, each atomically
-(temporary file, fsync, rename), then the manifest last.
+builds the cipher from the key file exactly as the trainer's on-device
+encryption does (`lie_jax.data.encryption.key_file_cipher`: image i of a
+split is its i-th readable input, and per-image keys use (split, i)), and
+writes fixed-size shards in the format of `lie_jax.data.encrypted_dir`, each
+atomically (temporary file, fsync, rename), then the manifest last.
 
 Resumption. Before the first shard it records a run digest (an HMAC, keyed
 from the secret, over the decoded inputs and every option) in a state file,
@@ -22,7 +22,6 @@ import contextlib
 import fcntl
 import hashlib
 import hmac
-import inspect
 import io
 import json
 import os
@@ -32,21 +31,17 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from lie_jax import __version__
 from lie_jax import ciphers
 from lie_jax import keys
+from lie_jax.data import encrypted_dir
+from lie_jax.data import encryption
+from lie_jax.owner import OwnerError
 from lie_jax.owner import inputs
-from lie_jax.owner import store
-from lie_jax.owner.store import OwnerError
 
 STATE = ".encrypt-state.json"
 DEFAULT_SHARD_SIZE = 1024
 _BATCH = 256  # images per cipher call (bounds device memory)
 _DIGEST_PURPOSE = "lie-jax/owner/run-digest/v1"
-# Schemes whose ciphertext a server cannot train on from a directory of images: morph
-# gives vectors and needs a key-dependent first layer built by the owner.
-NOT_STORABLE = {"morph": "morph gives float vectors, not images, and its first layer must be "
-                         "built from the key; train it with on-device encryption instead"}
 
 
 class StrictError(OwnerError):
@@ -97,52 +92,51 @@ def _locked(directory: Path):
 
 
 def _remove_tmp_files(directory: Path) -> None:
-  for folder in (directory, directory / store.SHARD_DIR):
+  for folder in (directory, directory / encrypted_dir.SHARD_DIR):
     if folder.is_dir():
       for entry in folder.iterdir():
-        if store.is_tmp_name(entry.name) and entry.is_file():
+        if encrypted_dir.is_tmp_name(entry.name) and entry.is_file():
           entry.unlink()
 
 
 def check_scheme(scheme: str, *, block_size: int | None, options: dict[str, Any] | None,
                  per_image_keys: bool) -> dict[str, Any]:
-  """Validated `generate_key` options for storing `scheme` ciphertexts (OwnerError otherwise)."""
-  from lie_jax.training import encryption  # pylint: disable=g-import-not-at-top
+  """The `generate_key` options for storing `scheme` ciphertexts, as JSON values.
 
-  if scheme not in ciphers.SCHEMES:
-    raise OwnerError(f"unknown scheme {scheme!r}; choose one of {sorted(ciphers.SCHEMES)}")
-  if scheme in NOT_STORABLE:
-    raise OwnerError(f"scheme {scheme!r} cannot be stored as an encrypted dataset: "
-                     f"{NOT_STORABLE[scheme]}")
-  module = ciphers.get_scheme(scheme)
-  params = inspect.signature(module.generate_key).parameters
-  if block_size is not None and "block_size" not in params:
-    raise OwnerError(f"scheme {scheme!r} has no block size (drop --block-size)")
+  Block schemes always name their block size (the scheme's default when not
+  given), as the trainer's config does (`lie_jax.data.encryption.scheme_options`).
+
+  Raises:
+    OwnerError: unknown scheme or option, a scheme whose ciphertexts are not
+      uint8 images, a block size for a scheme without blocks, or per-image
+      keys for a scheme without them.
+  """
   try:
-    resolved = encryption.scheme_options(scheme, block_size=block_size, options=options)
+    record = ciphers.get_scheme(scheme)
   except ValueError as e:
     raise OwnerError(str(e)) from None
-  if per_image_keys and not hasattr(module, "encrypt_per_image"):
+  if not record.storable:
+    raise OwnerError(f"scheme {scheme!r} cannot be stored as an encrypted dataset: its "
+                     "ciphertexts are not images (and a model on them needs the key); train "
+                     "on it with on-device encryption instead")
+  if block_size is not None and "block_size" not in record.options:
+    raise OwnerError(f"scheme {scheme!r} has no block size (drop --block-size)")
+  if per_image_keys and not record.per_image_keys:
     raise OwnerError(f"scheme {scheme!r} has no per-image keys")
-  # Block schemes always name their block size (the scheme's default when not given), as the
-  # trainer's config does: the key derivation covers exactly these options, so the same key
-  # file and options give the same key here and in on-device encryption.
-  if "block_size" in params and "block_size" not in resolved:
-    resolved["block_size"] = params["block_size"].default
+  try:
+    resolved = encryption.scheme_options(scheme, block_size=block_size, options=options)
+    dtype = np.dtype(record.cipher_dtype(**resolved))
+  except ValueError as e:
+    raise OwnerError(str(e)) from None
+  if dtype != np.uint8:
+    raise OwnerError(f"{scheme} with options {resolved} gives {dtype} ciphertexts, not uint8 "
+                     "images; the encrypted dataset format stores uint8 images only")
   return {k: list(v) if isinstance(v, tuple) else v for k, v in sorted(resolved.items())}
 
 
-def make_cipher(secret: keys.SecretKey, scheme: str, image_shape, options, per_image_keys):
-  from lie_jax.training import encryption  # pylint: disable=g-import-not-at-top
-
-  options = {k: tuple(v) if isinstance(v, list) else v for k, v in options.items()}
-  prng = encryption.key_file_prng_key(secret, scheme=scheme, image_shape=image_shape,
-                                      options=options)
-  return encryption.make_cipher(scheme, prng, image_shape=image_shape, options=options,
-                                per_image_keys=per_image_keys)
-
-
-def apply_cipher(fn: Callable, images: np.ndarray, indices: np.ndarray, split: str) -> np.ndarray:
+def apply_cipher(fn: encryption.SplitCipherFn, images: np.ndarray, indices: np.ndarray,
+                 split: str) -> np.ndarray:
+  """`fn` (a `Cipher`'s encrypt or decrypt) over numpy arrays, in batches of bounded size."""
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
 
   out = [np.asarray(fn(jnp.asarray(images[i:i + _BATCH]), jnp.asarray(indices[i:i + _BATCH]),
@@ -151,10 +145,11 @@ def apply_cipher(fn: Callable, images: np.ndarray, indices: np.ndarray, split: s
 
 
 def _run_digest(secret: keys.SecretKey, params: dict[str, Any], data: inputs.SourceData) -> str:
-  content = hashlib.sha256(store.json_bytes(params))
-  content.update(store.json_bytes({"label_names": list(data.label_names),
-                                   "failures": [f.as_dict() for f in data.failures],
-                                   "preprocessing": data.preprocessing, "name": data.name}))
+  content = hashlib.sha256(encrypted_dir.json_bytes(params))
+  content.update(encrypted_dir.json_bytes({"label_names": list(data.label_names),
+                                           "failures": [f.as_dict() for f in data.failures],
+                                           "preprocessing": data.preprocessing,
+                                           "name": data.name}))
   for split, (images, labels) in data.splits.items():
     content.update(split.encode() + repr(images.shape).encode())
     content.update(np.ascontiguousarray(images).tobytes())
@@ -164,9 +159,9 @@ def _run_digest(secret: keys.SecretKey, params: dict[str, Any], data: inputs.Sou
 
 
 def _check_out_dir(out: Path) -> None:
-  allowed = {store.MANIFEST, store.SHARD_DIR, STATE}
+  allowed = {encrypted_dir.MANIFEST, encrypted_dir.SHARD_DIR, STATE}
   strays = sorted(e.name for e in out.iterdir()
-                  if e.name not in allowed and not store.is_tmp_name(e.name))
+                  if e.name not in allowed and not encrypted_dir.is_tmp_name(e.name))
   if strays:
     raise OwnerError(f"{out} is not empty and holds no encrypted dataset (found "
                      f"{', '.join(strays[:3])}{', ...' if len(strays) > 3 else ''}); choose a "
@@ -197,7 +192,7 @@ def encrypt_dataset(src: str | os.PathLike, out: str | os.PathLike, *, secret: k
     strict: any unusable input is fatal (raises `StrictError`, writes nothing).
     shard_size: images per shard.
     progress: show tqdm progress bars (images/s) on stderr.
-    before_rename: test hook, see `store.atomic_write`.
+    before_rename: test hook, see `lie_jax.data.encrypted_dir.atomic_write`.
 
   Returns:
     An `EncryptResult`.
@@ -221,15 +216,9 @@ def encrypt_dataset(src: str | os.PathLike, out: str | os.PathLike, *, secret: k
   if shape[0] % b or shape[1] % b:
     raise OwnerError(f"image size {shape[0]}x{shape[1]} is not divisible by block size {b}; "
                      f"pass --resize H W with multiples of {b}")
-  cipher = make_cipher(secret, scheme, shape, options, per_image_keys)
-  import jax  # pylint: disable=g-import-not-at-top
-  cipher_out = jax.eval_shape(lambda x: cipher.encrypt(x, np.zeros(1, np.int32), "train"),
-                              jax.ShapeDtypeStruct((1, *shape), np.uint8))
-  if cipher_out.dtype != np.uint8 or tuple(cipher_out.shape[1:]) != shape:
-    raise OwnerError(f"{scheme} with options {options} gives {cipher_out.dtype} "
-                     f"{list(cipher_out.shape[1:])} ciphertexts, not uint8 images of the plain "
-                     "shape; the encrypted dataset format stores uint8 images only")
-  params = {"format_version": store.FORMAT_VERSION, "scheme": scheme, "options": options,
+  cipher = encryption.key_file_cipher(secret, scheme, image_shape=shape, options=options,
+                                      per_image_keys=per_image_keys)
+  params = {"format_version": encrypted_dir.FORMAT_VERSION, "scheme": scheme, "options": options,
             "per_image_keys": per_image_keys, "shard_size": shard_size,
             "key_fingerprint": secret.fingerprint}
   digest = _run_digest(secret, params, data)
@@ -237,17 +226,18 @@ def encrypt_dataset(src: str | os.PathLike, out: str | os.PathLike, *, secret: k
   out.mkdir(parents=True, exist_ok=True)
   with _locked(out):
     done: dict[str, str] = {}
-    manifest_path, state_path = out / store.MANIFEST, out / STATE
+    manifest_path, state_path = out / encrypted_dir.MANIFEST, out / STATE
     if manifest_path.exists():
       try:
-        found = store.read_manifest(out)
+        found = encrypted_dir.read_manifest(out)
       except (ValueError, FileNotFoundError) as e:
         raise OwnerError(f"{out} holds a damaged manifest ({e}); choose a new --out") from None
       if found.get("run_digest") != digest:
         raise OwnerError(f"{out} already holds an encrypted dataset made by a different command "
                          "(other source, key, scheme or options); choose a new --out")
-      checks = {c.file: c.ok for c in store.verify(out, found)}
-      done = {s["file"]: s["sha256"] for s in store.all_shards(found) if checks[s["file"]]}
+      checks = {c.file: c.ok for c in encrypted_dir.verify(out, found)}
+      done = {s["file"]: s["sha256"] for s in encrypted_dir.all_shards(found)
+              if checks[s["file"]]}
       if all(checks.values()):
         return EncryptResult(found, data.failures, 0, len(done))
     elif state_path.exists():
@@ -263,8 +253,9 @@ def encrypt_dataset(src: str | os.PathLike, out: str | os.PathLike, *, secret: k
     else:
       _check_out_dir(out)
     _remove_tmp_files(out)
-    (out / store.SHARD_DIR).mkdir(exist_ok=True)
-    store.atomic_write(state_path, store.json_bytes({"run_digest": digest, "done": done}))
+    (out / encrypted_dir.SHARD_DIR).mkdir(exist_ok=True)
+    encrypted_dir.atomic_write(state_path,
+                               encrypted_dir.json_bytes({"run_digest": digest, "done": done}))
 
     total = sum(len(labels) for _, labels in data.splits.values())
     bar = make_bar(total, f"encrypt {scheme}")
@@ -273,54 +264,38 @@ def encrypt_dataset(src: str | os.PathLike, out: str | os.PathLike, *, secret: k
     for split, (images, labels) in data.splits.items():
       shards = []
       for k, start in enumerate(range(0, len(labels), shard_size)):
-        name = store.shard_name(split, k)
+        name = encrypted_dir.shard_name(split, k)
         path = out / name
         stop = min(start + shard_size, len(labels))
-        if path.is_file() and done.get(name) == store.sha256_file(path):
+        if path.is_file() and done.get(name) == encrypted_dir.sha256_file(path):
           payload_sha, size = done[name], path.stat().st_size
           kept += 1
         else:
           indices = np.arange(start, stop, dtype=np.int64)
           encrypted = apply_cipher(cipher.encrypt, images[start:stop], indices, split)
-          payload = store.npz_bytes({"images": encrypted, "labels": labels[start:stop],
-                                     "indices": indices})
-          store.atomic_write(path, payload, before_rename=before_rename)
-          payload_sha, size = store.sha256_bytes(payload), len(payload)
+          payload = encrypted_dir.shard_bytes(encrypted, labels[start:stop], indices)
+          encrypted_dir.atomic_write(path, payload, before_rename=before_rename)
+          payload_sha, size = encrypted_dir.sha256_bytes(payload), len(payload)
           done[name] = payload_sha
-          store.atomic_write(state_path,
-                             store.json_bytes({"run_digest": digest, "done": done}))
+          encrypted_dir.atomic_write(
+              state_path, encrypted_dir.json_bytes({"run_digest": digest, "done": done}))
           written += 1
-        shards.append({"file": name, "count": stop - start, "first_index": start,
-                       "bytes": size, "sha256": payload_sha})
+        shards.append(encrypted_dir.shard_record(name, first_index=start, count=stop - start,
+                                                 size=size, sha256=payload_sha))
         bar.update(stop - start)
-      counts = np.bincount(labels, minlength=len(data.label_names))
-      split_entries[split] = {
-          "count": int(len(labels)),
-          "per_class": {n: int(c) for n, c in zip(data.label_names, counts)},
-          "shards": shards}
+      split_entries[split] = encrypted_dir.split_record(labels, data.label_names, shards)
     bar.close()
-    manifest = {
-        "format": store.FORMAT,
-        "format_version": store.FORMAT_VERSION,
-        "lie_jax_version": __version__,
-        "name": data.name,
-        "source_kind": data.kind,
-        "cipher": {"scheme": scheme, "options": options, "per_image_keys": per_image_keys,
-                   "key_fingerprint": secret.fingerprint,
-                   "invertible": scheme in ciphers.INVERTIBLE},
-        "image_shape": list(shape),
-        "dtype": "uint8",
-        "num_classes": len(data.label_names),
-        "label_names": list(data.label_names),
-        "splits": split_entries,
-        "preprocessing": data.preprocessing,
-        "failed_inputs": [f.as_dict() for f in data.failures],
-        "shard_size": shard_size,
-        "run_digest": digest,
-    }
-    store.atomic_write(manifest_path, store.json_bytes(manifest))
+    manifest = encrypted_dir.make_manifest(
+        name=data.name, source_kind=data.kind,
+        cipher={"scheme": scheme, "options": options, "per_image_keys": per_image_keys,
+                "key_fingerprint": secret.fingerprint,
+                "invertible": scheme in ciphers.INVERTIBLE},
+        image_shape=shape, label_names=data.label_names, splits=split_entries,
+        preprocessing=data.preprocessing, failed_inputs=[f.as_dict() for f in data.failures],
+        shard_size=shard_size, run_digest=digest)
+    encrypted_dir.write_manifest(out, manifest)
     state_path.unlink()
-    store.fsync_dir(out)
+    encrypted_dir.fsync_dir(out)
   return EncryptResult(manifest, data.failures, written, kept)
 
 
@@ -356,7 +331,7 @@ def decrypt_dataset(src: str | os.PathLike, out: str | os.PathLike, *, secret: k
   if fmt not in ("npz", "png"):
     raise OwnerError(f"--format must be npz or png, got {fmt!r}")
   try:
-    manifest = store.read_manifest(src)
+    manifest = encrypted_dir.read_manifest(src)
   except (ValueError, FileNotFoundError) as e:
     raise OwnerError(str(e)) from None
   _check_key(manifest, secret, src)
@@ -367,22 +342,23 @@ def decrypt_dataset(src: str | os.PathLike, out: str | os.PathLike, *, secret: k
                      "plain originals)")
   if out.exists() and (not out.is_dir() or any(out.iterdir())):
     raise OwnerError(f"{out} exists and is not empty; decrypt writes into a new directory")
-  bad = [c for c in store.verify(src, manifest, progress=progress) if not c.ok]
+  bad = [c for c in encrypted_dir.verify(src, manifest, progress=progress) if not c.ok]
   if bad:
     raise OwnerError(f"{len(bad)} shard(s) of {src} are damaged ({bad[0].file}: "
                      f"{bad[0].problem}); run `lie-jax inspect {src}`")
   shape = tuple(manifest["image_shape"])
-  cipher = make_cipher(secret, scheme, shape, cipher_info["options"],
-                        cipher_info["per_image_keys"])
+  cipher = encryption.key_file_cipher(secret, scheme, image_shape=shape,
+                                      options=cipher_info["options"],
+                                      per_image_keys=cipher_info["per_image_keys"])
   make_bar = progress_factory(progress)
   label_names = manifest["label_names"]
   plain: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
   total = sum(manifest["splits"][s]["count"] for s in manifest["splits"])
   bar = make_bar(total, f"decrypt {scheme}")
-  for split in store.SPLITS:
+  for split in encrypted_dir.SPLITS:
     if split not in manifest["splits"]:
       continue
-    images, labels, indices = store.read_split(src, split, manifest, check=False)
+    images, labels, indices = encrypted_dir.read_split(src, split, manifest, check=False)
     decrypted = apply_cipher(cipher.decrypt, images, indices, split)
     bar.update(len(labels))
     plain[split] = (decrypted, labels, indices)
@@ -396,8 +372,9 @@ def decrypt_dataset(src: str | os.PathLike, out: str | os.PathLike, *, secret: k
       arrays[f"{split}_images"] = images[..., 0] if images.shape[-1] == 1 else images
       arrays[f"{split}_labels"] = labels.astype(label_dtype)[:, None]
     path = out / f"{manifest['name']}.npz"
-    store.atomic_write(path, store.npz_bytes(arrays), mode=0o600)
-    store.atomic_write(out / "label_names.json", store.json_bytes(label_names), mode=0o600)
+    encrypted_dir.atomic_write(path, encrypted_dir.npz_bytes(arrays), mode=0o600)
+    encrypted_dir.atomic_write(out / "label_names.json", encrypted_dir.json_bytes(label_names),
+                               mode=0o600)
     files += [path, out / "label_names.json"]
   else:
     from PIL import Image  # pylint: disable=g-import-not-at-top
@@ -407,6 +384,6 @@ def decrypt_dataset(src: str | os.PathLike, out: str | os.PathLike, *, secret: k
         path.parent.mkdir(parents=True, exist_ok=True)
         buffer = io.BytesIO()
         Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(buffer, "PNG")
-        store.atomic_write(path, buffer.getvalue(), mode=0o600)
+        encrypted_dir.atomic_write(path, buffer.getvalue(), mode=0o600)
         files.append(path)
   return {"files": files, "counts": {s: len(v[1]) for s, v in plain.items()}}

@@ -7,18 +7,13 @@ truncated, not an image, DICOM without pixel data, wrong size) becomes a
 caller decides (report and continue, or `--strict`: stop). Nothing is
 dropped silently.
 
-Folder layout: as `lie_jax.data.load_image_folder`, one subfolder per class,
-optionally under train/ val/ test/; files may sit in nested folders inside a
-class folder (a DICOM series per patient). Every non-hidden file counts:
-PNG, JPEG (and anything else PIL reads), and DICOM (suffix .dcm/.dicom, or
-the "DICM" marker at byte 128), read through the optional `pydicom`
-(`pip install 'lie-jax[dicom]'`).
-
-DICOM to uint8: the stored values go through the modality LUT (rescale slope
-and intercept), then a linear window (DICOM PS3.3 C.11.2.1.2): the fixed
-`window=(center, width)` when given, else each file's WindowCenter /
-WindowWidth, else that image's min..max. MONOCHROME1 is inverted so that
-bright means dense. The manifest states which was used.
+Files are decoded by `lie_jax.data.images`, the decoder the training loaders
+use too (PNG, JPEG, TIFF and anything else Pillow reads; DICOM through the
+optional `pydicom`, windowed to uint8 as described there). Folder layout: as
+`lie_jax.data.load_image_folder`, one subfolder per class, optionally under
+train/ val/ test/; here every non-hidden file counts and files may sit in
+nested folders inside a class folder (a DICOM series per patient). The
+manifest states the preprocessing: resize, channels, and the DICOM window used.
 """
 
 from __future__ import annotations
@@ -31,17 +26,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
+from lie_jax.data import images as images_lib
 from lie_jax.data import sources
-from lie_jax.owner.store import OwnerError
-
-DICOM_SUFFIXES = sources.DICOM_SUFFIXES
-RESAMPLE = "bilinear (PIL)"
+from lie_jax.owner import OwnerError
 
 
 class InputError(OwnerError):
-  """The source cannot be read at all (bad layout, missing optional dependency, ...)."""
+  """The source cannot be read at all (missing, bad folder layout, no readable file, ...)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,115 +79,6 @@ class SourceData:
     return tuple(int(s) for s in next(iter(self.splits.values()))[0].shape[1:])
 
 
-def _pydicom():
-  try:
-    import pydicom  # pylint: disable=g-import-not-at-top
-  except ImportError:
-    raise InputError("DICOM input needs pydicom: pip install 'lie-jax[dicom]' "
-                     "(or pip install pydicom)") from None
-  return pydicom
-
-
-def is_dicom(path: Path) -> bool:
-  if path.suffix.lower() in DICOM_SUFFIXES:
-    return True
-  try:
-    with open(path, "rb") as f:
-      head = f.read(132)
-  except OSError:
-    return False
-  return len(head) == 132 and head[128:132] == b"DICM"
-
-
-def _first(value: Any) -> float:
-  if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
-    value = value[0]
-  return float(value)
-
-
-def window_to_uint8(values: np.ndarray, center: float, width: float) -> np.ndarray:
-  """DICOM linear VOI window (PS3.3 C.11.2.1.2) to 0..255, rounded."""
-  width = max(float(width), 1.0)
-  low = center - 0.5 - (width - 1) / 2
-  scaled = ((values - (center - 0.5)) / (width - 1 if width > 1 else 1) + 0.5) * 255.0
-  scaled = np.where(values <= low, 0.0, np.where(values > low + width - 1, 255.0, scaled))
-  return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
-
-
-def read_dicom(path: Path, *, window: tuple[float, float] | None) -> tuple[np.ndarray, str]:
-  """Decodes one DICOM file to uint8 [H, W, 1] (or [H, W, 3] for 8-bit colour).
-
-  Returns:
-    (image, how) where how is "fixed", "tags", "minmax" or "rgb".
-
-  Raises:
-    ValueError: the file cannot be used (the message is the reason).
-  """
-  pydicom = _pydicom()
-  try:
-    ds = pydicom.dcmread(path)
-  except Exception as e:  # pydicom raises many types for damaged files
-    raise ValueError(f"not a readable DICOM file ({type(e).__name__})") from None
-  if "PixelData" not in ds:
-    raise ValueError("DICOM without pixel data")
-  if int(ds.get("NumberOfFrames", 1) or 1) > 1:
-    raise ValueError(f"multi-frame DICOM ({ds.NumberOfFrames} frames) is not supported")
-  try:
-    pixels = ds.pixel_array
-  except Exception as e:  # missing decoder, truncated pixel data, ...
-    raise ValueError(f"cannot decode the DICOM pixel data ({type(e).__name__}: "
-                     f"{str(e).splitlines()[0][:120] if str(e) else ''})") from None
-  if int(ds.get("SamplesPerPixel", 1)) == 3:
-    if pixels.dtype != np.uint8 or pixels.ndim != 3:
-      raise ValueError("colour DICOM other than 8-bit RGB is not supported")
-    return np.ascontiguousarray(pixels), "rgb"
-  if pixels.ndim != 2:
-    raise ValueError(f"unexpected DICOM pixel array shape {pixels.shape}")
-  from pydicom.pixels import apply_modality_lut  # pylint: disable=g-import-not-at-top
-  values = np.asarray(apply_modality_lut(pixels, ds), dtype=np.float64)
-  if window is not None:
-    center, width, how = float(window[0]), float(window[1]), "fixed"
-  elif "WindowCenter" in ds and "WindowWidth" in ds:
-    center, width, how = _first(ds.WindowCenter), _first(ds.WindowWidth), "tags"
-  else:
-    low, high = float(values.min()), float(values.max())
-    center, width, how = (low + high + 1) / 2, max(high - low + 1, 1.0), "minmax"
-  image = window_to_uint8(values, center, width)
-  if str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper() == "MONOCHROME1":
-    image = 255 - image
-  return image[..., None], how
-
-
-def _read_pil(path: Path) -> np.ndarray:
-  """Decodes an image file fully to uint8 [H, W, 1] (grayscale) or [H, W, 3]."""
-  try:
-    with Image.open(path) as image:
-      if image.mode in sources._UNSUPPORTED_MODES:  # pylint: disable=protected-access
-        raise ValueError(f"{image.mode} pixels (16-bit or float); convert to 8-bit first")
-      gray = image.mode in sources._GRAY_MODES  # pylint: disable=protected-access
-      image.load()  # decodes everything: truncated files fail here
-      array = np.asarray(image.convert("L" if gray else "RGB"), dtype=np.uint8)
-  except Image.UnidentifiedImageError:
-    raise ValueError("not an image file (unrecognised format)") from None
-  except (OSError, SyntaxError, Image.DecompressionBombError) as e:
-    message = str(e).replace(str(path), path.name).splitlines()[0] if str(e) else ""
-    raise ValueError(f"truncated or corrupt image ({type(e).__name__}: {message})") from None
-  return array[..., None] if gray else array
-
-
-def _to_channels(image: np.ndarray, channels: int) -> np.ndarray:
-  """[H, W, 1] or [H, W, 3] uint8 as `channels` channels (PIL's RGB <-> L conversions)."""
-  if image.shape[-1] == channels:
-    return image
-  if channels == 3:
-    return np.repeat(image, 3, axis=-1)
-  return np.asarray(Image.fromarray(image).convert("L"), dtype=np.uint8)[..., None]
-
-
-def resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-  return sources._resize(image, tuple(size))  # pylint: disable=protected-access
-
-
 def read_files(files: Sequence[Path], *, names: Sequence[str], split: str,
                resize_to: tuple[int, int] | None, window: tuple[float, float] | None,
                expected_shape: tuple[int, int, int] | None = None,
@@ -204,24 +87,19 @@ def read_files(files: Sequence[Path], *, names: Sequence[str], split: str,
   """Decodes files; returns (positions of good files, images, failures, DICOM window uses).
 
   Images come back at their own size and channels unless `resize_to` /
-  `expected_shape` are given; `expected_shape` makes other sizes failures and
-  converts channels to its C.
+  `expected_shape` are given; `expected_shape` converts channels to its C
+  and makes other sizes failures.
   """
+  channels = None if expected_shape is None else int(expected_shape[2])
   good, images, failures, windows = [], [], [], Counter()
   for position, (path, name) in enumerate(zip(files, names)):
     try:
-      if is_dicom(path):
-        image, how = read_dicom(path, window=window)
+      image, how = images_lib.read_image(path, channels=channels, size=resize_to, window=window)
+      if how is not None:
         windows[how] += 1
-      else:
-        image = _read_pil(path)
-      if resize_to is not None:
-        image = resize(image, resize_to)
-      if expected_shape is not None:
-        if image.shape[:2] != tuple(expected_shape[:2]):
-          raise ValueError(f"wrong size {image.shape[0]}x{image.shape[1]} (expected "
-                           f"{expected_shape[0]}x{expected_shape[1]}; pass --resize H W)")
-        image = _to_channels(image, expected_shape[2])
+      if expected_shape is not None and image.shape[:2] != tuple(expected_shape[:2]):
+        raise ValueError(f"wrong size {image.shape[0]}x{image.shape[1]} (expected "
+                         f"{expected_shape[0]}x{expected_shape[1]}; pass --resize H W)")
       good.append(position)
       images.append(image)
     except ValueError as e:
@@ -231,20 +109,12 @@ def read_files(files: Sequence[Path], *, names: Sequence[str], split: str,
   return good, images, failures, windows
 
 
-def files_under(folder: Path) -> list[Path]:
-  """Every non-hidden regular file below `folder` (nested folders too), sorted by path."""
-  found = []
-  for dirpath, dirnames, filenames in os.walk(folder):
-    dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-    found += [Path(dirpath) / f for f in filenames if not f.startswith(".")]
-  return sorted(found)
-
-
 def read_folder(root: Path, *, resize_to: tuple[int, int] | None,
                 window: tuple[float, float] | None, progress_factory=None) -> SourceData:
   """Reads a class-per-folder tree (see the module docstring); bad files become failures."""
   try:
-    tree = sources.list_class_folders(root, list_files=files_under, require_files=False)
+    tree = images_lib.list_class_folders(root, list_files=images_lib.files_under,
+                                         require_files=False)
   except ValueError as e:
     raise InputError(str(e)) from None
   class_names, listing = tree.class_names, tree.files
@@ -283,7 +153,7 @@ def read_folder(root: Path, *, resize_to: tuple[int, int] | None,
             f"wrong size {image.shape[0]}x{image.shape[1]} (most images are "
             f"{size[0]}x{size[1]}; pass --resize H W to resize every image)")))
         continue
-      keep_images.append(_to_channels(image, channels))
+      keep_images.append(images_lib.to_channels(image, channels))
       keep_labels.append(label)
     shape = (0, *size, channels)
     splits[split] = (np.stack(keep_images) if keep_images else np.zeros(shape, np.uint8),
@@ -315,7 +185,7 @@ def _window_record(window, windows: Counter) -> dict[str, Any]:
 
 def _preprocessing(resize_to, channels) -> dict[str, Any]:
   return {"resize": list(resize_to) if resize_to else None,
-          "resample": RESAMPLE if resize_to else None,
+          "resample": images_lib.RESAMPLE if resize_to else None,
           "channels": channels}
 
 
@@ -336,7 +206,7 @@ def read_npz(path: Path, *, resize_to: tuple[int, int] | None, progress_factory=
       bar = progress_factory(len(images), f"resize {split}") if progress_factory else None
       resized = []
       for image in images:
-        resized.append(resize(image, resize_to))
+        resized.append(images_lib.resize(image, resize_to))
         if bar:
           bar.update(1)
       if bar:

@@ -25,9 +25,10 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from lie_jax import keys
+from lie_jax.data import encrypted_dir
+from lie_jax.data import images as images_lib
+from lie_jax.owner import OwnerError
 from lie_jax.owner import inputs
-from lie_jax.owner import store
-from lie_jax.owner.store import OwnerError
 
 _BATCH = 256
 
@@ -78,9 +79,7 @@ def load_trained_model(checkpoint: str | os.PathLike) -> TrainedModel:
   if config.model.adaptation == "morph":
     raise OwnerError("models with the morph adaptation need the key-dependent first layer; "
                      "predict does not support them")
-  model_options = config.model.get("options") or {}
-  model_options = dict(model_options.to_dict() if hasattr(model_options, "to_dict")
-                       else model_options)
+  model_options = dict(results["config"]["model"].get("options") or {})  # plain JSON
   model = models.build_model(
       backbone=config.model.backbone, adaptation=config.model.adaptation,
       num_classes=int(results["num_classes"]), image_shape=tuple(results["image_shape"]),
@@ -165,20 +164,21 @@ def predict_encrypted_dir(trained: TrainedModel, directory: str | os.PathLike, *
                           progress: bool = True) -> Predictions:
   """Predicts every image of an encrypted dataset directory (no key needed)."""
   try:
-    manifest = store.read_manifest(directory)
+    manifest = encrypted_dir.read_manifest(directory)
   except (ValueError, FileNotFoundError) as e:
     raise OwnerError(str(e)) from None
   _check_same_cipher(trained.results["encryption"], manifest["cipher"], str(directory))
   if list(manifest["image_shape"]) != list(trained.results["image_shape"]):
     raise OwnerError(f"{directory} holds {manifest['image_shape']} images; the model takes "
                      f"{trained.results['image_shape']}")
-  wanted = [s for s in store.SPLITS if s in manifest["splits"]] if not splits else list(splits)
+  wanted = ([s for s in encrypted_dir.SPLITS if s in manifest["splits"]] if not splits
+            else list(splits))
   ids, logits, labels = [], [], []
   for split in wanted:
     if split not in manifest["splits"]:
       raise OwnerError(f"{directory} has no {split!r} split (it has {list(manifest['splits'])})")
     try:
-      images, split_labels, indices = store.read_split(directory, split, manifest)
+      images, split_labels, indices = encrypted_dir.read_split(directory, split, manifest)
     except ValueError as e:
       raise OwnerError(str(e)) from None
     ids += [f"{split}/{i}" for i in indices]
@@ -193,7 +193,7 @@ def _expand(paths: Sequence[str | os.PathLike]) -> list[tuple[Path, str]]:
   found = []
   for p in map(Path, paths):
     if p.is_dir():
-      found += [(f, f.relative_to(p).as_posix()) for f in inputs.files_under(p)]
+      found += [(f, f.relative_to(p).as_posix()) for f in images_lib.files_under(p)]
     elif p.exists():
       found.append((p, str(p)))
     else:
@@ -207,6 +207,7 @@ def predict_files(trained: TrainedModel, paths: Sequence[str | os.PathLike], *,
                   ) -> Predictions:
   """Encrypts plain image files (PNG/JPEG/DICOM, or folders of them) with `secret` like the
   training data, and predicts them; unusable files are returned as failures."""
+  from lie_jax.data import encryption  # pylint: disable=g-import-not-at-top  (imports JAX)
   from lie_jax.owner import dataset  # pylint: disable=g-import-not-at-top
 
   enc = trained.results["encryption"]
@@ -233,10 +234,11 @@ def predict_files(trained: TrainedModel, paths: Sequence[str | os.PathLike], *,
     return Predictions([], failures, [])
   batch = np.stack(images)
   if enc["scheme"] != "none":
-    cipher = dataset.make_cipher(secret, enc["scheme"], shape, enc.get("options") or {},
-                                  bool(enc.get("per_image_keys")))
+    cipher = encryption.key_file_cipher(secret, enc["scheme"], image_shape=shape,
+                                        options=enc.get("options") or {},
+                                        per_image_keys=bool(enc.get("per_image_keys")))
     batch = dataset.apply_cipher(cipher.encrypt, batch, np.arange(len(batch), dtype=np.int64),
-                           "test")
+                                 "test")
   rows, columns = _rows([files[i][1] for i in good],
                         _logits(trained.model, batch, progress=progress),
                         trained.results["label_names"])
@@ -249,4 +251,4 @@ def write_csv(path: str | os.PathLike, predictions: Predictions) -> None:
   writer = csv.DictWriter(buffer, fieldnames=predictions.columns or ["id"], lineterminator="\n")
   writer.writeheader()
   writer.writerows(predictions.rows)
-  store.atomic_write(Path(path), buffer.getvalue().encode("utf-8"), mode=0o600)
+  encrypted_dir.atomic_write(Path(path), buffer.getvalue().encode("utf-8"), mode=0o600)

@@ -7,29 +7,32 @@ data, never for real patients). With `per_image_keys`, example i of a split is
 encrypted under the key derived from (split, i), so the same example always
 gets the same ciphertext, whatever batch it lands in.
 
-`make_cipher` and `key_file_prng_key` are shared with the data owner's tools
-(`lie_jax.owner`), so a dataset encrypted offline with `lie-jax encrypt` and
-the on-device encryption with the same key file and options agree byte for
-byte. Such a dataset is trained on without any key (`encrypted_data_encoder`).
+The cipher itself comes from `lie_jax.data.encryption` (`scheme_options`,
+`key_file_prng_key`, `make_cipher`), which the data owner's tools
+(`lie_jax.owner`) use too, so a dataset encrypted offline with
+`lie-jax encrypt` and the on-device encryption with the same key file and
+options agree byte for byte. Such a dataset is trained on without any key
+(`encrypted_data_encoder`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import inspect
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
+import ml_collections
+from jax.typing import ArrayLike
 
-from lie_jax import ciphers
 from lie_jax import keys
+from lie_jax.data import encrypted_dir
+from lie_jax.data import encryption
 
 PLAIN = "none"
 # config.cipher.name for a dataset the data owner encrypted offline (`lie-jax encrypt`).
 FROM_MANIFEST = "manifest"
-# Splits get unrelated per-image keys.
-SPLIT_IDS = {"train": 0, "val": 1, "test": 2}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,7 +54,7 @@ class InputEncoder:
   """
 
   scheme: str
-  encode: Callable[[jax.Array, jax.Array, str], jax.Array]
+  encode: Callable[[ArrayLike, ArrayLike, str], jax.Array]
   cipher_key: Any
   key_fingerprint: str | None
   options: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -59,95 +62,28 @@ class InputEncoder:
   pre_encrypted: bool = False
 
 
-class Cipher(NamedTuple):
-  """A scheme bound to one key: what both the trainer and the data owner's tools apply.
-
-  Attributes:
-    encrypt: (images uint8 [B, H, W, C], indices int [B], split) -> the
-      scheme's ciphertext batch. With per-image keys, example `indices[i]` of
-      `split` is encrypted under fold_in(fold_in(prng, SPLIT_IDS[split]),
-      indices[i]); otherwise every image uses one cipher key.
-    decrypt: the inverse, same arguments (None for lossy schemes).
-    cipher_key: the shared cipher key (None with per-image keys).
-  """
-
-  encrypt: Callable[[jax.Array, jax.Array, str], jax.Array]
-  decrypt: Callable[[jax.Array, jax.Array, str], jax.Array] | None
-  cipher_key: Any
+def _as_dict(options: Any) -> dict[str, Any]:
+  """config.cipher.options (a ConfigDict, a dict or None) as a plain dict."""
+  if not options:
+    return {}
+  return dict(options.to_dict() if isinstance(options, ml_collections.ConfigDict) else options)
 
 
-def scheme_options(scheme: str, *, block_size: int | None = None,
-                   options: dict[str, Any] | None = None) -> dict[str, Any]:
-  """The `generate_key` options of `scheme`: `options` plus `block_size` where it takes one.
-
-  Raises:
-    ValueError: unknown scheme, or an option the scheme does not take.
-  """
-  module = ciphers.get_scheme(scheme)
-  params = inspect.signature(module.generate_key).parameters
-  options = dict(options.to_dict() if hasattr(options, "to_dict") else (options or {}))
-  if "block_size" in params and "block_size" not in options and block_size is not None:
-    options["block_size"] = int(block_size)
-  unknown = set(options) - set(params)
-  if unknown:
-    raise ValueError(f"cipher {scheme!r} has no option(s) {sorted(unknown)}; "
-                     f"it takes {[p for p in params if p not in ('key', 'image_shape')]}")
-  return options
-
-
-def key_file_prng_key(secret: keys.SecretKey, *, scheme: str, image_shape: tuple[int, int, int],
-                      options: dict[str, Any]) -> jax.Array:
-  """The PRNG key a key file gives one scheme and configuration (trainer and owner tools alike)."""
-  shape = tuple(int(s) for s in image_shape)
-  return keys.derive_prng_key(secret, scheme=scheme, image_shape=shape, **options)
-
-
-def _prng_key(cipher_config, seed: int, scheme: str, image_shape, options):
+def _prng_key(cipher_config, seed: int, scheme: str, image_shape: tuple[int, int, int],
+              options: Mapping[str, Any]) -> tuple[jax.Array, str]:
+  """(PRNG key, its public origin): from the key file, else an experiment key from `seed`."""
   secret_file = cipher_config.get("secret_file")
   if secret_file:
     secret = keys.read_key_file(secret_file)
-    prng = key_file_prng_key(secret, scheme=scheme, image_shape=image_shape, options=options)
+    prng = encryption.key_file_prng_key(secret, scheme=scheme, image_shape=image_shape,
+                                        options=options)
     return prng, secret.fingerprint
   return jax.random.fold_in(jax.random.key(seed), 0x11E), "seed"
 
 
-def make_cipher(scheme: str, prng: jax.Array, *, image_shape: tuple[int, int, int],
-                options: dict[str, Any], per_image_keys: bool) -> Cipher:
-  """Binds `scheme` to `prng` (from `key_file_prng_key` or an experiment seed).
-
-  Args:
-    scheme: a name in `lie_jax.ciphers.SCHEMES`.
-    prng: JAX PRNG key.
-    image_shape: (H, W, C) of the plain images.
-    options: `generate_key` options (see `scheme_options`).
-    per_image_keys: image i of a split gets its own key from (split, i).
-
-  Returns:
-    A `Cipher`.
-  """
-  module = ciphers.get_scheme(scheme)
-  has_decrypt = hasattr(module, "decrypt")
-  if per_image_keys:
-    if not hasattr(module, "encrypt_per_image"):
-      raise ValueError(f"cipher {scheme!r} has no per-image keys")
-
-    def split_key(split):
-      return jax.random.fold_in(prng, SPLIT_IDS[split])
-
-    def encrypt(images, indices, split):
-      return module.encrypt_per_image(split_key(split), images, indices=indices, **options)
-
-    def decrypt(images, indices, split):
-      return module.decrypt_per_image(split_key(split), images, indices=indices, **options)
-
-    return Cipher(encrypt, decrypt if has_decrypt else None, None)
-  cipher_key = module.generate_key(prng, image_shape=tuple(image_shape), **options)
-  return Cipher(lambda images, indices, split: module.encrypt(cipher_key, images),
-                (lambda images, indices, split: module.decrypt(cipher_key, images))
-                if has_decrypt else None, cipher_key)
-
-
-def _to_float(x: jax.Array) -> jax.Array:
+def _to_float(x: ArrayLike) -> jax.Array:
+  """Ciphertexts (or plain images) as float32 model inputs: uint8 / 255, FFX codes / 999."""
+  x = jnp.asarray(x)
   if jnp.issubdtype(x.dtype, jnp.floating):  # morphed vectors
     return x
   if x.dtype == jnp.uint16:  # blockwise FFX codes 0..999
@@ -158,16 +94,20 @@ def _to_float(x: jax.Array) -> jax.Array:
 def make_input_encoder(cipher_config, *, image_shape: tuple[int, int, int],
                        seed: int) -> InputEncoder:
   """Builds the encoder for `config.cipher` (fields: name, block_size,
-  per_image_keys, secret_file, options)."""
+  per_image_keys, secret_file, options).
+
+  Raises:
+    ValueError: unknown scheme or option, or per-image keys for a scheme without them.
+  """
   scheme = cipher_config.name
   if scheme == PLAIN:
     return InputEncoder(PLAIN, lambda images, indices, split: _to_float(images), None, None)
-  options = scheme_options(scheme, block_size=cipher_config.block_size,
-                           options=cipher_config.get("options"))
+  options = encryption.scheme_options(scheme, block_size=cipher_config.get("block_size"),
+                                      options=_as_dict(cipher_config.get("options")))
   prng, fingerprint = _prng_key(cipher_config, seed, scheme, image_shape, options)
   per_image_keys = bool(cipher_config.get("per_image_keys", False))
-  cipher = make_cipher(scheme, prng, image_shape=image_shape, options=options,
-                       per_image_keys=per_image_keys)
+  cipher = encryption.make_cipher(scheme, prng, image_shape=image_shape, options=options,
+                                  per_image_keys=per_image_keys)
   return InputEncoder(scheme, lambda images, indices, split: _to_float(
       cipher.encrypt(images, indices, split)), cipher.cipher_key, fingerprint, options,
                       per_image_keys)
@@ -176,13 +116,10 @@ def make_input_encoder(cipher_config, *, image_shape: tuple[int, int, int],
 def encrypted_data_cipher(data_config) -> dict[str, Any] | None:
   """The manifest's "cipher" section when `config.data` names an encrypted dataset directory
   (source "encrypted", or "auto" with a path holding manifest.json); None otherwise."""
-  from lie_jax.data import sources  # pylint: disable=g-import-not-at-top
-  from lie_jax.owner import store  # pylint: disable=g-import-not-at-top
-
   path = data_config.get("path")
   source = data_config.get("source", "auto")
-  if source == "encrypted" or (source == "auto" and sources.is_encrypted_dir(path)):
-    return store.read_manifest(path)["cipher"]
+  if source == "encrypted" or (source == "auto" and encrypted_dir.is_encrypted_dir(path)):
+    return encrypted_dir.read_manifest(path)["cipher"]
   return None
 
 

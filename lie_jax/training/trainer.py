@@ -19,6 +19,7 @@ import os
 import time
 from typing import Any, Iterator
 
+import chex
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -28,18 +29,16 @@ from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec
 from tqdm import tqdm
 
+from lie_jax import ciphers
 from lie_jax import data
 from lie_jax import models
 from lie_jax.training import checkpoints
 from lie_jax.training import encryption
 from lie_jax.training import metrics as metrics_lib
 
-# Schemes whose papers claim that a model trained on encrypted images also
-# classifies plain ones (PE: per-pixel NP and colour shuffles average out).
-PLAIN_INPUT_SCHEMES = ("pe",)
 
-
-def make_optimizer(optim: ml_collections.ConfigDict, total_steps: int) -> optax.GradientTransformation:
+def make_optimizer(optim: ml_collections.ConfigDict,
+                   total_steps: int) -> optax.GradientTransformation:
   """SGD with momentum or AdamW, on a warmup-cosine schedule, with weight decay."""
   warmup = min(int(optim.warmup_steps), max(total_steps - 1, 0))
   schedule = optax.warmup_cosine_decay_schedule(
@@ -84,11 +83,47 @@ def _loss_fn(model, inputs, labels):
   return loss + models.auxiliary_loss(model), (loss, logits)
 
 
+def _check_batch(encoder: encryption.InputEncoder, images: jax.Array, indices: jax.Array,
+                 labels: jax.Array | None = None) -> None:
+  """Shape and dtype checks of a batch entering a jitted step (at trace time: free per step).
+
+  Plain images to encrypt in the step are uint8 [B, H, W, C]; the data owner's
+  ciphertexts arrive as stored. Labels and indices are [B] integers.
+  """
+  if not encoder.pre_encrypted:
+    chex.assert_rank(images, 4)
+    chex.assert_type(images, jnp.uint8)
+  chex.assert_rank(indices, 1)
+  chex.assert_type(indices, int)
+  chex.assert_equal_shape_prefix([images, indices], 1)
+  if labels is not None:
+    chex.assert_rank(labels, 1)
+    chex.assert_type(labels, int)
+    chex.assert_equal_shape([labels, indices])
+
+
+def _encode(encoder: encryption.InputEncoder, images: jax.Array, indices: jax.Array,
+            split: str) -> jax.Array:
+  inputs = encoder.encode(images, indices, split)
+  chex.assert_type(inputs, jnp.float32)
+  chex.assert_axis_dimension(inputs, 0, images.shape[0])
+  return inputs
+
+
 def make_steps(encoder: encryption.InputEncoder):
-  """The jitted (train_step, eval_step) pair, encrypting inputs with `encoder` inside."""
+  """The jitted (train_step, eval_step) pair, encrypting inputs with `encoder` inside.
+
+  Returns:
+    train_step(model, optimizer, images, labels, indices) -> {"loss", "total_loss",
+      "accuracy"} (scalars), updating model and optimizer in place; and
+    eval_step(model, images, indices, split, plain=False) -> logits [B, num_classes].
+    images: uint8 [B, H, W, C] (or the data owner's stored ciphertexts),
+    labels and indices: int [B].
+  """
   @nnx.jit
   def train_step(model, optimizer, images, labels, indices):
-    inputs = encoder.encode(images, indices, "train")
+    _check_batch(encoder, images, indices, labels)
+    inputs = _encode(encoder, images, indices, "train")
     grad_fn = nnx.value_and_grad(_loss_fn, has_aux=True)
     (total, (loss, logits)), grads = grad_fn(model, inputs, labels)
     optimizer.update(model, grads)
@@ -97,7 +132,9 @@ def make_steps(encoder: encryption.InputEncoder):
 
   @nnx.jit(static_argnames=("split", "plain"))
   def eval_step(model, images, indices, split, plain=False):
-    inputs = images.astype(jnp.float32) / 255.0 if plain else encoder.encode(images, indices, split)
+    _check_batch(encoder, images, indices)
+    inputs = images.astype(jnp.float32) / 255.0 if plain else _encode(encoder, images, indices,
+                                                                       split)
     return model(inputs)
 
   return train_step, eval_step
@@ -139,7 +176,7 @@ def _truncate_jsonl(path: str, max_step: int) -> None:
 def _as_dict(options: Any) -> dict[str, Any]:
   if not options:
     return {}
-  return dict(options.to_dict() if hasattr(options, "to_dict") else options)
+  return dict(options.to_dict() if isinstance(options, ml_collections.ConfigDict) else options)
 
 
 def _public_config(config: ml_collections.ConfigDict) -> dict[str, Any]:
@@ -282,7 +319,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       "lie_jax_version": __import__("lie_jax").__version__,
       "config": _public_config(config),
   }
-  if encoder.scheme in PLAIN_INPUT_SCHEMES and not encoder.pre_encrypted:
+  claims_plain_inputs = (encoder.scheme != encryption.PLAIN
+                         and ciphers.get_scheme(encoder.scheme).plain_inputs_claim)
+  if claims_plain_inputs and not encoder.pre_encrypted:
     plain = _evaluate(model, eval_step, mesh, splits.test, "test", eval_bs, plain=True)
     results["test_accuracy_plain_inputs"] = plain["accuracy"]
     results["test_auc_plain_inputs"] = plain["auc"]

@@ -1,6 +1,6 @@
 """The encrypted dataset directory: manifest, shards, checksums, atomic writes.
 
-Layout of a directory written by `lie-jax encrypt`:
+Layout of a directory written by `lie-jax encrypt` (`lie_jax.owner.dataset`):
 
   DIR/manifest.json                 what the directory holds (below)
   DIR/shards/<split>-<k:05d>.npz    images [n, H, W, C] uint8 (ciphertexts),
@@ -12,14 +12,15 @@ Shards are zip files of .npy members written with fixed member dates and no
 compression, so the same inputs give byte-identical files (numpy's own
 `np.savez` stamps the current time into every member). `np.load` reads them.
 
-The manifest (JSON, keys sorted) holds the format marker and version, the
-scheme and its options, the key's public fingerprint (never the key), image
-shape and dtype, label names, counts per split and class, every shard's
-file name, count, first index, size and SHA-256, the preprocessing applied
-(resize, DICOM window), and the inputs that could not be read, with reasons.
+The manifest (JSON, keys sorted; `make_manifest`) holds the format marker
+and version, the scheme and its options, the key's public fingerprint (never
+the key), image shape and dtype, label names, counts per split and class,
+every shard's file name, count, first index, size and SHA-256, the
+preprocessing applied (resize, DICOM window), and the inputs that could not
+be read, with reasons.
 
-This module needs only numpy: `lie_jax.data.load_dataset(path=DIR)` reads the
-directory without any key and without importing the cipher code.
+Reading needs no key and no cipher code: `lie_jax.data.load_dataset(path=DIR)`
+trains on the directory as it is.
 """
 
 from __future__ import annotations
@@ -29,10 +30,13 @@ import io
 import json
 import os
 import zipfile
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
+
+from lie_jax import __version__
 
 FORMAT = "lie-jax-encrypted-dataset"
 FORMAT_VERSION = 1
@@ -45,21 +49,15 @@ _CHUNK = 1 << 20
 PathLike = str | os.PathLike
 
 
-class OwnerError(ValueError):
-  """A problem the user can fix (bad arguments, wrong key, unusable input): the command
-  prints its one-line message and exits with status 2."""
+# ---------------------------------------------------------------------------
+# Bytes on disk: deterministic archives, checksums, atomic writes.
 
 
-def shard_name(split: str, k: int) -> str:
-  """Relative path of shard k of a split: 'shards/train-00000.npz'."""
-  return f"{SHARD_DIR}/{split}-{k:05d}.npz"
-
-
-def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+def npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
   """A deterministic .npz: same arrays, same bytes (fixed member dates, stored, no pickles).
 
   Args:
-    arrays: name -> array, written in the dict's order as `<name>.npy`.
+    arrays: name -> array, written in the mapping's order as `<name>.npy`.
 
   Returns:
     The zip file's bytes, readable with `np.load`.
@@ -76,11 +74,18 @@ def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
   return buffer.getvalue()
 
 
+def json_bytes(payload: Any) -> bytes:
+  """Canonical JSON text (sorted keys, one-space indent, trailing newline)."""
+  return (json.dumps(payload, indent=1, sort_keys=True, ensure_ascii=True) + "\n").encode("ascii")
+
+
 def sha256_bytes(data: bytes) -> str:
+  """Hex SHA-256 of `data`."""
   return hashlib.sha256(data).hexdigest()
 
 
 def sha256_file(path: PathLike) -> str:
+  """Hex SHA-256 of a file's contents, read in chunks."""
   digest = hashlib.sha256()
   with open(path, "rb") as f:
     while chunk := f.read(_CHUNK):
@@ -108,10 +113,12 @@ def tmp_path(path: Path) -> Path:
 
 
 def is_tmp_name(name: str) -> bool:
+  """Whether a file name is one of `atomic_write`'s temporary names."""
   return name.startswith(".") and ".tmp-" in name
 
 
-def atomic_write(path: PathLike, data: bytes, *, mode: int = 0o644, before_rename=None) -> None:
+def atomic_write(path: PathLike, data: bytes, *, mode: int = 0o644,
+                 before_rename: Callable[[], None] | None = None) -> None:
   """Writes `data` to `path` all or nothing: temporary file, fsync, rename, fsync of the folder.
 
   Args:
@@ -137,12 +144,90 @@ def atomic_write(path: PathLike, data: bytes, *, mode: int = 0o644, before_renam
   fsync_dir(path.parent)
 
 
-def json_bytes(payload: Any) -> bytes:
-  """Canonical JSON text (sorted keys, one-space indent, trailing newline)."""
-  return (json.dumps(payload, indent=1, sort_keys=True, ensure_ascii=True) + "\n").encode("ascii")
+# ---------------------------------------------------------------------------
+# Writing: shards and the manifest.
 
 
-def is_dataset_dir(path: PathLike | None) -> bool:
+def shard_name(split: str, k: int) -> str:
+  """Relative path of shard k of a split: 'shards/train-00000.npz'."""
+  return f"{SHARD_DIR}/{split}-{k:05d}.npz"
+
+
+def shard_bytes(images: np.ndarray, labels: np.ndarray, indices: np.ndarray) -> bytes:
+  """One shard's file contents (deterministic).
+
+  Args:
+    images: [n, H, W, C] uint8 ciphertexts.
+    labels: [n] int32 class indices.
+    indices: [n] int64 positions of the images in their split.
+  """
+  return npz_bytes({"images": images, "labels": labels, "indices": indices})
+
+
+def shard_record(file: str, *, first_index: int, count: int, size: int,
+                 sha256: str) -> dict[str, Any]:
+  """The manifest's entry for one shard (file relative to the directory, size in bytes)."""
+  return {"file": file, "count": int(count), "first_index": int(first_index),
+          "bytes": int(size), "sha256": sha256}
+
+
+def split_record(labels: np.ndarray, label_names: Sequence[str],
+                 shards: Sequence[dict[str, Any]]) -> dict[str, Any]:
+  """The manifest's entry for one split: its count, count per class and shards."""
+  counts = np.bincount(np.asarray(labels, np.int64), minlength=len(label_names))
+  return {"count": int(len(labels)),
+          "per_class": {name: int(c) for name, c in zip(label_names, counts)},
+          "shards": list(shards)}
+
+
+def make_manifest(*, name: str, source_kind: str, cipher: Mapping[str, Any],
+                  image_shape: Sequence[int], label_names: Sequence[str],
+                  splits: Mapping[str, dict[str, Any]], preprocessing: Mapping[str, Any],
+                  failed_inputs: Sequence[Mapping[str, str]], shard_size: int,
+                  run_digest: str) -> dict[str, Any]:
+  """The manifest of a directory (see the module docstring); JSON-serialisable.
+
+  Args:
+    name: the dataset's name.
+    source_kind: what the plain data were ("npz" or "folder").
+    cipher: scheme, options, per_image_keys, key_fingerprint, invertible.
+    image_shape: (H, W, C) of every image.
+    label_names: class names; label i means label_names[i].
+    splits: split -> `split_record`.
+    preprocessing: what was done to the pixels before encryption.
+    failed_inputs: inputs left out, each {"path", "split", "reason"}.
+    shard_size: images per shard.
+    run_digest: the writer's digest of its inputs and options (resumption).
+  """
+  return {
+      "format": FORMAT,
+      "format_version": FORMAT_VERSION,
+      "lie_jax_version": __version__,
+      "name": name,
+      "source_kind": source_kind,
+      "cipher": dict(cipher),
+      "image_shape": [int(s) for s in image_shape],
+      "dtype": "uint8",
+      "num_classes": len(label_names),
+      "label_names": list(label_names),
+      "splits": dict(splits),
+      "preprocessing": dict(preprocessing),
+      "failed_inputs": [dict(f) for f in failed_inputs],
+      "shard_size": int(shard_size),
+      "run_digest": run_digest,
+  }
+
+
+def write_manifest(path: PathLike, manifest: Mapping[str, Any]) -> None:
+  """Writes DIR/manifest.json atomically (last: its presence marks a finished directory)."""
+  atomic_write(Path(path) / MANIFEST, json_bytes(manifest))
+
+
+# ---------------------------------------------------------------------------
+# Reading and checking.
+
+
+def is_encrypted_dir(path: PathLike | None) -> bool:
   """Whether `path` is a directory holding an encrypted dataset's manifest.json."""
   return path is not None and (Path(path) / MANIFEST).is_file()
 
@@ -188,7 +273,8 @@ class ShardCheck(NamedTuple):
   problem: str
 
 
-def check_shard(root: PathLike, shard: dict[str, Any]) -> ShardCheck:
+def check_shard(root: PathLike, shard: Mapping[str, Any]) -> ShardCheck:
+  """Checks one shard's presence, size and SHA-256 against its manifest entry."""
   path = Path(root) / shard["file"]
   if not path.is_file():
     return ShardCheck(shard["file"], False, "missing")
@@ -200,14 +286,15 @@ def check_shard(root: PathLike, shard: dict[str, Any]) -> ShardCheck:
   return ShardCheck(shard["file"], True, "")
 
 
-def all_shards(manifest: dict[str, Any]) -> list[dict[str, Any]]:
+def all_shards(manifest: Mapping[str, Any]) -> list[dict[str, Any]]:
+  """Every shard entry of the manifest, split by split."""
   return [shard for split in SPLITS if split in manifest["splits"]
           for shard in manifest["splits"][split]["shards"]]
 
 
-def verify(path: PathLike, manifest: dict[str, Any] | None = None, *,
+def verify(path: PathLike, manifest: Mapping[str, Any] | None = None, *,
            progress: bool = False) -> list[ShardCheck]:
-  """Checks every shard's size and SHA-256 against the manifest."""
+  """Checks every shard's size and SHA-256 against the manifest (read here when None)."""
   manifest = read_manifest(path) if manifest is None else manifest
   shards = all_shards(manifest)
   if progress:
@@ -216,7 +303,7 @@ def verify(path: PathLike, manifest: dict[str, Any] | None = None, *,
   return [check_shard(path, shard) for shard in shards]
 
 
-def read_split(path: PathLike, split: str, manifest: dict[str, Any] | None = None, *,
+def read_split(path: PathLike, split: str, manifest: Mapping[str, Any] | None = None, *,
                check: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   """Loads one split's shards.
 
