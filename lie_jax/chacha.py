@@ -168,3 +168,16 @@ def key_from_bytes(data: bytes) -> jax.Array:
     raise ValueError(f"a chacha20 key is {KEY_BITS // 8} bytes, got {len(data)}")
   words = np.frombuffer(bytes(data), dtype="<u4").astype(np.uint32)
   return jax.random.wrap_key_data(words, impl=CHACHA20)
+
+
+def impl_name(key: jax.Array) -> str:
+  """The name of a typed PRNG key's implementation, as `lie_jax.ciphers.key_space_bits` takes it.
+
+  "chacha20" for `CHACHA20` keys (key files' keys), jax's name ("threefry2x32", "rbg", ...)
+  for the others, so a caller reports the key space of the key it actually holds:
+
+    >>> impl_name(key_from_bytes(bytes(32))), impl_name(jax.random.key(0))
+    ('chacha20', 'threefry2x32')
+  """
+  impl = jax.random.key_impl(key)
+  return "chacha20" if impl == CHACHA20 else str(impl)

@@ -1,12 +1,23 @@
 """Secret key files and key derivation: where a cipher key's randomness comes from.
 
-A key file holds >= 128 bits (default 256) of secret from the OS CSPRNG, a
-format version and a public fingerprint. Cipher keys are never drawn from a
-small integer seed in production: `derive_prng_key` runs HKDF-SHA256 (RFC
-5869) over the secret, with the scheme and its parameters as the `info`
-(purpose separation: two schemes, or one scheme with two block sizes, get
-unrelated keys), and wraps the output as a JAX PRNG key for the ciphers'
-`generate_key`.
+A key file holds a secret of at least 128 bits (`generate_secret` draws 128 to
+8192, default 256) from the OS CSPRNG, a format version and a public
+fingerprint. `read_key_file` refuses a key file that other users can read or
+write (unless told otherwise) and anything that is not a regular file (a
+FIFO, a device, a directory).
+
+Cipher keys are never drawn from a small integer seed in production:
+`derive_prng_key` runs HKDF-SHA256 (RFC 5869) over the secret, with the
+scheme, its parameters and an optional dataset nonce as the `info` (purpose
+separation: two schemes, one scheme with two block sizes, or two datasets
+with two nonces get unrelated keys), and wraps the 32 output bytes as a
+ChaCha20 JAX PRNG key (`lie_jax.chacha`: 256-bit keys, a cryptographic
+generator, integer-only so bit-identical on CPU, GPU and TPU) for the
+ciphers' `generate_key` and per-image functions. `new_nonce` draws a fresh
+128-bit dataset nonce; `KDF_VERSION` names this derivation in manifests.
+
+`manifest_mac` / `verify_manifest_mac` authenticate a manifest with
+HMAC-SHA256 under a key derived from the secret for that purpose alone.
 
 The secret never appears in a repr, a log line, an exception or a pickle;
 the fingerprint (a hash of the secret under its own HKDF purpose) is public
@@ -21,6 +32,11 @@ Example:
   True
   >>> oct(os.stat(path).st_mode & 0o777)
   '0o600'
+  >>> mac = keys.manifest_mac(secret, b'{"name": "scans"}')
+  >>> keys.verify_manifest_mac(secret, b'{"name": "scans"}', mac)
+  True
+  >>> keys.verify_manifest_mac(secret, b'{"name": "other"}', mac)
+  False
 """
 
 from __future__ import annotations
@@ -29,6 +45,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import secrets
 import stat
 import warnings
@@ -37,13 +54,23 @@ from typing import Any
 import jax
 import numpy as np
 
+from lie_jax import chacha
+
 KEY_FILE_FORMAT = "lie-jax-key"
 KEY_FILE_VERSION = 1
+# The key-derivation version recorded in manifests: bump it (and regenerate
+# tests/kat_test.py) whenever `derive_prng_key` or a sampler changes a key.
+KDF_VERSION = 2
 MIN_SECRET_BYTES = 16
+MAX_SECRET_BYTES = 1024
 DEFAULT_SECRET_BYTES = 32
+MIN_NONCE_BYTES = 16
+_MAX_KEY_FILE_BYTES = 1 << 16
 _SALT = b"lie-jax/v1"
 _FINGERPRINT_INFO = b"lie-jax/fingerprint/v1"
-_CIPHER_INFO = "lie-jax/cipher-key/v1"
+_CIPHER_INFO = "lie-jax/cipher-key/v2"
+_MAC_INFO = "lie-jax/manifest-mac/v1"
+_HEX_MAC = re.compile(r"[0-9a-f]{64}")
 
 
 def hkdf_sha256(ikm: bytes, *, info: bytes, length: int, salt: bytes = b"") -> bytes:
@@ -101,10 +128,22 @@ class SecretKey:
 
 
 def generate_secret(num_bytes: int = DEFAULT_SECRET_BYTES) -> SecretKey:
-  """A new secret from the OS CSPRNG (`secrets.token_bytes`)."""
-  if num_bytes < MIN_SECRET_BYTES:
-    raise ValueError(f"num_bytes must be >= {MIN_SECRET_BYTES}, got {num_bytes}")
-  return SecretKey(secrets.token_bytes(num_bytes))
+  """A new secret of `num_bytes` (16..1024) from the OS CSPRNG (`secrets.token_bytes`)."""
+  if (isinstance(num_bytes, bool) or not isinstance(num_bytes, (int, np.integer))
+      or not MIN_SECRET_BYTES <= num_bytes <= MAX_SECRET_BYTES):
+    raise ValueError(f"a secret is {MIN_SECRET_BYTES}..{MAX_SECRET_BYTES} bytes "
+                     f"({MIN_SECRET_BYTES * 8}..{MAX_SECRET_BYTES * 8} bits), got {num_bytes!r}")
+  return SecretKey(secrets.token_bytes(int(num_bytes)))
+
+
+def new_nonce() -> bytes:
+  """A fresh dataset nonce: 16 bytes (128 bits) from the OS CSPRNG.
+
+  Draw one per dataset encryption and store it (hex) in the manifest: mixed
+  into `derive_prng_key`, it gives that dataset per-image keys unrelated to
+  every other dataset's under the same key file.
+  """
+  return secrets.token_bytes(MIN_NONCE_BYTES)
 
 
 def write_key_file(path: str | os.PathLike, secret: SecretKey | None = None) -> SecretKey:
@@ -147,34 +186,66 @@ def _corrupt(path: str, why: str) -> ValueError:
   return ValueError(f"key file {path!r} is not a valid lie_jax key file: {why}")
 
 
-def read_key_file(path: str | os.PathLike) -> SecretKey:
+def read_key_file(path: str | os.PathLike, *,
+                  allow_insecure_permissions: bool = False) -> SecretKey:
   """Reads and verifies a key file written by `write_key_file`.
+
+  Args:
+    path: the key file.
+    allow_insecure_permissions: read a key file that other users can read
+      or write (with a warning) instead of refusing it.
 
   Raises:
     FileNotFoundError: no such file.
-    ValueError: corrupt file, wrong format or version, or a fingerprint that
-      does not match the secret (messages never contain key material).
+    ValueError: not a regular file (a FIFO, a device, a directory: refused
+      before it is opened, so a FIFO cannot block the reader); readable or
+      writable by group or others (unless allowed); corrupt file, wrong
+      format or version, or a fingerprint that does not match the secret.
+      Messages never contain key material.
   """
   path = os.fspath(path)
   try:
-    with open(path, "rb") as f:
-      raw = f.read(1 << 16)
+    info = os.stat(path)
   except FileNotFoundError:
     raise FileNotFoundError(f"key file {path!r} does not exist") from None
-  mode = stat.S_IMODE(os.stat(path).st_mode)
-  if mode & 0o077:
-    warnings.warn(f"key file {path!r} is readable by other users (mode {oct(mode)}); "
-                  f"run: chmod 600 {path}", stacklevel=2)
+  if not stat.S_ISREG(info.st_mode):
+    raise ValueError(f"key file {path!r} is not a regular file; give the path of a key file "
+                     "made by `lie-jax keygen`")
+  # O_NONBLOCK: should the path turn into a FIFO after the check, open() must not hang on it;
+  # fstat below re-checks the object actually opened.
+  flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+  try:
+    fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0))
+  except FileNotFoundError:
+    raise FileNotFoundError(f"key file {path!r} does not exist") from None
+  try:
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+      raise ValueError(f"key file {path!r} is not a regular file; give the path of a key file "
+                       "made by `lie-jax keygen`")
+    mode = stat.S_IMODE(info.st_mode)
+    if mode & 0o077:
+      if not allow_insecure_permissions:
+        raise ValueError(f"key file {path!r} is readable or writable by other users (mode "
+                         f"{oct(mode)}); refusing it: run chmod 600 {path}")
+      warnings.warn(f"key file {path!r} is readable or writable by other users (mode "
+                    f"{oct(mode)}); run: chmod 600 {path}", stacklevel=2)
+    with os.fdopen(fd, "rb", closefd=False) as f:
+      raw = f.read(_MAX_KEY_FILE_BYTES + 1)
+  finally:
+    os.close(fd)
+  if len(raw) > _MAX_KEY_FILE_BYTES:
+    raise _corrupt(path, f"larger than {_MAX_KEY_FILE_BYTES} bytes")
   try:
     payload = json.loads(raw.decode("ascii"))
-  except (UnicodeDecodeError, json.JSONDecodeError):
+  except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
     raise _corrupt(path, "not JSON text") from None
   if not isinstance(payload, dict) or payload.get("format") != KEY_FILE_FORMAT:
     raise _corrupt(path, f"missing format marker {KEY_FILE_FORMAT!r}")
   version = payload.get("version")
-  if version != KEY_FILE_VERSION:
-    raise ValueError(f"key file {path!r} has format version {version!r}; this lie_jax reads "
-                     f"version {KEY_FILE_VERSION}")
+  if version != KEY_FILE_VERSION or isinstance(version, bool):
+    raise ValueError(f"key file {path!r} has format version {repr(version)[:20]}; this lie_jax "
+                     f"reads version {KEY_FILE_VERSION}")
   hex_secret = payload.get("secret")
   try:
     secret = SecretKey(bytes.fromhex(hex_secret))
@@ -197,29 +268,83 @@ def _canonical(params: dict[str, Any]) -> str:
                     separators=(",", ":"))
 
 
-def derive_prng_key(secret: SecretKey, *, scheme: str, **params: Any) -> jax.Array:
-  """A JAX PRNG key for one scheme and configuration, derived with HKDF-SHA256.
+def _check_secret(secret: Any) -> None:
+  if not isinstance(secret, SecretKey):
+    raise TypeError(f"secret must be a SecretKey (see read_key_file), got {type(secret).__name__}")
+
+
+def derive_prng_key(secret: SecretKey, *, scheme: str, nonce: bytes | None = None,
+                    **params: Any) -> jax.Array:
+  """A ChaCha20 JAX PRNG key for one scheme, configuration and dataset, by HKDF-SHA256.
+
+  The HKDF `info` is "lie-jax/cipher-key/v2/" followed by the canonical JSON
+  (sorted keys, no spaces) of {"scheme": scheme, "params": params} plus
+  "nonce": the nonce's hex when one is given; 32 output bytes become the key
+  (`lie_jax.chacha.key_from_bytes`). `KDF_VERSION` names this construction.
 
   Args:
     secret: the owner's `SecretKey`.
     scheme: cipher scheme name (e.g. "le").
+    nonce: None (one key for every use of this configuration: experiments,
+      a shared cipher key), or a dataset nonce of >= 16 bytes (`new_nonce`):
+      every nonce gives an unrelated key, so two datasets encrypted under
+      the same key file share no per-image keys.
     **params: everything that defines the cipher key (image_shape,
       block_size, ...): different values give unrelated keys.
 
   Returns:
-    A threefry2x32 JAX PRNG key (64 bits of the secret's entropy, see
-    `lie_jax.ciphers.key_space_bits`), to pass to `generate_key` or the
-    per-image functions.
+    A chacha20 JAX PRNG key (256 bits, see `lie_jax.ciphers.key_space_bits`),
+    to pass to `generate_key` or the per-image functions.
+
+  Raises:
+    TypeError: `secret` is not a `SecretKey`, or a parameter is not JSON data.
+    ValueError: `nonce` is not bytes of at least 16 bytes.
 
   Example:
     >>> from lie_jax import keys
     >>> s = keys.SecretKey(bytes(range(32)))
     >>> k = keys.derive_prng_key(s, scheme="le", image_shape=(28, 28, 1), block_size=4)
-    >>> k.dtype
-    key<fry>
+    >>> str(k.dtype)
+    'key<cc20>'
+    >>> n = bytes(16)
+    >>> a = keys.derive_prng_key(s, scheme="le", nonce=n, block_size=4)
+    >>> b = keys.derive_prng_key(s, scheme="le", nonce=bytes(15) + b"\\x01", block_size=4)
+    >>> bool((jax.random.key_data(a) == jax.random.key_data(b)).all())
+    False
   """
-  if not isinstance(secret, SecretKey):
-    raise TypeError(f"secret must be a SecretKey (see read_key_file), got {type(secret).__name__}")
-  purpose = f"{_CIPHER_INFO}/{scheme}/{_canonical(params)}"
-  words = np.frombuffer(secret.derive_bytes(purpose, 8), dtype=">u4").astype(np.uint32)
-  return jax.random.wrap_key_data(words, impl="threefry2x32")
+  _check_secret(secret)
+  description: dict[str, Any] = {"scheme": scheme, "params": params}
+  if nonce is not None:
+    if not isinstance(nonce, (bytes, bytearray)) or len(nonce) < MIN_NONCE_BYTES:
+      what = f"{len(nonce)} bytes" if isinstance(nonce, (bytes, bytearray)) else (
+          type(nonce).__name__)
+      raise ValueError(f"a dataset nonce is bytes of at least {MIN_NONCE_BYTES} "
+                       f"(keys.new_nonce()), got {what}")
+    description["nonce"] = bytes(nonce).hex()
+  purpose = f"{_CIPHER_INFO}/{_canonical(description)}"
+  return chacha.key_from_bytes(secret.derive_bytes(purpose, chacha.KEY_BITS // 8))
+
+
+def mac_key(secret: SecretKey) -> bytes:
+  """The 32-byte manifest MAC key: HKDF of the secret under its own purpose."""
+  _check_secret(secret)
+  return secret.derive_bytes(_MAC_INFO, 32)
+
+
+def manifest_mac(secret: SecretKey, payload: bytes) -> str:
+  """HMAC-SHA256 of `payload` (canonical manifest bytes) under `mac_key`, as 64 hex digits."""
+  if not isinstance(payload, (bytes, bytearray)):
+    raise TypeError(f"payload must be bytes, got {type(payload).__name__}")
+  return hmac.new(mac_key(secret), bytes(payload), hashlib.sha256).hexdigest()
+
+
+def verify_manifest_mac(secret: SecretKey, payload: bytes, mac: Any) -> bool:
+  """Whether `mac` is `manifest_mac(secret, payload)`, compared in constant time.
+
+  A malformed `mac` (not 64 lowercase hex digits, not a string) is False;
+  this never raises on bad input with key material in the message.
+  """
+  expected = manifest_mac(secret, payload)
+  if not isinstance(mac, str) or not _HEX_MAC.fullmatch(mac):
+    return False
+  return hmac.compare_digest(expected, mac)

@@ -93,8 +93,19 @@ def test_cipher_package_stays_small():
 def test_key_space_bits():
   ks = ciphers.key_space_bits("le", image_shape=(32, 32, 3), block_size=4)
   assert ks.nominal_bits == pytest.approx(sum(math.log2(i) for i in range(1, 97)))
-  assert ks.effective_bits == 64
-  assert ciphers.key_space_bits("morph", image_shape=(8, 8, 1)).effective_bits == 64
+  # Default: the chacha20 keys that key files give (256 bits); log2(96!) = 499 > 256.
+  assert ks.prng_bits == 256 and ks.effective_bits == 256
+  mid = ciphers.key_space_bits("le", image_shape=(9, 9, 3), block_size=3)  # log2(54!) = 237
+  assert 128 <= mid.nominal_bits < 256 and mid.effective_bits == pytest.approx(mid.nominal_bits)
+  assert ciphers.key_space_bits("le", image_shape=(32, 32, 3), block_size=4,
+                                prng_impl="threefry2x32").effective_bits == 64
+  assert ciphers.key_space_bits("morph", image_shape=(8, 8, 1),
+                                prng_impl="threefry2x32").effective_bits == 64
+  assert ciphers.key_space_bits("morph", image_shape=(8, 8, 1)).effective_bits == 256
+  # Honest below 128 bits: LE at B=4 on 1 channel permutes 2 * 16 nibbles, log2(32!) = 118.
+  small = ciphers.key_space_bits("le", image_shape=(28, 28, 1), block_size=4)
+  assert small.nominal_bits == pytest.approx(sum(math.log2(i) for i in range(1, 33)))
+  assert small.effective_bits == small.nominal_bits < 128
   assert ciphers.key_space_bits("le", image_shape=(28, 28, 1), block_size=1,
                                 prng_impl="rbg").effective_bits == pytest.approx(
                                     math.log2(2))

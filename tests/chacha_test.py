@@ -226,3 +226,54 @@ def test_key_from_bytes_round_trip_and_errors():
       chacha.key_from_bytes(bad)
   with pytest.raises(TypeError, match="wants bytes, got str"):
     chacha.key_from_bytes("x" * 32)
+
+
+def test_generator_is_integer_only_so_every_backend_gives_the_same_bits():
+  # Bit-identity across CPU, GPU and TPU rests on this: no floating-point op anywhere in the
+  # key schedule (split, fold_in) or the keystream, only uint32 add, xor, shift and rotate.
+  key = chacha.key_from_bytes(bytes(range(32)))
+
+  def float_vars(fn, *args):
+    jaxpr = jax.make_jaxpr(fn)(*args)
+    found = []
+
+    def walk(jp):
+      for eqn in jp.eqns:
+        for var in [*eqn.invars, *eqn.outvars]:
+          dtype = getattr(getattr(var, "aval", None), "dtype", None)
+          if dtype is not None and jnp.issubdtype(dtype, jnp.floating):
+            found.append((eqn.primitive.name, dtype))
+        for param in eqn.params.values():  # jit, scan, while, cond: the bodies too
+          for sub in param if isinstance(param, (list, tuple)) else [param]:
+            if hasattr(sub, "eqns"):
+              walk(sub)
+            elif hasattr(sub, "jaxpr") and hasattr(sub.jaxpr, "eqns"):
+              walk(sub.jaxpr)
+
+    walk(jaxpr.jaxpr)
+    return found
+
+  # The implementation's own functions on raw key words: jax.random.bits on a typed key is one
+  # opaque random_bits primitive in a jaxpr, so it would hide them.
+  raw = np.asarray(jax.random.key_data(key))
+  # pylint: disable=protected-access
+  split, fold_in, random_bits = chacha._split, chacha._fold_in, chacha._random_bits
+  assert float_vars(lambda k: split(k, (3,)), raw) == []
+  assert float_vars(lambda k: fold_in(k, np.uint32(7)), raw) == []
+  for width in (8, 16, 32):  # 64 needs jax_enable_x64
+    assert float_vars(lambda k: random_bits(k, width, (40,)), raw) == []
+  assert float_vars(lambda k: chacha.chacha20_block(k, 0, np.zeros(3, np.uint32)), raw) == []
+  # The check can fail: floats are seen, at the top level and inside jit bodies.
+  assert float_vars(lambda k: jax.random.uniform(k, (4,)), key)
+  assert float_vars(lambda k: jax.jit(lambda x: random_bits(x, 8, (4,)) / 2.0)(k), raw)
+
+
+def test_impl_name_names_the_key_space_bits_entry():
+  from lie_jax import ciphers  # pylint: disable=import-outside-toplevel
+  assert chacha.impl_name(chacha.key_from_bytes(bytes(32))) == "chacha20"
+  assert chacha.impl_name(jax.random.key(0)) == "threefry2x32"
+  assert chacha.impl_name(jax.random.key(0, impl="rbg")) == "rbg"
+  # The table's bits are the keys' own: 32 per key-data word.
+  for key in (chacha.key_from_bytes(bytes(32)), jax.random.key(0), jax.random.key(0, impl="rbg")):
+    bits = np.asarray(jax.random.key_data(key)).size * 32
+    assert ciphers.PRNG_KEY_BITS[chacha.impl_name(key)] == bits

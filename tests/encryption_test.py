@@ -104,3 +104,52 @@ def test_every_scheme_builds_a_cipher_as_its_record_says(scheme):
     with pytest.raises(ValueError, match="no per-image keys"):
       encryption.make_cipher(scheme, jax.random.key(0), image_shape=SHAPE, options=options,
                              per_image_keys=True)
+
+
+@pytest.mark.parametrize("scheme", ["le", "pe", "blockwise"])
+def test_dataset_nonces_give_unrelated_per_image_keys(scheme):
+  # Issue 17: without a nonce, image i of every dataset under one key file got the same key,
+  # so for two batches |cA - cB| == |pA - pB| pixel by pixel. With fresh nonces it must not.
+  secret = keys.SecretKey(bytes(range(32)))
+  options = encryption.scheme_options(scheme)
+  make = lambda nonce: encryption.key_file_cipher(secret, scheme, image_shape=SHAPE,
+                                                  options=options, per_image_keys=True,
+                                                  nonce=nonce)
+  nonce_a, nonce_b = keys.new_nonce(), keys.new_nonce()
+  p_a, p_b = _images(4, seed=1), _images(4, seed=2)
+  indices = np.arange(4)
+  c_a = np.asarray(make(nonce_a).encrypt(p_a, indices, "train")).astype(int)
+  c_b = np.asarray(make(nonce_b).encrypt(p_b, indices, "train")).astype(int)
+  plain_diff = np.abs(p_a.astype(int) - p_b.astype(int))
+  # Sorted per image: the leak survives the position moves of pe and blockwise.
+  leak = lambda c, d, i: np.array_equal(np.sort(np.abs(c[i] - d[i]).reshape(-1)),
+                                        np.sort(plain_diff[i].reshape(-1)))
+  for i in indices:
+    assert not np.array_equal(np.abs(c_a[i] - c_b[i]), plain_diff[i])
+    assert not leak(c_a, c_b, i)
+  # The same image under two nonces: unrelated ciphertexts, not a shifted copy.
+  c_a_on_b = np.asarray(make(nonce_b).encrypt(p_a, indices, "train")).astype(int)
+  assert (c_a != c_a_on_b).mean() > 0.5
+  # The control (the test can fail): with one nonce, as with none, the key reuse shows.
+  c_b_same = np.asarray(make(nonce_a).encrypt(p_b, indices, "train")).astype(int)
+  if scheme in ("pe", "blockwise"):  # moves and negations: |cA - cB| is |pA - pB| moved
+    assert all(leak(c_a, c_b_same, i) for i in indices)
+  # The same nonce reproduces, and decrypts.
+  np.testing.assert_array_equal(np.asarray(make(nonce_a).encrypt(p_a, indices, "train")), c_a)
+  np.testing.assert_array_equal(
+      np.asarray(make(nonce_a).decrypt(c_a.astype(np.uint8), indices, "train")), p_a)
+
+
+def test_nonce_is_in_the_key_derivation_for_shared_keys_too():
+  secret = keys.SecretKey(bytes(range(32)))
+  options = encryption.scheme_options("le")
+  nonce = bytes(range(16))
+  cipher = encryption.key_file_cipher(secret, "le", image_shape=SHAPE, options=options,
+                                      nonce=nonce)
+  prng = keys.derive_prng_key(secret, scheme="le", nonce=nonce, image_shape=SHAPE, block_size=4)
+  expected = le.generate_key(prng, image_shape=SHAPE, block_size=4)
+  chex.assert_trees_all_equal(cipher.cipher_key, expected)
+  plain = encryption.key_file_cipher(secret, "le", image_shape=SHAPE, options=options)
+  assert not np.array_equal(np.asarray(plain.cipher_key.perm), np.asarray(expected.perm))
+  with pytest.raises(ValueError, match="nonce"):
+    encryption.key_file_cipher(secret, "le", image_shape=SHAPE, options=options, nonce=b"short")

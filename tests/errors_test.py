@@ -98,6 +98,28 @@ def test_per_image_errors():
     le.SCHEME.encrypt_per_image(jax.random.key(0), x, blocksize=4)
 
 
+@pytest.mark.parametrize("scheme", sorted(n for n, s in ciphers.SCHEMES.items()
+                                          if s.per_image_keys))
+@pytest.mark.parametrize("indices", [
+    [0, 2**32], [-1, 3], np.array([2**32 + 7, 1], np.int64), np.array([2**40, 0], np.uint64),
+    np.array([-2**31, 0], np.int32)])
+def test_out_of_range_indices_are_refused(scheme, indices):
+  # A uint32 cast would wrap them (2**32 -> 0): image 2**32 would reuse image 0's key.
+  record = ciphers.get_scheme(scheme)
+  x = random_images((2, 8, 8, 1))
+  with pytest.raises(ValueError, match=r"indices must be in \[0, 2\*\*32\)"):
+    record.encrypt_per_image(jax.random.key(0), x, indices=indices)
+  if record.invertible:
+    with pytest.raises(ValueError, match=r"indices must be in \[0, 2\*\*32\)"):
+      record.decrypt_per_image(jax.random.key(0), x, indices=indices)
+
+
+def test_edge_indices_are_accepted_and_distinct():
+  x = np.repeat(random_images((1, 8, 8, 1)), 2, axis=0)
+  y = np.asarray(le.SCHEME.encrypt_per_image(jax.random.key(0), x, indices=[0, 2**32 - 1]))
+  assert not np.array_equal(y[0], y[1])
+
+
 def test_unknown_scheme():
   with pytest.raises(ValueError, match="unknown scheme 'xyz'"):
     ciphers.get_scheme("xyz")

@@ -1,5 +1,7 @@
 """Key files, HKDF and key derivation; secrets never leak."""
 
+import hashlib
+import hmac
 import json
 import os
 import pickle
@@ -83,12 +85,58 @@ def test_missing_key_file(tmp_path):
     keys.read_key_file(tmp_path / "nope.key")
 
 
-def test_world_readable_key_file_warns(tmp_path):
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o620, 0o602, 0o660])
+def test_key_file_open_to_other_users_is_refused_unless_allowed(tmp_path, mode):
   path = tmp_path / "owner.key"
-  keys.write_key_file(path)
-  os.chmod(path, 0o644)
-  with pytest.warns(UserWarning, match="chmod 600"):
+  secret = keys.write_key_file(path)
+  os.chmod(path, mode)
+  with pytest.raises(ValueError, match="chmod 600") as info:
     keys.read_key_file(path)
+  assert str(path) in str(info.value) and "\n" not in str(info.value)
+  assert secret._secret.hex() not in str(info.value)  # pylint: disable=protected-access
+  with pytest.warns(UserWarning, match="chmod 600"):
+    assert keys.read_key_file(path, allow_insecure_permissions=True) == secret
+
+
+def test_non_regular_key_paths_are_refused_without_blocking(tmp_path):
+  fifo = tmp_path / "key.fifo"
+  os.mkfifo(fifo, 0o600)  # opening it for reading would block forever: must not be opened
+  with pytest.raises(ValueError, match="not a regular file"):
+    keys.read_key_file(fifo)
+  link = tmp_path / "link.key"
+  os.symlink(fifo, link)
+  with pytest.raises(ValueError, match="not a regular file"):
+    keys.read_key_file(link)
+  with pytest.raises(ValueError, match="not a regular file"):
+    keys.read_key_file(tmp_path)
+  if os.path.exists("/dev/zero"):  # an endless device
+    with pytest.raises(ValueError, match="not a regular file"):
+      keys.read_key_file("/dev/zero")
+
+
+def test_oversized_key_file_is_refused(tmp_path):
+  path = tmp_path / "big.key"
+  path.write_bytes(b" " * (1 << 17))
+  os.chmod(path, 0o600)
+  with pytest.raises(ValueError, match="larger than"):
+    keys.read_key_file(path)
+
+
+@pytest.mark.parametrize("num_bytes", [0, 15, 1025, 10**9, -1, True, 16.0, "32"])
+def test_generate_secret_is_bounded(num_bytes):
+  with pytest.raises(ValueError, match="16..1024 bytes"):
+    keys.generate_secret(num_bytes)
+
+
+def test_generate_secret_accepts_its_bounds():
+  assert keys.generate_secret(16).bits == 128
+  assert keys.generate_secret(1024).bits == 8192
+
+
+def test_new_nonce_is_fresh_and_128_bits():
+  nonces = {keys.new_nonce() for _ in range(64)}
+  assert len(nonces) == 64
+  assert all(isinstance(n, bytes) and len(n) * 8 >= 128 for n in nonces)
 
 
 def test_secret_never_in_repr_str_or_pickle():
@@ -121,14 +169,77 @@ def test_derivation_is_deterministic_and_purpose_separated():
   assert len({data(a), data(c), data(d), data(e)}) == 4
 
 
-def test_derivation_matches_independent_hkdf():
-  # Independent oracle: HKDF via hmac directly, per RFC 5869 (one block suffices).
-  import hashlib
-  import hmac
-  secret = bytes(range(32))
-  info = b'lie-jax/cipher-key/v1/le/{"block_size":4}'
+def _oracle_key_bytes(secret: bytes, info: bytes) -> bytes:
+  # Independent oracle: HKDF-SHA256 via hmac directly, per RFC 5869 (one block suffices).
   prk = hmac.new(b"lie-jax/v1", secret, hashlib.sha256).digest()
-  okm = hmac.new(prk, info + b"\x01", hashlib.sha256).digest()[:8]
-  expected = np.frombuffer(okm, ">u4").astype(np.uint32)
+  return hmac.new(prk, info + b"\x01", hashlib.sha256).digest()
+
+
+def test_derivation_matches_independent_hkdf():
+  secret = bytes(range(32))
+  info = b'lie-jax/cipher-key/v2/{"params":{"block_size":4},"scheme":"le"}'
+  expected = np.frombuffer(_oracle_key_bytes(secret, info), "<u4").astype(np.uint32)
   k = keys.derive_prng_key(keys.SecretKey(secret), scheme="le", block_size=4)
+  assert str(k.dtype) == "key<cc20>"
   np.testing.assert_array_equal(np.asarray(jax.random.key_data(k)), expected)
+  nonce = bytes(range(100, 116))
+  info = (b'lie-jax/cipher-key/v2/{"nonce":"' + nonce.hex().encode() +
+          b'","params":{"block_size":4,"image_shape":[8,8,3]},"scheme":"le"}')
+  expected = np.frombuffer(_oracle_key_bytes(secret, info), "<u4").astype(np.uint32)
+  k = keys.derive_prng_key(keys.SecretKey(secret), scheme="le", nonce=nonce, block_size=4,
+                           image_shape=(8, 8, 3))
+  np.testing.assert_array_equal(np.asarray(jax.random.key_data(k)), expected)
+
+
+def test_kdf_version_is_public_and_an_int():
+  assert keys.KDF_VERSION == 2 and isinstance(keys.KDF_VERSION, int)
+
+
+def test_nonce_separates_keys_and_reproduces():
+  secret = keys.SecretKey(bytes(range(32)))
+  data = lambda k: tuple(np.asarray(jax.random.key_data(k)).tolist())
+  derive = lambda nonce: data(keys.derive_prng_key(secret, scheme="le", nonce=nonce,
+                                                   image_shape=(8, 8, 1), block_size=4))
+  a, b = keys.new_nonce(), keys.new_nonce()
+  assert derive(a) == derive(a) == derive(bytearray(a))
+  assert len({derive(a), derive(b), derive(None)}) == 3
+
+
+@pytest.mark.parametrize("nonce", [b"", bytes(15), "00" * 16, 12345, [0] * 16])
+def test_bad_nonces_are_refused(nonce):
+  with pytest.raises(ValueError, match="nonce"):
+    keys.derive_prng_key(keys.SecretKey(bytes(32)), scheme="le", nonce=nonce, block_size=4)
+
+
+def test_derivation_wants_a_secret_key():
+  with pytest.raises(TypeError, match="SecretKey"):
+    keys.derive_prng_key(bytes(32), scheme="le")
+  with pytest.raises(TypeError, match="SecretKey"):
+    keys.manifest_mac(bytes(32), b"x")
+
+
+def test_manifest_mac_matches_independent_hmac_and_purpose_separation():
+  secret = bytes(range(32))
+  prk = hmac.new(b"lie-jax/v1", secret, hashlib.sha256).digest()
+  mac_key = hmac.new(prk, b"lie-jax/manifest-mac/v1\x01", hashlib.sha256).digest()
+  assert keys.mac_key(keys.SecretKey(secret)) == mac_key
+  payload = b'{"name":"scans","shards":[]}'
+  expected = hmac.new(mac_key, payload, hashlib.sha256).hexdigest()
+  assert keys.manifest_mac(keys.SecretKey(secret), payload) == expected
+  # The MAC key is none of the other derived keys.
+  cipher_key = _oracle_key_bytes(secret, b'lie-jax/cipher-key/v2/{"params":{},"scheme":"le"}')
+  assert mac_key != cipher_key
+
+
+def test_verify_manifest_mac():
+  secret, other = keys.SecretKey(bytes(range(32))), keys.SecretKey(bytes(32))
+  payload = b'{"name":"scans"}'
+  mac = keys.manifest_mac(secret, payload)
+  assert keys.verify_manifest_mac(secret, payload, mac)
+  assert not keys.verify_manifest_mac(secret, payload + b" ", mac)
+  assert not keys.verify_manifest_mac(other, payload, mac)
+  flipped = mac[:-1] + ("0" if mac[-1] != "0" else "1")
+  assert not keys.verify_manifest_mac(secret, payload, flipped)
+  for bad in (None, 5, b"00", "", mac[:-2], mac + "00", mac.upper(), "zz" * 32, "é" * 64,
+              ["a"], mac.encode()):
+    assert keys.verify_manifest_mac(secret, payload, bad) is False

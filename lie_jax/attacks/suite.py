@@ -29,6 +29,7 @@ import jax
 import numpy as np
 from jax.typing import ArrayLike
 
+from lie_jax import chacha
 from lie_jax import ciphers
 from lie_jax.attacks import chosen_plaintext
 from lie_jax.attacks import feature_reconstruction
@@ -252,7 +253,8 @@ def run_attack(attack: str, scheme: str, images: ArrayLike, *, key: jax.Array,
                             plain.shape)
     prior_ssim, prior_psnr = _mean_scores(prior, plain)
   baseline = max(cipher_ssim, prior_ssim if prior_ssim is not None else -1.0)
-  space = ciphers.key_space_bits(scheme, image_shape=image_shape, **opts)
+  space = ciphers.key_space_bits(scheme, image_shape=image_shape, prng_impl=chacha.impl_name(key),
+                                 **opts)
   return AttackResult(
       attack=attack, scheme=scheme, per_image_keys=bool(per_image_keys), plain=plain,
       encrypted=encrypted, recovered=recovered, ssim_mean=ssim_mean, psnr_mean=psnr_mean,

@@ -36,8 +36,9 @@ SCHEMES: dict[str, Scheme] = {m.SCHEME.name: m.SCHEME for m in (
     le, ele, etc, pe, huang2022, vit, morph, blockwise)}
 INVERTIBLE = tuple(name for name, s in SCHEMES.items() if s.invertible)
 
-# Bits of secret in a key of each JAX PRNG implementation (its key data).
-PRNG_KEY_BITS = {"threefry2x32": 64, "rbg": 128, "unsafe_rbg": 128}
+# Bits of secret in a key of each JAX PRNG implementation (its key data); "chacha20" is
+# lie_jax.chacha's, which lie_jax.keys.derive_prng_key uses.
+PRNG_KEY_BITS = {"threefry2x32": 64, "rbg": 128, "unsafe_rbg": 128, "chacha20": 256}
 
 
 class KeySpace(NamedTuple):
@@ -58,19 +59,20 @@ def get_scheme(name: str) -> Scheme:
 
 
 def key_space_bits(scheme: str, *, image_shape: tuple[int, int, int],
-                   prng_impl: str = "threefry2x32", **options: Any) -> KeySpace:
+                   prng_impl: str = "chacha20", **options: Any) -> KeySpace:
   """The honest effective key space of a scheme and configuration, as a `KeySpace`.
 
   `effective_bits` is the smaller of the scheme's nominal key space (for
   `image_shape` and the `generate_key` options) and the bits of the PRNG key
-  the cipher key is drawn from (`prng_impl`; `lie_jax.keys.derive_prng_key`
-  uses "threefry2x32": 64 bits).
+  the cipher key is drawn from (`prng_impl`: default "chacha20", 256 bits, as
+  key files give; "threefry2x32", jax.random's default, 64). Where the nominal
+  space is under 128 bits (LE at B=4 on 28x28x1: 118) no key reaches 128 bits.
 
   Example:
     >>> from lie_jax import ciphers
     >>> ks = ciphers.key_space_bits("le", image_shape=(28, 28, 1), block_size=4)
-    >>> round(ks.nominal_bits), ks.effective_bits
-    (118, 64.0)
+    >>> round(ks.nominal_bits), round(ks.effective_bits), ks.prng_bits
+    (118, 118, 256.0)
   """
   if prng_impl not in PRNG_KEY_BITS:
     raise ValueError(f"prng_impl must be one of {sorted(PRNG_KEY_BITS)}, got {prng_impl!r}")

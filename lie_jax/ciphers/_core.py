@@ -281,6 +281,10 @@ def image_indices(images: Any, indices: Any | None) -> jax.Array:
     raise ValueError(f"indices must have shape ({n},), got {tuple(indices.shape)}")
   if not jnp.issubdtype(indices.dtype, jnp.integer):
     raise TypeError(f"indices must be integers, got {indices.dtype}")
+  if not isinstance(indices, jax.core.Tracer) and n:  # a uint32 cast would wrap: 2**32 -> 0
+    low, high = int(np.min(indices)), int(np.max(indices))
+    if low < 0 or high >= 2**32:
+      raise ValueError(f"indices must be in [0, 2**32), got {low if low < 0 else high}")
   return jnp.asarray(indices).astype(jnp.uint32)
 
 

@@ -9,12 +9,22 @@ same key file and options give byte-identical ciphertexts on both sides.
 Scheme facts come from the scheme's record (`lie_jax.ciphers.SCHEMES[name]`):
 its options and defaults, whether it has per-image keys, whether it decrypts.
 
-Keys. A key file's secret gives one JAX PRNG key per scheme and configuration
-(`key_file_prng_key`, HKDF through `lie_jax.keys.derive_prng_key`). With
-per-image keys, example i of split s is encrypted under the cipher key
-generated from fold_in(fold_in(prng, SPLIT_IDS[s]), i), so the same example
-always gets the same ciphertext, whatever batch it lands in; otherwise every
-image uses one cipher key generated from `prng`.
+Keys. A key file's secret gives one ChaCha20 JAX PRNG key per scheme,
+configuration and dataset nonce (`key_file_prng_key`, HKDF through
+`lie_jax.keys.derive_prng_key`). With per-image keys, example i of split s is
+encrypted under the cipher key generated from
+fold_in(fold_in(prng, SPLIT_IDS[s]), i), so the same example always gets the
+same ciphertext, whatever batch it lands in; otherwise every image uses one
+cipher key generated from `prng`.
+
+Nonces. Per-image keys depend only on (split, index): two datasets encrypted
+under one key file without nonces give image i the same key, and then
+|cA - cB| == |pA - pB| leaks one patient's scan from another's. Every
+dataset encryption therefore draws `lie_jax.keys.new_nonce()`, stores it in
+its manifest and passes it here (`nonce=`); the nonce changes every key,
+per-image and shared alike, so decrypting needs the same nonce. nonce=None
+is for experiments and for ciphers that must match across tools without a
+manifest.
 
 Example:
   >>> import numpy as np
@@ -27,6 +37,12 @@ Example:
   >>> cipher = encryption.key_file_cipher(secret, "le", image_shape=(8, 8, 1), options=options)
   >>> images = np.arange(64, dtype=np.uint8).reshape(1, 8, 8, 1)
   >>> indices = np.zeros(1, np.int32)
+  >>> y = cipher.encrypt(images, indices, "train")
+  >>> bool((np.asarray(cipher.decrypt(y, indices, "train")) == images).all())
+  True
+  >>> nonce = keys.new_nonce()  # one per dataset, stored in its manifest
+  >>> cipher = encryption.key_file_cipher(secret, "le", image_shape=(8, 8, 1), options=options,
+  ...                                     per_image_keys=True, nonce=nonce)
   >>> y = cipher.encrypt(images, indices, "train")
   >>> bool((np.asarray(cipher.decrypt(y, indices, "train")) == images).all())
   True
@@ -103,10 +119,21 @@ def scheme_options(scheme: str, *, block_size: int | None = None,
 
 
 def key_file_prng_key(secret: keys.SecretKey, *, scheme: str, image_shape: tuple[int, int, int],
-                      options: Mapping[str, Any]) -> jax.Array:
-  """The PRNG key a key file gives one scheme and configuration (trainer and owner alike)."""
+                      options: Mapping[str, Any], nonce: bytes | None = None) -> jax.Array:
+  """The PRNG key a key file gives one scheme, configuration and dataset nonce.
+
+  Args:
+    secret: the data owner's key (`lie_jax.keys.read_key_file`).
+    scheme, image_shape, options: as for `make_cipher`.
+    nonce: the dataset's nonce (`lie_jax.keys.new_nonce()`, >= 16 bytes), or
+      None; mixed into the HKDF info, so each nonce gives unrelated keys.
+
+  Raises:
+    ValueError: a nonce shorter than 16 bytes or not bytes.
+  """
   shape = tuple(int(s) for s in image_shape)
-  return keys.derive_prng_key(secret, scheme=scheme, image_shape=shape, **options)
+  return keys.derive_prng_key(secret, scheme=scheme, nonce=nonce, image_shape=shape,
+                              **_hashable(options))
 
 
 def _hashable(options: Mapping[str, Any]) -> dict[str, Any]:
@@ -120,7 +147,8 @@ def make_cipher(scheme: str, prng: jax.Array, *, image_shape: tuple[int, int, in
 
   Args:
     scheme: a name in `lie_jax.ciphers.SCHEMES`.
-    prng: JAX PRNG key.
+    prng: JAX PRNG key (a dataset nonce is already in a key file's key:
+      `key_file_prng_key`).
     image_shape: (H, W, C) of the plain images.
     options: `generate_key` options (see `scheme_options`).
     per_image_keys: image i of a split gets its own key from (split, i).
@@ -161,15 +189,24 @@ def make_cipher(scheme: str, prng: jax.Array, *, image_shape: tuple[int, int, in
 
 
 def key_file_cipher(secret: keys.SecretKey, scheme: str, *, image_shape: tuple[int, int, int],
-                    options: Mapping[str, Any], per_image_keys: bool = False) -> Cipher:
-  """`make_cipher` under the key a key file gives `scheme` with these options and image shape.
+                    options: Mapping[str, Any], per_image_keys: bool = False,
+                    nonce: bytes | None = None) -> Cipher:
+  """`make_cipher` under the key a key file gives `scheme`, its options, image shape and nonce.
 
   Args:
     secret: the data owner's key (`lie_jax.keys.read_key_file`).
     scheme, image_shape, options, per_image_keys: as for `make_cipher`;
       options as from `scheme_options` (lists and tuples derive the same key).
+    nonce: the dataset's nonce (`lie_jax.keys.new_nonce()`, stored in its
+      manifest), or None. It changes every key, per-image and shared: each
+      dataset encryption with a fresh nonce reuses no key of another.
+
+  Raises:
+    ValueError: unknown scheme or option, per-image keys for a scheme
+      without them, or a nonce shorter than 16 bytes.
   """
   options = _hashable(options)
-  prng = key_file_prng_key(secret, scheme=scheme, image_shape=image_shape, options=options)
+  prng = key_file_prng_key(secret, scheme=scheme, image_shape=image_shape, options=options,
+                           nonce=nonce)
   return make_cipher(scheme, prng, image_shape=image_shape, options=options,
                      per_image_keys=per_image_keys)
