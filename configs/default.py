@@ -31,6 +31,9 @@ def get_config() -> ml_collections.ConfigDict:
   # Key file from `lie_jax.keys.write_key_file`; None derives an experiment key
   # from `seed` (public data only). Only the path is stored, never key material.
   config.cipher.secret_file = ml_collections.config_dict.placeholder(str)
+  # Seed keys are refused on anything but the bundled public dataset unless this says the
+  # data are public (anyone with the config can repeat a seed key).
+  config.cipher.allow_seed_keys = False
   config.cipher.options = ml_collections.ConfigDict()  # extra generate_key options
 
   config.model = ml_collections.ConfigDict()

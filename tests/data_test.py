@@ -595,3 +595,10 @@ def test_no_warnings_when_loading_bundled_data():
   with warnings.catch_warnings():
     warnings.simplefilter("error")
     data.load_dataset()
+
+
+def test_labels_are_range_checked_before_the_int32_cast():
+  images = np.zeros((2, 4, 4), np.uint8)
+  with pytest.raises(ValueError, match="below"):
+    data.as_array_dataset(images, np.array([0, 2 ** 32], np.int64))  # would wrap to class 0
+  assert data.as_array_dataset(images, np.array([0, 5], np.int64)).labels.tolist() == [0, 5]

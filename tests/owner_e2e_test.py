@@ -42,9 +42,10 @@ def test_keygen_encrypt_inspect_train_predict_decrypt(tmp_path):
   results = train_and_evaluate(tiny_encrypted_dir_config(enc), str(workdir))
   fingerprint = keys.read_key_file(key).fingerprint
   assert results["cipher"] == "le" and results["block_size"] == 4
+  nonce = encrypted_dir.read_manifest(enc)["cipher"]["nonce"]
   assert results["encryption"] == {"scheme": "le", "options": {"block_size": 4},
                                    "per_image_keys": False, "key_fingerprint": fingerprint,
-                                   "encrypted_by": "data owner"}
+                                   "nonce": nonce, "encrypted_by": "data owner"}
   assert results["config"]["cipher"]["secret_file"] is None
 
   # Predictions on the encrypted test split equal the trainer's own evaluation.

@@ -106,9 +106,16 @@ def test_keygen_mode_0600_prints_only_fingerprint_and_never_overwrites(world):
 
 def test_manifest_states_scheme_counts_checksums_and_no_key(world):
   manifest = encrypted_dir.read_manifest(world["enc"])
+  nonce = manifest["cipher"]["nonce"]
+  assert len(bytes.fromhex(nonce)) == 16
   assert manifest["cipher"] == {"scheme": "le", "options": {"block_size": 4},
                                 "per_image_keys": False, "invertible": True,
-                                "key_fingerprint": keys.read_key_file(world["key"]).fingerprint}
+                                "key_fingerprint": keys.read_key_file(world["key"]).fingerprint,
+                                "nonce": nonce, "kdf_version": keys.KDF_VERSION}
+  secret = keys.read_key_file(world["key"])
+  assert keys.verify_manifest_mac(secret, encrypted_dir.signed_bytes(manifest), manifest["mac"])
+  import jax
+  assert manifest["jax_version"] == jax.__version__
   assert manifest["image_shape"] == [28, 28, 1] and manifest["failed_inputs"] == []
   for split, n in SIZES.items():
     entry = manifest["splits"][split]
@@ -184,14 +191,28 @@ def test_offline_encryption_equals_on_device_encryption_with_the_same_key_file(
   out = tmp_path / "enc"
   dataset.encrypt_dataset(world["tmp"] / "xray.npz", out, secret=secret, scheme=scheme,
                           per_image_keys=per_image_keys, shard_size=100, progress=False)
+  from lie_jax.data import encryption as data_encryption
   config = default.get_config().cipher
   config.name, config.per_image_keys, config.secret_file = scheme, per_image_keys, str(world["key"])
   encoder = encryption.make_input_encoder(config, image_shape=(28, 28, 1), seed=0)
+  # The stored dataset is under its own nonce (from the manifest); the trainer's on-device
+  # encryption has none. Both go through the one `key_file_cipher`.
+  manifest = encrypted_dir.read_manifest(out)
+  options = manifest["cipher"]["options"]
+  stored_cipher = data_encryption.key_file_cipher(
+      secret, scheme, image_shape=(28, 28, 1), options=options, per_image_keys=per_image_keys,
+      nonce=bytes.fromhex(manifest["cipher"]["nonce"]))
+  device_cipher = data_encryption.key_file_cipher(
+      secret, scheme, image_shape=(28, 28, 1), options=options, per_image_keys=per_image_keys)
   for split in ("train", "test"):
     stored, _, indices = encrypted_dir.read_split(out, split)
     plain = world["arrays"][f"{split}_images"][..., None]
+    np.testing.assert_array_equal(
+        np.asarray(stored_cipher.encrypt(plain, indices, split)), stored)
     on_device = np.asarray(encoder.encode(plain, indices.astype(np.int32), split))
-    np.testing.assert_array_equal(np.rint(on_device * 255).astype(np.uint8), stored)
+    np.testing.assert_array_equal(np.rint(on_device * 255).astype(np.uint8),
+                                  np.asarray(device_cipher.encrypt(plain, indices, split)))
+    assert not np.array_equal(np.asarray(device_cipher.encrypt(plain, indices, split)), stored)
 
 
 def test_rerun_is_a_no_op_and_another_command_on_the_same_dir_is_refused(world):
@@ -229,10 +250,13 @@ def test_sigkill_during_encrypt_then_rerun_gives_byte_identical_output(world, tm
   assert any(encrypted_dir.is_tmp_name(p.name) for p in shards.iterdir())
   resumed = lie_jax(*args, "--out", killed, check_rc=0)
   assert "kept from an earlier run 0" not in resumed.stdout
-  full = tmp_path / "full"
-  lie_jax(*args, "--out", full, check_rc=0)
-  assert tree_bytes(killed) == tree_bytes(full)
   manifest = encrypted_dir.read_manifest(killed)
+  # An uninterrupted run under the same nonce (each run draws a fresh one) gives the same bytes.
+  full = tmp_path / "full"
+  dataset.encrypt_dataset(world["tmp"] / "xray.npz", full, secret=keys.read_key_file(world["key"]),
+                          scheme="etc", per_image_keys=True, shard_size=16, progress=False,
+                          nonce=bytes.fromhex(manifest["cipher"]["nonce"]))
+  assert tree_bytes(killed) == tree_bytes(full)
   for split, n in SIZES.items():
     _, _, indices = encrypted_dir.read_split(killed, split)
     np.testing.assert_array_equal(indices, np.arange(n))  # no duplicates, no losses
@@ -300,6 +324,8 @@ def test_corrupt_inputs_are_listed_never_dropped_and_strict_makes_them_fatal(wor
 def test_user_errors_are_one_line_and_exit_2(world, tmp_path, capsys):
   from lie_jax import cli
   npz = world["tmp"] / "xray.npz"
+  (tmp_path / "full").mkdir()
+  (tmp_path / "full" / "scan.png").write_bytes(b"x")
   cases = [
       (["encrypt", "--key", world["key"], "--scheme", "nope", "--in", npz, "--out",
         tmp_path / "a"], "unknown scheme"),
@@ -309,8 +335,10 @@ def test_user_errors_are_one_line_and_exit_2(world, tmp_path, capsys):
         tmp_path / "c"], "cannot be stored"),
       (["encrypt", "--key", tmp_path / "missing.key", "--scheme", "le", "--in", npz, "--out",
         tmp_path / "d"], "does not exist"),
-      (["decrypt", "--key", world["key"], "--in", world["enc"], "--out", world["tmp"]],
+      (["decrypt", "--key", world["key"], "--in", world["enc"], "--out", tmp_path / "full"],
        "not empty"),
+      (["decrypt", "--key", world["key"], "--in", world["enc"], "--out", world["tmp"]],
+       "lies inside --out"),
       (["predict", "--checkpoint", tmp_path, "--in", world["enc"], "--out", tmp_path / "p.csv"],
        "not a finished training workdir"),
   ]

@@ -13,6 +13,9 @@ the reason, in the summary and the manifest) or, for inspect, a shard fails
 its checksum; 2 a usage error (a one-line message on stderr, no traceback).
 Progress bars (images/s) go to stderr; --quiet turns them off. No command
 prints, logs or writes key material: only the key's public fingerprint.
+A key file that other users can read is refused unless
+--allow-insecure-key-permissions is given. What these commands guarantee
+against crafted inputs: docs/SECURITY.md, "What the owner tools guarantee".
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from typing import Any, Callable
 
 # Exit statuses.
 OK, INPUTS_FAILED, USAGE = 0, 1, 2
+MIN_KEY_BITS, MAX_KEY_BITS = 128, 8192
 
 
 def _err(command: str, message: str) -> None:
@@ -51,11 +55,19 @@ def _handled(command: str, run: Callable[[argparse.Namespace], int]):
     except OSError as e:  # disk full, I/O errors: not a bug, but nothing the command can fix
       _err(command, f"{type(e).__name__}: {e}")
       return USAGE
+    except ValueError as e:  # the library's malformed-input errors (data files, arrays)
+      _err(command, _one_line(str(e)))
+      return USAGE
     except KeyboardInterrupt:
       _err(command, "interrupted (rerun the same command to resume)")
       return 130
 
   return wrapped
+
+
+def _one_line(text: str) -> str:
+  from lie_jax.data import encrypted_dir  # pylint: disable=g-import-not-at-top
+  return encrypted_dir.printable(" ".join(text.split()))
 
 
 def _quiet_logs() -> None:
@@ -64,12 +76,13 @@ def _quiet_logs() -> None:
   logging.getLogger("jax").setLevel(logging.WARNING)
 
 
-def _read_key(path: str):
+def _read_key(path: str, args: argparse.Namespace | None = None):
   from lie_jax import keys  # pylint: disable=g-import-not-at-top
   from lie_jax.owner import OwnerError  # pylint: disable=g-import-not-at-top
+  allow = bool(getattr(args, "allow_insecure_key_permissions", False))
   try:
-    return keys.read_key_file(path)
-  except ValueError as e:  # the messages never contain key material
+    return keys.read_key_file(path, allow_insecure_permissions=allow)
+  except (ValueError, PermissionError) as e:  # the messages never contain key material
     raise OwnerError(str(e)) from None
 
 
@@ -97,8 +110,10 @@ def _report_failures(failures, *, limit: int = 50) -> None:
   if not failures:
     return
   print(f"{len(failures)} input(s) could not be used:", file=sys.stderr)
+  from lie_jax.data import encrypted_dir  # pylint: disable=g-import-not-at-top
   for f in failures[:limit]:
-    print(f"  {f.path}: {f.reason}", file=sys.stderr)
+    print(f"  {encrypted_dir.printable(f.path)}: {encrypted_dir.printable(f.reason)}",
+          file=sys.stderr)
   if len(failures) > limit:
     print(f"  ... and {len(failures) - limit} more (all listed in the manifest)", file=sys.stderr)
 
@@ -109,8 +124,9 @@ def _report_failures(failures, *, limit: int = 50) -> None:
 def keygen(args: argparse.Namespace) -> int:
   from lie_jax import keys  # pylint: disable=g-import-not-at-top
   from lie_jax.owner import OwnerError  # pylint: disable=g-import-not-at-top
-  if args.bits % 8 or args.bits < keys.MIN_SECRET_BYTES * 8:
-    raise OwnerError(f"--bits must be a multiple of 8 and >= {keys.MIN_SECRET_BYTES * 8}")
+  if args.bits % 8 or not MIN_KEY_BITS <= args.bits <= MAX_KEY_BITS:
+    raise OwnerError(f"--bits must be a multiple of 8 in {MIN_KEY_BITS}..{MAX_KEY_BITS}, "
+                     f"got {args.bits}")
   try:
     secret = keys.write_key_file(args.out, keys.generate_secret(args.bits // 8))
   except FileExistsError as e:
@@ -124,14 +140,19 @@ def keygen(args: argparse.Namespace) -> int:
 def encrypt(args: argparse.Namespace) -> int:
   from lie_jax.owner import dataset  # pylint: disable=g-import-not-at-top
   from lie_jax.data import encrypted_dir  # pylint: disable=g-import-not-at-top
-  secret = _read_key(args.key)
+  from lie_jax.owner import OwnerError  # pylint: disable=g-import-not-at-top
+  secret = _read_key(args.key, args)
+  options = dict(args.option or [])
+  if args.block_size is not None and options.get("block_size", args.block_size) != args.block_size:
+    raise OwnerError(f"--option block_size={options['block_size']} contradicts --block-size "
+                     f"{args.block_size}")
   # Test aid: pause after each shard's temporary file is written, before its rename, so that a
   # test can SIGKILL the command mid-write and check that rerunning it resumes exactly.
   delay = float(os.environ.get("LIE_JAX_TEST_SHARD_DELAY_S", "0") or 0)
   try:
     result = dataset.encrypt_dataset(
         args.src, args.out, secret=secret, scheme=args.scheme, block_size=args.block_size,
-        options=dict(args.option or []), per_image_keys=args.per_image_keys,
+        options=options, per_image_keys=args.per_image_keys,
         resize_to=tuple(args.resize) if args.resize else None,
         window=tuple(args.window) if args.window else None, strict=args.strict,
         shard_size=args.shard_size, progress=not args.quiet,
@@ -149,13 +170,17 @@ def encrypt(args: argparse.Namespace) -> int:
         f"{' (per-image keys)' if cipher['per_image_keys'] else ''} into {args.out}")
   print(f"key fingerprint: {cipher['key_fingerprint']}; shards written {result.written}, "
         f"kept from an earlier run {result.kept}")
+  converted = manifest.get("preprocessing", {}).get("grayscale_converted_to_rgb")
+  if converted:
+    print(f"note: grayscale and RGB inputs were mixed; {converted} grayscale image(s) were "
+          "converted to RGB (recorded in the manifest)", file=sys.stderr)
   _report_failures(result.failures)
   return INPUTS_FAILED if result.failures else OK
 
 
 def decrypt(args: argparse.Namespace) -> int:
   from lie_jax.owner import dataset  # pylint: disable=g-import-not-at-top
-  secret = _read_key(args.key)
+  secret = _read_key(args.key, args)
   summary = dataset.decrypt_dataset(args.src, args.out, secret=secret, fmt=args.format,
                                     progress=not args.quiet)
   counts = ", ".join(f"{s} {n}" for s, n in summary["counts"].items())
@@ -171,12 +196,13 @@ def predict(args: argparse.Namespace) -> int:
   if len(args.inputs) == 1 and encrypted_dir.is_encrypted_dir(args.inputs[0]):
     if args.resize:
       raise OwnerError("--resize applies to plain images, not to an encrypted dataset directory")
+    secret = _read_key(args.key, args) if args.key else None
     result = predict_lib.predict_encrypted_dir(trained, args.inputs[0], splits=args.split,
-                                               progress=not args.quiet)
+                                               secret=secret, progress=not args.quiet)
   else:
     if args.split:
       raise OwnerError("--split applies to an encrypted dataset directory only")
-    secret = _read_key(args.key) if args.key else None
+    secret = _read_key(args.key, args) if args.key else None
     result = predict_lib.predict_files(
         trained, args.inputs, secret=secret, resize_to=tuple(args.resize) if args.resize else None,
         window=tuple(args.window) if args.window else None, progress=not args.quiet)
@@ -196,38 +222,44 @@ def inspect(args: argparse.Namespace) -> int:
     raise OwnerError(str(e)) from None
   checks = encrypted_dir.verify(args.dir, manifest, progress=not args.quiet)
   bad = [c for c in checks if not c.ok]
-  if args.json:
+  if args.json:  # JSON escapes every control character itself
     print(json.dumps({"manifest": manifest, "shards_ok": not bad,
-                      "bad_shards": [c._asdict() for c in bad]}, indent=1, sort_keys=True))
+                      "bad_shards": [c._asdict() for c in bad]}, indent=1, sort_keys=True,
+                     ensure_ascii=True))
     return INPUTS_FAILED if bad else OK
+  text = encrypted_dir.printable  # nothing from the manifest reaches the terminal unescaped
   cipher = manifest["cipher"]
-  print(f"{args.dir}: encrypted dataset {manifest['name']!r} (format "
-        f"v{manifest['format_version']}, lie_jax {manifest.get('lie_jax_version', '?')})")
-  print(f"  cipher: {cipher['scheme']} {cipher['options']}"
-        f"{', per-image keys' if cipher['per_image_keys'] else ''}"
-        f"{'' if cipher.get('invertible', True) else ' (lossy: no decrypt)'}")
-  print(f"  key fingerprint: {cipher['key_fingerprint']}")
+  print(f"{text(args.dir)}: encrypted dataset {text(manifest['name'])!r} (format "
+        f"v{manifest['format_version']}, lie_jax {text(manifest.get('lie_jax_version', '?'))}, "
+        f"jax {text(manifest.get('jax_version', '?'))})")
+  print(f"  cipher: {text(cipher['scheme'])} {text(cipher.get('options') or {})}"
+        f"{', per-image keys' if cipher.get('per_image_keys') else ''}"
+        f"{'' if cipher.get('invertible', True) else ' (lossy: no decrypt)'}"
+        f"; key derivation v{text(cipher.get('kdf_version', '?'))}")
+  print(f"  key fingerprint: {text(cipher.get('key_fingerprint'))}"
+        f"{'' if manifest.get('mac') else ' (manifest carries no MAC)'}")
   print(f"  images: {manifest['image_shape']} {manifest.get('dtype', 'uint8')}; classes "
-        f"{manifest['label_names']}")
+        f"{text(manifest['label_names'])}")
   for split in [s for s in encrypted_dir.SPLITS if s in manifest["splits"]]:
     entry = manifest["splits"][split]
-    per_class = ", ".join(f"{n} {c}" for n, c in entry["per_class"].items())
+    per_class = ", ".join(f"{text(n)} {c}" for n, c in entry.get("per_class", {}).items())
     print(f"  {split}: {entry['count']} images ({per_class}) in {len(entry['shards'])} shard(s)")
   prep = manifest.get("preprocessing") or {}
-  print(f"  resize: {prep.get('resize') or 'none'}"
+  print(f"  resize: {text(prep.get('resize') or 'none')}"
         + (f"; DICOM: {json.dumps(prep['dicom'], sort_keys=True)}" if prep.get("dicom") else ""))
   failed = manifest.get("failed_inputs") or []
   print(f"  failed inputs at encryption: {len(failed)}")
   for f in failed[:20]:
-    print(f"    {f['split']}: {f['path']}: {f['reason']}")
+    print(f"    {text(f['split'])}: {text(f['path'])}: {text(f['reason'])}")
   if len(failed) > 20:
     print(f"    ... and {len(failed) - 20} more")
   if bad:
     print(f"  checksums: {len(bad)} of {len(checks)} shard(s) BAD")
     for c in bad:
-      print(f"    {c.file}: {c.problem}")
+      print(f"    {text(c.file)}: {text(c.problem)}")
     return INPUTS_FAILED
-  print(f"  checksums: all {len(checks)} shard(s) OK")
+  print(f"  checksums: all {len(checks)} shard(s) OK (the server cannot check the MAC: "
+        "`lie-jax decrypt` does, with the key)")
   return OK
 
 
@@ -245,6 +277,10 @@ def register(subparsers) -> None:
   def quiet(p):
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
+  def insecure(p):
+    p.add_argument("--allow-insecure-key-permissions", action="store_true",
+                   help="read a key file that other users can read (refused by default)")
+
   def window(p):
     p.add_argument("--window", nargs=2, type=float, metavar=("CENTER", "WIDTH"),
                    help="DICOM window applied before scaling to 0..255 (default: each file's "
@@ -256,7 +292,8 @@ def register(subparsers) -> None:
 
   p = add("keygen", keygen, "Create a new secret key file (mode 0600; never overwrites).")
   p.add_argument("--out", required=True, metavar="KEYFILE", help="the key file to create")
-  p.add_argument("--bits", type=int, default=256, help="secret size in bits (default 256)")
+  p.add_argument("--bits", type=int, default=256,
+                 help=f"secret size in bits, {MIN_KEY_BITS}..{MAX_KEY_BITS} (default 256)")
 
   p = add("encrypt", encrypt,
           "Encrypt a dataset (MedMNIST .npz, or class folders of PNG/JPEG/DICOM) into an "
@@ -278,6 +315,7 @@ def register(subparsers) -> None:
                  help="images per shard (default 1024)")
   p.add_argument("--in", dest="src", required=True, metavar="SRC")
   p.add_argument("--out", required=True, metavar="DIR")
+  insecure(p)
   quiet(p)
 
   p = add("decrypt", decrypt, "Decrypt an encrypted dataset directory (invertible schemes).")
@@ -287,6 +325,7 @@ def register(subparsers) -> None:
   p.add_argument("--format", choices=("npz", "png"), default="npz",
                  help="npz: <name>.npz in the MedMNIST layout (default); png: "
                       "<split>/<class>/<index>.png")
+  insecure(p)
   quiet(p)
 
   p = add("predict", predict,
@@ -302,6 +341,7 @@ def register(subparsers) -> None:
                  help="splits of an encrypted directory to predict (default: all)")
   resize(p)
   window(p)
+  insecure(p)
   quiet(p)
 
   p = add("inspect", inspect, "Show what an encrypted dataset holds; verify its checksums.")

@@ -99,6 +99,9 @@ class DatasetSplits(NamedTuple):
 # Validation shared by every loader (and by the pipeline).
 
 
+MAX_CLASSES = 1 << 20  # far above any real label set, far below int32 overflow
+
+
 def _check_array_dataset(dataset: Any, *, where: str = "dataset") -> None:
   """Raises TypeError / ValueError unless `dataset` is a well-formed `ArrayDataset`
   (uint8 [N, H, W, C] images with C = 1 or 3, int32 [N] labels >= 0); no copies."""
@@ -162,6 +165,10 @@ def as_array_dataset(images: Any, labels: Any, *, where: str = "arrays") -> Arra
     raise ValueError(f"{where}: {len(images)} images but {len(labels)} labels")
   if labels.size and labels.min() < 0:
     raise ValueError(f"{where}: labels must be class indices >= 0, found {labels.min()}")
+  # Range-checked before the cast: int64 label 2**32 would otherwise wrap to class 0.
+  if labels.size and int(labels.max()) > MAX_CLASSES:
+    raise ValueError(f"{where}: labels must be class indices below {MAX_CLASSES}, found "
+                     f"{labels.max()}")
   return ArrayDataset(np.ascontiguousarray(images), labels.astype(np.int32))
 
 

@@ -36,6 +36,39 @@ class InputError(OwnerError):
   """The source cannot be read at all (missing, bad folder layout, no readable file, ...)."""
 
 
+MAX_RESIZE_SIDE = 8192
+
+
+def _memory_bytes() -> int:
+  try:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+  except (ValueError, OSError, AttributeError):
+    return 1 << 34
+
+
+def check_resize(resize_to: tuple[int, int] | None, count: int = 1, channels: int = 3) -> None:
+  """Refuses a --resize that is out of bounds, or whose decoded images would not fit in memory.
+
+  Args:
+    resize_to: (H, W) or None.
+    count: how many images will be held at that size.
+    channels: channels per image (3 when unknown: the larger estimate).
+
+  Raises:
+    InputError: a side outside 1..MAX_RESIZE_SIDE, or an estimate above half
+      of the machine's memory.
+  """
+  if resize_to is None:
+    return
+  h, w = (int(s) for s in resize_to)
+  if not (0 < h <= MAX_RESIZE_SIDE and 0 < w <= MAX_RESIZE_SIDE):
+    raise InputError(f"--resize {h} {w}: each side must be 1..{MAX_RESIZE_SIDE}")
+  need, have = count * h * w * channels, _memory_bytes()
+  if need > have // 2:
+    raise InputError(f"--resize {h} {w} for {count} images needs about {need / 2**30:.1f} GiB "
+                     f"of memory, more than half of this machine's {have / 2**30:.1f} GiB")
+
+
 @dataclasses.dataclass(frozen=True)
 class FailedInput:
   """An input left out of the dataset.
@@ -121,6 +154,7 @@ def read_folder(root: Path, *, resize_to: tuple[int, int] | None,
   total = sum(len(v) for v in listing.values())
   if total == 0:
     raise InputError(f"{root} holds no files in its class folders")
+  check_resize(resize_to, total)
   bar = progress_factory(total, "read") if progress_factory else None
   decoded: dict[str, tuple[list[np.ndarray], list[int], list[str]]] = {}
   failures: list[FailedInput] = []
@@ -133,6 +167,13 @@ def read_folder(root: Path, *, resize_to: tuple[int, int] | None,
     decoded[split] = (images, [entries[i][1] for i in good], [names[i] for i in good])
     failures += failed
     windows += used
+    # An empty class folder is not an error (val/test may lack a class), but it is reported.
+    present = {label for _, label in entries}
+    folder = tree.split_folders[split]
+    for label, cls in enumerate(class_names):
+      if label not in present and (folder / cls).is_dir():
+        failures.append(FailedInput(f"{(folder / cls).relative_to(root).as_posix()}/", split,
+                                    "empty class folder (no files)"))
   if bar:
     bar.close()
   # One size for all (the most common; ties: the first seen), one channel count.
@@ -144,6 +185,7 @@ def read_folder(root: Path, *, resize_to: tuple[int, int] | None,
   best = max(sizes.values())
   size = next(image.shape[:2] for image in all_images if sizes[image.shape[:2]] == best)
   channels = 1 if all(image.shape[-1] == 1 for image in all_images) else 3
+  converted = sum(image.shape[-1] != channels for image in all_images)
   splits = {}
   for split, (images, labels, names) in decoded.items():
     keep_images, keep_labels = [], []
@@ -163,6 +205,8 @@ def read_folder(root: Path, *, resize_to: tuple[int, int] | None,
       (p.relative_to(root).as_posix() for p, _ in entries))}
   failures.sort(key=lambda f: order.get(f.path, len(order)))
   preprocessing = _preprocessing(resize_to, channels)
+  if converted:  # mixed grayscale and RGB inputs: say so, the model sees them all as RGB
+    preprocessing["grayscale_converted_to_rgb"] = int(converted)
   if sum(windows.values()):
     preprocessing["dicom"] = _window_record(window, windows)
   return SourceData(root.resolve().name, "folder", tuple(class_names), splits, failures,
@@ -202,6 +246,7 @@ def read_npz(path: Path, *, resize_to: tuple[int, int] | None, progress_factory=
     if ds is None:
       continue
     images = ds.images
+    check_resize(resize_to, len(images), images.shape[-1])
     if resize_to is not None and images.shape[1:3] != tuple(resize_to):
       bar = progress_factory(len(images), f"resize {split}") if progress_factory else None
       resized = []

@@ -8,8 +8,8 @@ else the last one in workdir/checkpoints/). No key is stored there.
 `predict` classifies either an encrypted dataset directory (as stored, no
 key needed) or plain image files, which it first encrypts with the owner's
 key exactly as the training data were encrypted: same key file (checked by
-fingerprint), scheme and options; with per-image keys, the i-th file gets the
-test split's key i.
+fingerprint), scheme and options; with per-image keys, the files get keys
+of their own under a fresh dataset nonce (never the test split's keys).
 """
 
 from __future__ import annotations
@@ -69,32 +69,90 @@ def load_trained_model(checkpoint: str | os.PathLike) -> TrainedModel:
   if not results_path.is_file():
     raise OwnerError(f"{checkpoint} is not a finished training workdir (no results.json): pass "
                      "the --workdir of train.py")
-  results = json.loads(results_path.read_text())
+  try:
+    results = json.loads(results_path.read_text(encoding="utf-8"))
+  except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+    raise OwnerError(f"{results_path} is not valid JSON ({encrypted_dir.printable(e)}); the "
+                     "training run did not finish writing it: rerun train.py") from None
+  if not isinstance(results, dict):
+    raise OwnerError(f"{results_path} is not a training results object")
   missing = [k for k in ("encryption", "num_classes", "image_shape", "block_size", "config")
              if k not in results]
   if missing:
     raise OwnerError(f"{results_path} lacks {missing}: it was written by an older lie_jax; "
                      "retrain to use predict")
+  check_results(results, results_path)
   config = ml_collections.ConfigDict(results["config"])
   if config.model.adaptation == "morph":
     raise OwnerError("models with the morph adaptation need the key-dependent first layer; "
                      "predict does not support them")
   model_options = dict(results["config"]["model"].get("options") or {})  # plain JSON
-  model = models.build_model(
-      backbone=config.model.backbone, adaptation=config.model.adaptation,
-      num_classes=int(results["num_classes"]), image_shape=tuple(results["image_shape"]),
-      block_size=int(results["block_size"]), rngs=nnx.Rngs(config.seed), **model_options)
+  try:
+    model = models.build_model(
+        backbone=config.model.backbone, adaptation=config.model.adaptation,
+        num_classes=int(results["num_classes"]), image_shape=tuple(results["image_shape"]),
+        block_size=int(results["block_size"]), rngs=nnx.Rngs(config.seed), **model_options)
+  except (ValueError, TypeError, KeyError, AttributeError) as e:
+    raise OwnerError(f"{results_path}: cannot rebuild the model it describes "
+                     f"({encrypted_dir.printable(e)[:200]})") from None
   for folder in ("best", "checkpoints"):
-    if (workdir / folder).is_dir():
+    if (workdir / folder).is_dir() and not (workdir / folder).is_symlink():
       ckpts = checkpoints.Checkpoints(workdir / folder)
-      step = ckpts.latest_step()
-      if step is not None:
-        ckpts.restore(step, {"model": model})
+      try:
+        step = ckpts.latest_step()
+        if step is not None:
+          ckpts.restore(step, {"model": model})
+          model.eval()
+          return TrainedModel(model, results, int(step))
+      except (ValueError, TypeError, KeyError, OSError) as e:
+        raise OwnerError(f"{workdir / folder}: the checkpoint does not match the model that "
+                         f"results.json describes ({encrypted_dir.printable(e)[:200]})") from None
+      finally:
         ckpts.close()
-        model.eval()
-        return TrainedModel(model, results, int(step))
-      ckpts.close()
   raise OwnerError(f"{workdir} holds no checkpoint (best/ or checkpoints/)")
+
+
+def check_results(results: dict[str, Any], where: Path) -> None:
+  """Checks the fields of results.json that predict uses (types, ranges, class names).
+
+  Raises:
+    OwnerError: naming the bad field.
+  """
+  def require(ok: bool, field: str, what: str) -> None:
+    if not ok:
+      raise OwnerError(f"{where}: field {field!r} must be {what}")
+
+  def is_int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+  require(is_int(results["num_classes"]) and 1 <= results["num_classes"] <= 100_000,
+          "num_classes", "a positive integer")
+  shape = results["image_shape"]
+  require(isinstance(shape, list) and len(shape) == 3 and all(is_int(s) and s > 0 for s in shape)
+          and max(shape) <= encrypted_dir.MAX_SIDE, "image_shape", "[H, W, C] positive integers")
+  require(is_int(results["block_size"]) and results["block_size"] >= 1, "block_size",
+          "a positive integer")
+  enc = results["encryption"]
+  require(isinstance(enc, dict) and isinstance(enc.get("scheme"), str), "encryption",
+          "an object with a scheme")
+  require(isinstance(enc.get("options") or {}, dict), "encryption.options", "an object")
+  nonce = enc.get("nonce")
+  require(nonce is None or (isinstance(nonce, str) and len(nonce) >= 32 and len(nonce) % 2 == 0
+                            and all(c in "0123456789abcdef" for c in nonce)),
+          "encryption.nonce", "at least 16 bytes as lowercase hex")
+  config = results["config"]
+  require(isinstance(config, dict) and isinstance(config.get("model"), dict)
+          and isinstance(config["model"].get("options") or {}, dict), "config.model",
+          "an object")
+  names = results.get("label_names", [str(i) for i in range(results["num_classes"])])
+  require(isinstance(names, list) and len(names) == results["num_classes"], "label_names",
+          "num_classes names")
+  for i, name in enumerate(names):
+    try:
+      encrypted_dir.check_label_name(name, f"label_names[{i}]")
+    except ValueError as e:
+      raise OwnerError(f"{where}: {e}") from None
+  results["label_names"] = names
 
 
 def _logits(model, images: np.ndarray, *, progress: bool = True) -> np.ndarray:
@@ -160,13 +218,20 @@ def _check_same_cipher(trained: dict[str, Any], found: dict[str, Any], what: str
 
 
 def predict_encrypted_dir(trained: TrainedModel, directory: str | os.PathLike, *,
-                          splits: Sequence[str] | None = None,
+                          splits: Sequence[str] | None = None, secret: keys.SecretKey | None = None,
                           progress: bool = True) -> Predictions:
-  """Predicts every image of an encrypted dataset directory (no key needed)."""
+  """Predicts every image of an encrypted dataset directory (no key needed).
+
+  Without a key the shards' checksums are verified; with `secret` the
+  manifest's MAC is verified too (refusing an edited manifest).
+  """
+  from lie_jax.owner import dataset  # pylint: disable=g-import-not-at-top
   try:
     manifest = encrypted_dir.read_manifest(directory)
   except (ValueError, FileNotFoundError) as e:
     raise OwnerError(str(e)) from None
+  if secret is not None:
+    dataset.verify_manifest(manifest, secret, Path(directory))
   _check_same_cipher(trained.results["encryption"], manifest["cipher"], str(directory))
   if list(manifest["image_shape"]) != list(trained.results["image_shape"]):
     raise OwnerError(f"{directory} holds {manifest['image_shape']} images; the model takes "
@@ -181,6 +246,8 @@ def predict_encrypted_dir(trained: TrainedModel, directory: str | os.PathLike, *
       images, split_labels, indices = encrypted_dir.read_split(directory, split, manifest)
     except ValueError as e:
       raise OwnerError(str(e)) from None
+    if not len(indices):
+      raise OwnerError(f"{directory}: the {split} split is empty; nothing to predict")
     ids += [f"{split}/{i}" for i in indices]
     logits.append(_logits(trained.model, images, progress=progress))
     labels.append(split_labels)
@@ -234,9 +301,19 @@ def predict_files(trained: TrainedModel, paths: Sequence[str | os.PathLike], *,
     return Predictions([], failures, [])
   batch = np.stack(images)
   if enc["scheme"] != "none":
-    cipher = encryption.key_file_cipher(secret, enc["scheme"], image_shape=shape,
-                                        options=enc.get("options") or {},
-                                        per_image_keys=bool(enc.get("per_image_keys")))
+    per_image = bool(enc.get("per_image_keys"))
+    # Per-image keys: a model trained across many keys takes any, so these files get keys of
+    # their own under a fresh nonce, never the keys of the test split (or of an earlier call).
+    # One shared key: the model learned that key, so the training data's nonce is reused.
+    nonce = (keys.new_nonce() if per_image else
+             bytes.fromhex(enc["nonce"]) if enc.get("nonce") else None)
+    try:
+      cipher = encryption.key_file_cipher(secret, enc["scheme"], image_shape=shape,
+                                          options=enc.get("options") or {},
+                                          per_image_keys=per_image, nonce=nonce)
+    except (ValueError, TypeError) as e:
+      raise OwnerError(f"cannot rebuild the training encryption from results.json ({e})"
+                       ) from None
     batch = dataset.apply_cipher(cipher.encrypt, batch, np.arange(len(batch), dtype=np.int64),
                                  "test")
   rows, columns = _rows([files[i][1] for i in good],
@@ -245,10 +322,26 @@ def predict_files(trained: TrainedModel, paths: Sequence[str | os.PathLike], *,
   return Predictions(rows, failures, columns)
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+  """A cell a spreadsheet will not run: text starting with = + - @ tab or CR gets a leading ',
+  and control characters (a file name may hold any) are escaped as \\t, \\r, \\x1b, ...
+
+  Numbers (probabilities, labels) are written as they are.
+  """
+  if not isinstance(value, str):
+    return value
+  return ("'" if value.startswith(_FORMULA_START) else "") + encrypted_dir.printable(value)
+
+
 def write_csv(path: str | os.PathLike, predictions: Predictions) -> None:
-  """Writes the rows atomically as CSV (header from `predictions.columns`)."""
+  """Writes the rows atomically as CSV (header from `predictions.columns`), cells escaped."""
   buffer = io.StringIO()
-  writer = csv.DictWriter(buffer, fieldnames=predictions.columns or ["id"], lineterminator="\n")
-  writer.writeheader()
-  writer.writerows(predictions.rows)
+  columns = predictions.columns or ["id"]
+  writer = csv.writer(buffer, lineterminator="\n")
+  writer.writerow([csv_cell(c) for c in columns])
+  for row in predictions.rows:
+    writer.writerow([csv_cell(row.get(c, "")) for c in columns])
   encrypted_dir.atomic_write(Path(path), buffer.getvalue().encode("utf-8"), mode=0o600)

@@ -32,6 +32,7 @@ from tqdm import tqdm
 from lie_jax import ciphers
 from lie_jax import data
 from lie_jax import models
+from lie_jax.data import encrypted_dir
 from lie_jax.training import checkpoints
 from lie_jax.training import encryption
 from lie_jax.training import metrics as metrics_lib
@@ -159,18 +160,50 @@ def _evaluate(model, eval_step, mesh: _Mesh, split: data.ArrayDataset, name: str
 
 
 def _append_jsonl(path: str, record: dict[str, Any]) -> None:
-  with open(path, "a") as f:
-    f.write(json.dumps(record) + "\n")
+  """Appends one record by writing the whole new file atomically (temporary file, fsync,
+  rename): a crash leaves the old file or the new one, never a torn last line. The file holds
+  one line per evaluation, so rewriting it costs nothing that matters."""
+  old = b""
+  if os.path.exists(path):
+    with open(path, "rb") as f:
+      old = f.read()
+  encrypted_dir.atomic_write(path, old + (json.dumps(record) + "\n").encode())
 
 
 def _truncate_jsonl(path: str, max_step: int) -> None:
   """Drops records after `max_step` (written by a run that died before its next checkpoint)."""
   if not os.path.exists(path):
     return
+  keep = []
   with open(path) as f:
-    keep = [line for line in f if line.strip() and json.loads(line)["step"] <= max_step]
-  with open(path, "w") as f:
-    f.writelines(keep)
+    for line in f:
+      try:
+        if line.strip() and json.loads(line)["step"] <= max_step:
+          keep.append(line)
+      except (ValueError, KeyError, TypeError):
+        continue  # a torn line from an older, non-atomic writer
+  encrypted_dir.atomic_write(path, "".join(keep).encode())
+
+
+def _check_key_origin(config: ml_collections.ConfigDict) -> None:
+  """Refuses experiment keys (derived from the seed) on anything but the bundled public data.
+
+  Seed keys are reproducible by anyone who reads the config: fine for the bundled
+  PneumoniaMNIST, never for real patients. `config.cipher.allow_seed_keys = True` says
+  explicitly that the data are public.
+  """
+  if (config.cipher.name in (encryption.PLAIN, encryption.FROM_MANIFEST)
+      or config.cipher.get("secret_file") or config.cipher.get("allow_seed_keys", False)):
+    return
+  name, path, source = config.data.name, config.data.get("path"), config.data.get("source")
+  bundled = name in data.BUNDLED_DATASETS and source in ("auto", "npz") and (
+      not path or os.path.realpath(path) == os.path.realpath(data.bundled_path(name)))
+  if not bundled:
+    raise ValueError(
+        f"config.cipher.secret_file is not set, so the {config.cipher.name} keys would be "
+        "derived from the run's seed, which anyone with the config can repeat; that is for the "
+        "bundled public dataset only. Use a key file (`lie-jax keygen`), or set "
+        "config.cipher.allow_seed_keys=True if these data are public")
 
 
 def _as_dict(options: Any) -> dict[str, Any]:
@@ -217,6 +250,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   if data_cipher is not None:  # encrypted by the data owner: no key here, no second encryption
     encoder = encryption.encrypted_data_encoder(config.cipher, data_cipher)
   else:
+    _check_key_origin(config)
     encoder = encryption.make_input_encoder(config.cipher, image_shape=image_shape,
                                             seed=config.seed)
   block_size = encoder.options.get("block_size", config.cipher.block_size)
@@ -309,6 +343,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       "encryption": {"scheme": encoder.scheme, "options": encoder.options,
                      "per_image_keys": encoder.per_image_keys,
                      "key_fingerprint": encoder.key_fingerprint,
+                     # The dataset nonce the keys were derived under (None: no nonce).
+                     "nonce": (data_cipher or {}).get("nonce", getattr(encoder, "nonce", None)),
                      "encrypted_by": "data owner" if encoder.pre_encrypted else "trainer"},
       "num_classes": splits.num_classes,
       "label_names": list(splits.label_names),
@@ -325,8 +361,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     plain = _evaluate(model, eval_step, mesh, splits.test, "test", eval_bs, plain=True)
     results["test_accuracy_plain_inputs"] = plain["accuracy"]
     results["test_auc_plain_inputs"] = plain["auc"]
-  with open(os.path.join(workdir, "results.json"), "w") as f:
-    json.dump(results, f, indent=1)
+  encrypted_dir.atomic_write(os.path.join(workdir, "results.json"),
+                                  (json.dumps(results, indent=1) + "\n").encode())
   ckpts.close()
   best_ckpt.close()
   return results
