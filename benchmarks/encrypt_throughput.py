@@ -4,7 +4,9 @@ For 32x32x3 and 28x28x1 batches of random images (10,000 by default) and every
 scheme, measures in one run, on the same data:
   - the jitted shared-key path (`encrypt(cipher_key, images)`),
   - the per-image-key path (`encrypt_per_image(key, images)`: key generation
-    for every image included), for the schemes that have one,
+    for every image included), for the schemes that have one, both with
+    jax's default threefry key and with a ChaCha20 key (`lie_jax.chacha`, what
+    key files give): the cost of the cryptographic generator (issue 17),
   - the independent NumPy reference of the same scheme (tests/numpy_reference.py),
 and prints images/s with the jit / NumPy ratio. The floors (issue 16) are on
 LE: jitted >= 5x NumPy on 32x32x3 and >= 2x on 28x28x1; the other schemes
@@ -34,6 +36,7 @@ import jax
 import numpy as np
 
 import lie_jax
+from lie_jax import chacha
 from lie_jax import ciphers
 from tests import numpy_reference as ref
 
@@ -132,6 +135,7 @@ def run(num_images: int, repeats: int, schemes: list[str], seed: int = 0) -> dic
       options, reference = CASES[scheme]
       record = ciphers.get_scheme(scheme)
       prng = jax.random.key(seed)
+      chacha_prng = chacha.key_from_bytes(seed.to_bytes(32, "little"))
       cipher_key = record.generate_key(prng, image_shape=shape, **options)
       # Correctness first: the JAX output must equal the reference on these images.
       out = _np(record.encrypt(cipher_key, on_device))
@@ -146,8 +150,10 @@ def run(num_images: int, repeats: int, schemes: list[str], seed: int = 0) -> dic
       }
       if record.per_image_keys:
         fns["per_image"] = lambda: record.encrypt_per_image(prng, on_device, **options)
+        fns["per_image_chacha"] = lambda: record.encrypt_per_image(chacha_prng, on_device,
+                                                                   **options)
       t = best_times(fns, repeats)
-      per_image_s = t.get("per_image")
+      per_image_s, chacha_s = t.get("per_image"), t.get("per_image_chacha")
       row = {
           "shape": list(shape),
           "scheme": scheme,
@@ -155,6 +161,7 @@ def run(num_images: int, repeats: int, schemes: list[str], seed: int = 0) -> dic
                       for k, v in record.check_options(options).items()},
           "jax_shared_images_per_s": num_images / t["shared"],
           "jax_per_image_images_per_s": per_image_s and num_images / per_image_s,
+          "jax_per_image_chacha_images_per_s": chacha_s and num_images / chacha_s,
           "numpy_images_per_s": num_images / t["numpy"],
           "jit_vs_numpy": t["numpy"] / t["shared"],
       }
@@ -167,8 +174,9 @@ def run(num_images: int, repeats: int, schemes: list[str], seed: int = 0) -> dic
                      + (f" --repeats {repeats}" if repeats != DEFAULT_REPEATS else "")}
 
 
-HEADER = ("| shape | scheme | jit shared img/s | per-image img/s | NumPy img/s | jit / NumPy |\n"
-          "|---|---|---:|---:|---:|---:|")
+HEADER = ("| shape | scheme | jit shared img/s | per-image img/s (threefry) "
+          "| per-image img/s (ChaCha20) | NumPy img/s | jit / NumPy |\n"
+          "|---|---|---:|---:|---:|---:|---:|")
 
 
 def format_row(r: dict[str, Any]) -> str:
@@ -176,6 +184,7 @@ def format_row(r: dict[str, Any]) -> str:
   return (f"| {_shape_name(r['shape'])} | {r['scheme']} "
           f"| {fmt(r['jax_shared_images_per_s'], ',.0f')} "
           f"| {fmt(r['jax_per_image_images_per_s'], ',.0f')} "
+          f"| {fmt(r.get('jax_per_image_chacha_images_per_s'), ',.0f')} "
           f"| {fmt(r['numpy_images_per_s'], ',.0f')} | {fmt(r['jit_vs_numpy'], '.1f')}x |")
 
 

@@ -91,7 +91,7 @@ def _morph_channel_key(nonce) -> list[int]:
   prng = encryption.key_file_prng_key(SECRET, scheme="morph", image_shape=(8, 8, 3),
                                       options=encryption.scheme_options("morph"), nonce=nonce)
   key = ciphers.get_scheme("morph").generate_key(prng, image_shape=(8, 8, 3))
-  return [int(w) for w in np.asarray(key.channel_key)]
+  return [int(w) for w in np.asarray(jax.random.key_data(key.channel_key))]
 
 
 # ChaCha20 key words of derive_prng_key(SECRET, scheme="le", image_shape=(8, 8, 3),
@@ -104,8 +104,10 @@ KEY_WORDS = {
 }
 
 MORPH_CHANNEL_KEY = {
-    None: [2564019015, 3292602181],
-    NONCE: [3628116133, 925139432],
+    None: [2564019015, 3292602181, 4084308490, 1207106476, 3179376303, 3199928358, 1119960583,
+           774872101],
+    NONCE: [3628116133, 925139432, 2245567530, 2871268314, 4243335349, 1778992645, 3810982251,
+            797610887],
 }
 
 # sha256 (first 128 bits) of "<dtype>[shape]" + the little-endian bytes of the ciphertexts of

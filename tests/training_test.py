@@ -144,3 +144,46 @@ def test_steps_check_the_batch_they_are_handed():
     eval_step(model, images.astype(np.float32), indices, "test")
   with pytest.raises(AssertionError):  # one index per image
     eval_step(model, images, np.arange(3, dtype=np.int32), "test")
+
+
+def test_key_file_runs_draw_a_nonce_kept_for_resume_and_unique_per_run(tmp_path):
+  """On-device keys from a key file are mixed with a per-run nonce: two runs never share keys,
+  a resumed run keeps its own, and the owner can rebuild them from results.json's nonce."""
+  from lie_jax import keys
+  from lie_jax.data import encryption as data_encryption
+  from lie_jax.training import encryption
+  from lie_jax.training import train_and_evaluate
+  key_file = tmp_path / "owner.key"
+  secret = keys.write_key_file(key_file)
+  runs = {}
+  for run in ("a", "b"):
+    config = tiny_config("pe", "pixel", num_steps=2, eval_every_steps=2)
+    config.cipher.secret_file, config.cipher.per_image_keys = str(key_file), True
+    results = train_and_evaluate(config, str(tmp_path / run))
+    nonce = (tmp_path / run / "encryption_nonce").read_text().strip()
+    assert len(bytes.fromhex(nonce)) >= keys.MIN_NONCE_BYTES
+    assert results["encryption"]["nonce"] == nonce
+    runs[run] = (config, nonce)
+  assert runs["a"][1] != runs["b"][1]
+  # Resume keeps the nonce (a later run with more steps would otherwise change its keys).
+  train_and_evaluate(runs["a"][0], str(tmp_path / "a"))
+  assert (tmp_path / "a" / "encryption_nonce").read_text().strip() == runs["a"][1]
+  # The encoder with a run's nonce equals the owner's cipher under that nonce; two runs differ.
+  images = np.random.default_rng(0).integers(0, 256, (4, 28, 28, 1), np.uint8)
+  indices = np.arange(4, dtype=np.int32)
+  encoded = {}
+  for run, (config, nonce) in runs.items():
+    encoder = encryption.make_input_encoder(config.cipher, image_shape=(28, 28, 1), seed=0,
+                                            nonce=bytes.fromhex(nonce))
+    owner = data_encryption.key_file_cipher(secret, "pe", image_shape=(28, 28, 1),
+                                            options=encoder.options, per_image_keys=True,
+                                            nonce=bytes.fromhex(nonce))
+    encoded[run] = np.rint(np.asarray(encoder.encode(images, indices, "train")) * 255)
+    np.testing.assert_array_equal(encoded[run], np.asarray(owner.encrypt(images, indices,
+                                                                         "train")))
+  assert not np.array_equal(encoded["a"], encoded["b"])
+  with pytest.raises(ValueError, match="nonce"):
+    encryption.make_input_encoder(runs["a"][0].cipher, image_shape=(28, 28, 1), seed=0)
+  (tmp_path / "a" / "encryption_nonce").write_text("not hex")
+  with pytest.raises(ValueError, match="encryption_nonce"):
+    train_and_evaluate(runs["a"][0], str(tmp_path / "a"))

@@ -42,7 +42,8 @@ class MorphKey:
 
   Attributes:
     core: [m, m] float32 orthogonal core of the block-diagonal morphing matrix.
-    channel_key: [2] uint32, seeds the secret output-channel permutation.
+    channel_key: PRNG key of the secret output-channel permutation (same impl and
+      width as the key drawn from: 256-bit ChaCha20 for key files).
     geometry: channels and image shape (block size 1).
     copies: number of core copies on M's diagonal.
   """
@@ -76,8 +77,7 @@ def generate_key(key: jax.Array, *, image_shape: tuple[int, int, int], copies: i
   k_core, k_chan = jax.random.split(key)
   q, r = jnp.linalg.qr(jax.random.normal(k_core, (m, m), jnp.float32))
   core = q * jnp.sign(jnp.diagonal(r))[None, :]  # sign fix makes Q Haar-distributed
-  return MorphKey(core=core, channel_key=jax.random.key_data(k_chan).reshape(-1)[:2]
-                  .astype(jnp.uint32), geometry=geometry, copies=int(copies))
+  return MorphKey(core=core, channel_key=k_chan, geometry=geometry, copies=int(copies))
 
 
 def _morph_one(cipher_key: MorphKey, image: jax.Array) -> jax.Array:
@@ -119,8 +119,8 @@ def decrypt(cipher_key: MorphKey, vectors: ArrayLike) -> jax.Array:
 
 def channel_permutation(cipher_key: MorphKey, num_channels: int) -> jax.Array:
   """The secret [num_channels] permutation of the augmented layer's output channels."""
-  key = jax.random.wrap_key_data(cipher_key.channel_key, impl="threefry2x32")
-  return jax.random.permutation(jax.random.fold_in(key, num_channels), num_channels)
+  return jax.random.permutation(jax.random.fold_in(cipher_key.channel_key, num_channels),
+                                num_channels)
 
 
 def nominal_key_space_bits(*, image_shape: tuple[int, int, int], copies: int = 1) -> float:

@@ -51,6 +51,8 @@ class InputEncoder:
     per_image_keys: whether image i of a split has its own key.
     pre_encrypted: the images arrive encrypted (by the data owner) and
       `encode` only scales them.
+    nonce: hex of the nonce mixed into a key file's keys (a fresh one per
+      run, or the data owner's dataset nonce); None for seed keys and plain.
   """
 
   scheme: str
@@ -60,6 +62,7 @@ class InputEncoder:
   options: dict[str, Any] = dataclasses.field(default_factory=dict)
   per_image_keys: bool = False
   pre_encrypted: bool = False
+  nonce: str | None = None
 
 
 def _as_dict(options: Any) -> dict[str, Any]:
@@ -70,13 +73,16 @@ def _as_dict(options: Any) -> dict[str, Any]:
 
 
 def _prng_key(cipher_config, seed: int, scheme: str, image_shape: tuple[int, int, int],
-              options: Mapping[str, Any]) -> tuple[jax.Array, str]:
+              options: Mapping[str, Any], nonce: bytes | None) -> tuple[jax.Array, str]:
   """(PRNG key, its public origin): from the key file, else an experiment key from `seed`."""
   secret_file = cipher_config.get("secret_file")
   if secret_file:
+    if nonce is None:
+      raise ValueError("a key file's keys need a nonce: pass make_input_encoder(nonce="
+                       "lie_jax.keys.new_nonce()) and keep it to resume the run")
     secret = keys.read_key_file(secret_file)
     prng = encryption.key_file_prng_key(secret, scheme=scheme, image_shape=image_shape,
-                                        options=options)
+                                        options=options, nonce=nonce)
     return prng, secret.fingerprint
   return jax.random.fold_in(jax.random.key(seed), 0x11E), "seed"
 
@@ -92,25 +98,35 @@ def _to_float(x: ArrayLike) -> jax.Array:
 
 
 def make_input_encoder(cipher_config, *, image_shape: tuple[int, int, int],
-                       seed: int) -> InputEncoder:
+                       seed: int, nonce: bytes | None = None) -> InputEncoder:
   """Builds the encoder for `config.cipher` (fields: name, block_size,
   per_image_keys, secret_file, options).
 
+  Args:
+    cipher_config: `config.cipher`.
+    image_shape: (H, W, C) of the images.
+    seed: the run's seed (experiment keys, when no key file is named).
+    nonce: with a key file, the run's nonce (`lie_jax.keys.new_nonce()`: draw
+      one per run and keep it for resuming), mixed into every key so that no
+      two runs (nor a run and an owner-encrypted dataset) share keys. Ignored
+      for seed keys.
+
   Raises:
-    ValueError: unknown scheme or option, or per-image keys for a scheme without them.
+    ValueError: unknown scheme or option, per-image keys for a scheme without
+      them, or a key file without a nonce.
   """
   scheme = cipher_config.name
   if scheme == PLAIN:
     return InputEncoder(PLAIN, lambda images, indices, split: _to_float(images), None, None)
   options = encryption.scheme_options(scheme, block_size=cipher_config.get("block_size"),
                                       options=_as_dict(cipher_config.get("options")))
-  prng, fingerprint = _prng_key(cipher_config, seed, scheme, image_shape, options)
+  prng, fingerprint = _prng_key(cipher_config, seed, scheme, image_shape, options, nonce)
   per_image_keys = bool(cipher_config.get("per_image_keys", False))
   cipher = encryption.make_cipher(scheme, prng, image_shape=image_shape, options=options,
                                   per_image_keys=per_image_keys)
   return InputEncoder(scheme, lambda images, indices, split: _to_float(
       cipher.encrypt(images, indices, split)), cipher.cipher_key, fingerprint, options,
-                      per_image_keys)
+                      per_image_keys, nonce=nonce.hex() if fingerprint != "seed" else None)
 
 
 def encrypted_data_cipher(data_config) -> dict[str, Any] | None:
@@ -152,4 +168,5 @@ def encrypted_data_encoder(cipher_config, data_cipher: dict[str, Any]) -> InputE
                      "the server trains without the key (remove secret_file)")
   return InputEncoder(scheme, lambda images, indices, split: _to_float(images), None,
                       data_cipher.get("key_fingerprint"), options,
-                      bool(data_cipher.get("per_image_keys", False)), pre_encrypted=True)
+                      bool(data_cipher.get("per_image_keys", False)), pre_encrypted=True,
+                      nonce=data_cipher.get("nonce"))

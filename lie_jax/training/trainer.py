@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 from lie_jax import ciphers
 from lie_jax import data
+from lie_jax import keys
 from lie_jax import models
 from lie_jax.data import encrypted_dir
 from lie_jax.training import checkpoints
@@ -206,6 +207,38 @@ def _check_key_origin(config: ml_collections.ConfigDict) -> None:
         "config.cipher.allow_seed_keys=True if these data are public")
 
 
+NONCE_FILE = "encryption_nonce"
+
+
+def _run_nonce(workdir: str) -> bytes:
+  """The run's key-file nonce: drawn fresh (OS CSPRNG) on the first start, read back on resume.
+
+  Each run's on-device keys are then unrelated to every other run's and every
+  owner-encrypted dataset's under the same key file. The nonce is public (it
+  is also written to results.json); losing it only means the owner cannot
+  encrypt new images for this run's model.
+
+  Raises:
+    ValueError: the file exists but does not hold a hex nonce of the expected length.
+  """
+  path = os.path.join(workdir, NONCE_FILE)
+  if os.path.lexists(path):
+    if os.path.islink(path) or not os.path.isfile(path):
+      raise ValueError(f"{path}: not a regular file")
+    with open(path, "rb") as f:
+      text = f.read(256).decode("ascii", errors="replace").strip()
+    try:
+      nonce = bytes.fromhex(text)
+    except ValueError:
+      nonce = b""
+    if len(nonce) < keys.MIN_NONCE_BYTES or len(nonce) > 64:
+      raise ValueError(f"{path}: not a hex nonce of {keys.MIN_NONCE_BYTES}..64 bytes")
+    return nonce
+  nonce = keys.new_nonce()
+  encrypted_dir.atomic_write(path, (nonce.hex() + "\n").encode())
+  return nonce
+
+
 def _as_dict(options: Any) -> dict[str, Any]:
   if not options:
     return {}
@@ -251,8 +284,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     encoder = encryption.encrypted_data_encoder(config.cipher, data_cipher)
   else:
     _check_key_origin(config)
+    nonce = _run_nonce(workdir) if config.cipher.get("secret_file") else None
     encoder = encryption.make_input_encoder(config.cipher, image_shape=image_shape,
-                                            seed=config.seed)
+                                            seed=config.seed, nonce=nonce)
   block_size = encoder.options.get("block_size", config.cipher.block_size)
   model = models.build_model(
       backbone=config.model.backbone, adaptation=config.model.adaptation,
@@ -344,7 +378,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                      "per_image_keys": encoder.per_image_keys,
                      "key_fingerprint": encoder.key_fingerprint,
                      # The dataset nonce the keys were derived under (None: no nonce).
-                     "nonce": (data_cipher or {}).get("nonce", getattr(encoder, "nonce", None)),
+                     "nonce": encoder.nonce,
                      "encrypted_by": "data owner" if encoder.pre_encrypted else "trainer"},
       "num_classes": splits.num_classes,
       "label_names": list(splits.label_names),
