@@ -19,6 +19,7 @@ from typing import Any, Callable
 import lie_jax
 from benchmarks import encrypt_throughput
 from benchmarks import train_overhead
+from lie_jax.attacks import report as attacks_report
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "benchmarks", "results")
@@ -48,21 +49,58 @@ def _machine(m: dict) -> str:
           f"{m['jax_backend']} ({m['jax_device']}), lie_jax {m['lie_jax_version']}")
 
 
-def accuracy_section(result: dict) -> str:
-  rows = ["| run (scheme,adaptation[,backbone]) | backbone | test accuracy | test AUC | "
-          "plain-input accuracy | best val accuracy | steps | wall time | command |",
-          "|---|---|---:|---:|---:|---:|---:|---:|---|"]
+def _config_of(run: str) -> str:
+  return ",".join(f for f in run.split(",") if not f.startswith("seed="))
+
+
+def accuracy_groups(result: dict) -> list[dict[str, Any]]:
+  """The rows of an accuracy results file grouped by configuration (the run spec without its
+  seed), first-seen order: n (seeds), mean and spread (sample standard deviation, 0 for one
+  seed) of test accuracy, test AUC, plain-input and best validation accuracy; the other
+  fields from the row of the lowest seed; wall time averaged."""
+  import numpy as np
+
+  groups: dict[str, list[dict]] = {}
   for r in result["results"]:
-    plain = r.get("test_accuracy_plain_inputs")
-    rows.append(f"| {r['run']} | {r.get('backbone', '')} | {r['test_accuracy']:.3f} | "
-                f"{r['test_auc']:.3f} | "
-                f"{'' if plain is None else f'{plain:.3f}'} | {r['best_val_accuracy']:.3f} | "
+    groups.setdefault(r.get("config") or _config_of(r["run"]), []).append(r)
+  out = []
+  for config, rows in groups.items():
+    first = min(rows, key=lambda r: r.get("seed", 0))
+    row = {**first, "config": config, "n": len(rows),
+           "seeds": sorted(r.get("seed", 0) for r in rows)}
+    for metric in ("test_accuracy", "test_auc", "test_accuracy_plain_inputs",
+                   "best_val_accuracy"):
+      values = [r[metric] for r in rows if r.get(metric) is not None]
+      row[f"{metric}_mean"] = float(np.mean(values)) if values else None
+      row[f"{metric}_std"] = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+    row["wall_s"] = float(np.mean([r["wall_s"] for r in rows]))
+    out.append(row)
+  return out
+
+
+def _mean_spread(row: dict, metric: str) -> str:
+  mean = row[f"{metric}_mean"]
+  if mean is None:
+    return ""
+  return f"{mean:.3f}" if row["n"] == 1 else f"{mean:.3f} ± {row[f'{metric}_std']:.3f}"
+
+
+def accuracy_section(result: dict) -> str:
+  rows = ["| run (scheme,adaptation[,backbone][,settings]) | backbone | seeds | test accuracy | "
+          "test AUC | plain-input accuracy | best val accuracy | steps | wall time | command |",
+          "|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+  for r in accuracy_groups(result):
+    rows.append(f"| {r['config']} | {r.get('backbone', '')} | {r['n']} | "
+                f"{_mean_spread(r, 'test_accuracy')} | {_mean_spread(r, 'test_auc')} | "
+                f"{_mean_spread(r, 'test_accuracy_plain_inputs')} | "
+                f"{_mean_spread(r, 'best_val_accuracy')} | "
                 f"{r['steps']} | {r['wall_s'] / 60:.1f} min | `{r['command']}` |")
   return (f"## Accuracy on PneumoniaMNIST (test split, encrypted test images)\n\n"
-          f"Machine: {_machine(result['machine'])}. One seed per run; "
+          f"Machine: {_machine(result['machine'])}. Mean ± sample standard deviation over the "
+          f"seeds of each run (seed=S in the run spec; the command shows the first seed); "
           f"`python -m benchmarks.accuracy` made this table. PneumoniaMNIST's test split has "
           f"more normal scans (37.5%) than train and val (26%), so the test accuracy of short "
-          f"single-seed runs moves by several points between checkpoints; the AUC is the "
+          f"runs moves by several points between checkpoints and seeds; the AUC is the "
           f"steadier comparison. Plain-input accuracy: the same model on unencrypted test "
           f"images (reported for PE, whose paper claims it works).\n\n"
           f"![Test accuracy and AUC, plain and every scheme with and without its adaptation "
@@ -99,35 +137,28 @@ def overhead_section(result: dict) -> str:
 
 
 def security_section(result: dict) -> str:
-  def num(value: Any, spec: str) -> str:
-    return "n/a" if value is None else format(value, spec)
-
-  rows = ["| scheme | attack | per-image keys | images | SSIM | PSNR (dB) | block placement "
-          "accuracy | exact | cipher SSIM | cipher PSNR (dB) | prior SSIM | key space (bits) | "
-          "broken |", "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
-  for r in result["results"]:
-    rows.append(f"| {r['scheme']} | {r['attack']} | {'yes' if r['per_image_keys'] else 'no'} | "
-                f"{r['num_images']} | {num(r['ssim_mean'], '.3f')} | "
-                f"{num(r['psnr_mean'], '.1f')} | {num(r.get('placement_accuracy'), '.3f')} | "
-                f"{num(r.get('exact_fraction'), '.2f')} | {num(r['cipher_ssim_mean'], '.3f')} | "
-                f"{num(r['cipher_psnr_mean'], '.1f')} | {num(r.get('prior_ssim_mean'), '.3f')} | "
-                f"{num(r['key_space_bits'], '.0f')} | {'**yes**' if r['breaks'] else 'no'} |")
+  """The security table: `lie_jax.attacks.report.markdown_table` of the results rows."""
   broken = sorted({r["scheme"] for r in result["results"] if r["breaks"]})
   held = sorted({r["scheme"] for r in result["results"]} - set(broken))
   data = f" Data: {result['data']}." if result.get("data") else ""
-  verdict = result.get("verdict_rule", "broken: the attack's verdict in the results file.")
+  verdict = result.get("verdict_rule", "breaks?: the attack's verdict in the results file.")
+  not_run = "".join(f"- {line}\n" for line in result.get("not_run", []))
   return (f"## Security: attacks on each scheme\n\n"
           f"Machine: {_machine(result['machine'])}. Command: `{result['command']}`.{data}\n\n"
           f"SSIM and PSNR: the attack's reconstruction against the plain images (means over the "
-          f"images); exact: the share of images recovered byte for byte; cipher SSIM and PSNR: "
-          f"the encrypted images themselves against the plain ones; prior SSIM: the mean "
-          f"training image against them. Block placement accuracy: the share of blocks a "
-          f"jigsaw attack puts back in place (n/a for other attacks). Key space: effective "
-          f"bits (`lie_jax.ciphers.key_space_bits`); a large key space does not stop these "
-          f"attacks, which search no keys. {verdict}\n\n"
+          f"images); top-1 / top-5 re-id: the share of reconstructions whose own plain image "
+          f"ranks first / in the first five among the victims' plain images (chance in "
+          f"brackets); exact: the share of images recovered byte for byte; known pairs / "
+          f"chosen: the fewest known (plain, cipher) pairs / chosen plaintexts that recover "
+          f"the key exactly; placement and neighbours: the share of blocks a jigsaw attack "
+          f"puts back in place, and of plain adjacencies it restores; cipher SSIM and top-1: "
+          f"the encrypted images themselves; prior SSIM: the mean training image. Key space: "
+          f"effective bits (`lie_jax.ciphers.key_space_bits`); a large key space does not stop "
+          f"these attacks, which search no keys. {verdict}\n\n"
           f"Broken by at least one attack: {', '.join(broken) or 'none'}. "
           f"Not broken by the attacks run here: {', '.join(held) or 'none'}.\n\n"
-          + "\n".join(rows))
+          + attacks_report.markdown_table(result["results"])
+          + (f"\nNot run:\n\n{not_run}" if not_run else ""))
 
 
 # Every results file the report can render, in section order; main() renders those in FILES.
@@ -144,11 +175,12 @@ def accuracy_figure(result: dict, path: str) -> None:
   from matplotlib.figure import Figure  # no pyplot: no global state, no display backend
 
   runs = {}
-  for r in result["results"]:
-    if r["run"].count(",") > 1:  # another backbone (e.g. the plain ViT): in the table only
+  for r in accuracy_groups(result):
+    if r["config"].count(",") > 1:  # other backbones and settings: in the table only
       continue
-    scheme, _, adaptation = r["run"].partition(",")
-    runs[(scheme, "none" if adaptation == "none" else "adapted")] = r
+    scheme, _, adaptation = r["config"].partition(",")
+    runs[(scheme, "none" if adaptation == "none" else "adapted")] = {
+        "test_accuracy": r["test_accuracy_mean"], "test_auc": r["test_auc_mean"]}
   schemes = list(dict.fromkeys(scheme for scheme, _ in runs))  # first-seen order
   labels = {"adapted": "with its adaptation layer", "none": "without adaptation"}
   fig = Figure(figsize=(11, 4.2), layout="constrained")

@@ -6,6 +6,9 @@ SCHEME: none | le | ele | etc | pe | huang2022 | vit | morph | blockwise
 ADAPTATION: none | block | ele | pixel | morph (default: the scheme's own)
 BACKBONE (optional third field): small_resnet (default; vit for the vit scheme) | resnet18 |
   densenet121 | vgg16 | vit, e.g. `none,none,vit` is the plain baseline of the ViT cipher.
+Further fields NAME=VALUE (any order, after SCHEME): keys=shared|per_image (default: the
+  scheme's defining mode: per_image for pe and huang2022), block=B (block size, a divisor of
+  28), seed=S, e.g. `le,block,keys=per_image,block=7,seed=2` (what benchmarks.frontier runs).
 
   python train.py --config configs/pneumoniamnist.py:none,none   --workdir workdir/plain
   python train.py --config configs/pneumoniamnist.py:le,block    --workdir workdir/le_block
@@ -30,9 +33,34 @@ NATIVE_ADAPTATION = {"none": "none",
                      **{name: s.native_adaptation for name, s in ciphers.SCHEMES.items()}}
 
 
+SETTINGS = ("keys", "block", "seed")
+
+
+def parse(arg: str) -> tuple[str, str, str, dict[str, str]]:
+  """`SCHEME[,ADAPTATION[,BACKBONE]][,NAME=VALUE...]` -> (scheme, adaptation, backbone,
+  settings); empty strings for fields not given."""
+  fields = arg.split(",")
+  positional = [f for f in fields if "=" not in f]
+  settings = dict(f.split("=", 1) for f in fields if "=" in f)
+  unknown = sorted(set(settings) - set(SETTINGS))
+  if unknown or len(positional) > 3 or not positional:
+    raise ValueError(f"bad config argument {arg!r}: want SCHEME[,ADAPTATION[,BACKBONE]] then "
+                     f"NAME=VALUE fields with NAME in {SETTINGS}")
+  scheme, adaptation, backbone = (positional + ["", ""])[:3]
+  return scheme, adaptation, backbone, settings
+
+
+def _int_setting(settings: dict[str, str], name: str) -> int | None:
+  if name not in settings:
+    return None
+  try:
+    return int(settings[name])
+  except ValueError:
+    raise ValueError(f"{name}= wants an integer, got {settings[name]!r}") from None
+
+
 def get_config(arg: str = "le,block"):
-  scheme, _, rest = arg.partition(",")
-  adaptation, _, backbone = rest.partition(",")
+  scheme, adaptation, backbone, settings = parse(arg)
   if scheme not in NATIVE_ADAPTATION:
     raise ValueError(f"unknown scheme {scheme!r}; choose one of {sorted(NATIVE_ADAPTATION)}")
   config = default.get_config()
@@ -48,6 +76,14 @@ def get_config(arg: str = "le,block"):
   if scheme in ("pe", "huang2022"):
     # The schemes' defining mode: a fresh key for every image ("no key management").
     config.cipher.per_image_keys = True
+  if settings.get("keys") not in (None, "shared", "per_image"):
+    raise ValueError(f"keys= is 'shared' or 'per_image', got {settings['keys']!r}")
+  if "keys" in settings:
+    config.cipher.per_image_keys = settings["keys"] == "per_image"
+  if _int_setting(settings, "block") is not None:
+    config.cipher.block_size = _int_setting(settings, "block")
+  if _int_setting(settings, "seed") is not None:
+    config.seed = _int_setting(settings, "seed")
   # Flips and small shifts of the plain images (on-device encryption runs after
   # them: the owner-side augmentation of SCHEMES.md), 12 epochs.
   config.data.augment = True

@@ -292,13 +292,22 @@ def test_jigsaw_solves_block_scrambling_of_smooth_images():
                                    block_size=4).mean() < 0.2
 
 
+def test_the_suite_jigsaw_breaks_block_scrambling_alone():
+  """The scheme option for block scrambling alone (ViT without pixel shuffling)."""
+  x = _smooth_images(4, 32)
+  r = attacks.run_attack("jigsaw", "vit", x, key=jax.random.key(5),
+                         options={"block_size": 4, "pixel_shuffling": False})
+  assert r.placement_accuracy > 0.8 and r.neighbour_comparison > 0.8 and r.breaks
+  assert r.details["transforms"] == ["shuffle"]
+
+
 # ------------------------------------------------------------ the registry
 
 
 def test_registry_errors(xrays):
   x = xrays[0][:2]
   with pytest.raises(ValueError, match="unknown attack"):
-    attacks.run_attack("gan", "le", x, key=jax.random.key(0))
+    attacks.run_attack("nope", "le", x, key=jax.random.key(0))
   with pytest.raises(ValueError, match="unknown scheme"):
     attacks.run_attack("jigsaw", "nope", x, key=jax.random.key(0))
   with pytest.raises(ValueError, match="does not apply"):

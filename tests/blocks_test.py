@@ -138,3 +138,23 @@ def test_key_permutations_are_uniform_over_positions():
   expected = len(perms) / 64
   chi2_per_cell = ((counts - expected) ** 2 / expected).sum() / 63 ** 2
   assert 0.8 < chi2_per_cell < 1.2
+
+
+def test_vit_without_pixel_shuffling_only_moves_blocks():
+  """Block scrambling alone: every ciphertext block is a plain block, untouched."""
+  from lie_jax.ciphers import vit
+  x = np.random.default_rng(1).integers(0, 256, (2, 16, 16, 3), dtype=np.uint8)
+  k = vit.generate_key(jax.random.key(4), image_shape=(16, 16, 3), block_size=4,
+                       pixel_shuffling=False)
+  y = np.asarray(vit.encrypt(k, x))
+  blocks_x, blocks_y = np_blockify(x, 4, "hwc"), np_blockify(y, 4, "hwc")
+  perm = np.asarray(k.block_perm)
+  np.testing.assert_array_equal(blocks_y, blocks_x[:, perm])
+  assert sorted(perm.tolist()) == list(range(16)) and (perm != np.arange(16)).any()
+  shuffled = vit.generate_key(jax.random.key(4), image_shape=(16, 16, 3), block_size=4)
+  np.testing.assert_array_equal(shuffled.block_perm, perm)  # the same block permutation
+  space = ciphers.key_space_bits("vit", image_shape=(16, 16, 3), block_size=4,
+                                 pixel_shuffling=False)
+  assert space.nominal_bits == pytest.approx(np.log2(float(np.prod(np.arange(1, 17)))))
+  with pytest.raises(ValueError, match="pixel_shuffling"):
+    vit.generate_key(jax.random.key(4), image_shape=(16, 16, 3), pixel_shuffling="no")

@@ -91,6 +91,16 @@ def world(tmp_path_factory):
           "texts": [gen.stdout, gen.stderr, enc.stdout, enc.stderr]}
 
 
+def test_encrypt_says_how_many_known_images_recover_a_shared_key(world):
+  # LE pools every in-place block: one known X-ray fixes its map (measured independently
+  # by tests/known_plaintext_exact_test.py against brute force).
+  stdout = world["texts"][2]
+  assert ("security: shared key: 1 known (plain, encrypted) image(s) recover this key and "
+          "decrypt every other image of the dataset exactly (measured on 40 of its images"
+          in stdout)
+  assert_no_secret(world["key"], [], [stdout])
+
+
 def test_keygen_mode_0600_prints_only_fingerprint_and_never_overwrites(world):
   key = world["key"]
   assert stat.S_IMODE(key.stat().st_mode) == 0o600

@@ -117,15 +117,24 @@ def test_every_section_states_its_command_and_machine():
 def test_accuracy_section():
   text = report.accuracy_section(ACCURACY)
   backbone = next(r.get("backbone", "") for r in ACCURACY["results"] if r["run"] == "pe,pixel")
-  assert f"| pe,pixel | {backbone} | 0.825 | 0.934 | 0.796 | 0.900 | 584 | 2.0 min | " in text
+  assert f"| pe,pixel | {backbone} | 1 | 0.825 | 0.934 | 0.796 | 0.900 | 584 | 2.0 min | " in text
   assert "`python train.py --config x:le,none`" in text
   assert f"]({report.ACCURACY_FIGURE})" in text
 
 
+def test_accuracy_section_gives_mean_and_spread_over_seeds():
+  rows = [_run("le,block", 0.80, 0.90), _run("le,block,seed=1", 0.84, 0.92),
+          _run("le,block,seed=2", 0.82, 0.94), _run("none,none", 0.85, 0.95)]
+  text = report.accuracy_section({**ACCURACY, "results": rows})
+  # Hand-computed: mean 0.82, sample std 0.02 for accuracy; mean 0.92, std 0.02 for AUC.
+  assert "| le,block |  | 3 | 0.820 ± 0.020 | 0.920 ± 0.020 |" in text
+  assert "| none,none |  | 1 | 0.850 | 0.950 |" in text
+
+
 def test_throughput_section():
   text = report.throughput_section(THROUGHPUT)
-  assert "| 32x32x3 | morph | 110,000 | n/a | 14,000 | 7.9x |" in text
-  assert "| 28x28x1 | le | 110,000 | 160,000 | 14,000 | 7.9x |" in text
+  assert "| 32x32x3 | morph | 110,000 | n/a | n/a | 14,000 | 7.9x |" in text
+  assert "| 28x28x1 | le | 110,000 | 160,000 | n/a | 14,000 | 7.9x |" in text
   assert "LE jitted over NumPy: >= 5x on 32x32x3, >= 2x on 28x28x1" in text
   assert "- PASS le 32x32x3: jit/NumPy 7.9x (floor >= 5x)" in text
   assert "memcpy" not in text
@@ -142,13 +151,17 @@ def test_overhead_section():
 
 def test_security_section():
   text = report.security_section(SECURITY)
-  assert ("| etc | jigsaw | no | 16 | 0.871 | 21.0 | 0.938 | n/a | 0.012 | 8.5 | n/a | 64 | "
-          "**yes** |" in text)
-  assert ("| pe | known_plaintext | yes | 16 | 0.912 | 21.0 | n/a | 0.25 | 0.012 | 8.5 | 0.300 |"
-          in text)
-  assert "| ele | jigsaw | no | 16 | 0.101 | 21.0 | 0.050 | n/a |" in text
+  # The rows are lie_jax.attacks.report.markdown_table's (one table, one place).
+  assert ("| etc | shared | jigsaw | 0.871 | 21.0 | – | – | – | – | – | 0.938 | – | 0.012 | – | "
+          "– | 64 (∞) | **yes** |" in text)
+  assert ("| pe | per image | known_plaintext | 0.912 | 21.0 | – | – | 0.25 | – | – | – | – | "
+          "0.012 | – | 0.300 |" in text)
+  assert "| ele | shared | jigsaw | 0.101 | 21.0 | – | – | – | – | – | 0.050 |" in text
   assert "Broken by at least one attack: etc, pe." in text
   assert "Not broken by the attacks run here: ele." in text
+  assert "Not run" not in text
+  assert "- pe known_plaintext_exact: does not apply" in report.security_section(
+      {**SECURITY, "not_run": ["pe known_plaintext_exact: does not apply"]})
   ruled = report.security_section({**SECURITY, "verdict_rule": "breaks? = yes when X.",
                                    "data": "pneumoniamnist test[:16]"})
   assert "breaks? = yes when X." in ruled and "Data: pneumoniamnist test[:16]." in ruled

@@ -4,9 +4,16 @@ Modules:
   metrics:                 SSIM and PSNR (JAX, batched).
   chosen_plaintext:        Chang & Case key recovery for shared-key block transforms.
   feature_reconstruction:  ciphertext-only FR attacks on PE (basic, advanced).
-  inverse_network:         known-plaintext inverse-transformation network (Flax NNX).
-  jigsaw:                  greedy jigsaw solver against block scrambling.
+  known_plaintext_exact:   exact key-map recovery from known (plain, cipher) pairs for every
+                           shared-key block and pixel scheme, and the fewest pairs it needs.
+  inverse_network:         known-plaintext inverse network trained to convergence, with a
+                           learnable block permutation (Flax NNX).
+  gan:                     the same generator trained adversarially (SIA-GAN style).
+  jigsaw:                  ciphertext-only jigsaw solver: rotation, flip, negative-positive
+                           and colour per piece, global placement; placement and neighbour
+                           comparison scores.
   known_plaintext:         known-plaintext least-squares recovery of morph's matrix.
+  reidentification:        top-k re-identification of reconstructions among candidates.
   suite:                   the registry ATTACKS and `run_attack`.
   report:                  every attack against every scheme: rows, markdown, figures.
 
@@ -24,10 +31,13 @@ Example:
 
 from lie_jax.attacks import chosen_plaintext
 from lie_jax.attacks import feature_reconstruction
+from lie_jax.attacks import gan
 from lie_jax.attacks import inverse_network
 from lie_jax.attacks import jigsaw
 from lie_jax.attacks import known_plaintext
+from lie_jax.attacks import known_plaintext_exact
 from lie_jax.attacks import metrics
+from lie_jax.attacks import reidentification
 from lie_jax.attacks import report
 from lie_jax.attacks import suite
 from lie_jax.attacks.metrics import psnr
@@ -39,6 +49,6 @@ from lie_jax.attacks.suite import run_attack
 
 __all__ = [
     "ATTACKS", "AttackResult", "run_attack", "applicable_attacks", "ssim", "psnr", "metrics",
-    "chosen_plaintext", "feature_reconstruction", "inverse_network", "jigsaw", "known_plaintext",
-    "report", "suite",
+    "chosen_plaintext", "feature_reconstruction", "gan", "inverse_network", "jigsaw",
+    "known_plaintext", "known_plaintext_exact", "reidentification", "report", "suite",
 ]

@@ -104,6 +104,26 @@ def helper_images(image_shape: tuple[int, int, int], *, nibbles: bool = False) -
   return helpers.reshape(len(helpers), *image_shape)
 
 
+def num_helper_images(image_shape: tuple[int, int, int], *, nibbles: bool = False) -> int:
+  """How many chosen plaintexts `helper_images` makes: 1 + ceil(log_base(m)) (>= 2).
+
+  Args:
+    image_shape: (H, W, C).
+    nibbles: count nibble positions (LE, ELE, base 16) instead of bytes (base 256).
+  """
+  n = math.prod(image_shape)
+  return 1 + (_digits(2 * n, 16) if nibbles else _digits(n, 256))
+
+
+def image_values(images: ArrayLike, *, nibbles: bool = False) -> np.ndarray:
+  """[K, H, W, C] uint8 -> [K, m] values: the bytes, or the nibbles (low ones, then high).
+
+  The positions of the map `recover_transform` reads: m = H*W*C bytes, or 2*H*W*C
+  nibbles, the low nibble of byte t at t and its high nibble at t + H*W*C.
+  """
+  return _values(np.asarray(images), nibbles)
+
+
 def _values(images: np.ndarray, nibbles: bool) -> np.ndarray:
   """[K, H, W, C] uint8 -> [K, m] values (bytes, or nibbles: low ones then high ones)."""
   flat = np.asarray(images).reshape(len(images), -1)

@@ -43,6 +43,15 @@ def _plain_vectors(images: np.ndarray, n: int) -> np.ndarray:
   return np.pad(flat, ((0, 0), (0, n - flat.shape[1])))  # morph zero-pads to n
 
 
+def pairs_needed(image_shape: tuple[int, int, int], *, copies: int = 1) -> int:
+  """Known pairs that determine the core (in general position): ceil(m / copies), m = n / copies.
+
+  Each pair gives `copies` slices of length m, and the core needs m independent ones.
+  """
+  n = -(-math.prod(image_shape) // copies) * copies
+  return math.ceil((n // copies) / copies)
+
+
 def recover_matrix(plain: ArrayLike, morphed: ArrayLike, *, copies: int = 1) -> np.ndarray:
   """Recovers morph's core from known (plain, morphed) pairs by least squares.
 

@@ -21,21 +21,32 @@ from lie_jax.attacks import known_plaintext
 from lie_jax.attacks import suite
 
 # The negative control: the same attacks against PE keyed per image.
-PER_IMAGE_CONTROLS = (("pe", "chosen_plaintext"), ("pe", "inverse_network"),
-                      ("pe", "fr_basic"), ("pe", "fr_advanced"))
+PER_IMAGE_CONTROLS = (("pe", "chosen_plaintext"), ("pe", "known_plaintext_exact"),
+                      ("pe", "inverse_network"), ("pe", "gan"), ("pe", "fr_basic"),
+                      ("pe", "fr_advanced"))
 
 
-def planned_runs(schemes: Sequence[str] | None = None) -> list[tuple[str, str, bool]]:
-  """(scheme, attack, per_image_keys) of the report, in table order."""
+def planned_runs(schemes: Sequence[str] | None = None,
+                 key_modes: Sequence[bool] | None = None) -> list[tuple[str, str, bool]]:
+  """(scheme, attack, per_image_keys) of the report, in table order.
+
+  Default (key_modes None): every applicable attack with a shared key, then
+  PER_IMAGE_CONTROLS. With key_modes (e.g. (False, True)): every applicable
+  attack in each mode, per-image keys only for schemes that have them.
+  """
   schemes = list(ciphers.SCHEMES) if schemes is None else list(schemes)
-  runs = [(s, a, False) for s in schemes for a in suite.applicable_attacks(s)]
-  runs += [(s, a, True) for s, a in PER_IMAGE_CONTROLS if s in schemes]
-  return runs
+  if key_modes is None:
+    runs = [(s, a, False) for s in schemes for a in suite.applicable_attacks(s)]
+    return runs + [(s, a, True) for s, a in PER_IMAGE_CONTROLS if s in schemes]
+  return [(s, a, mode) for s in schemes for mode in key_modes
+          if not mode or ciphers.get_scheme(s).per_image_keys
+          for a in suite.applicable_attacks(s)]
 
 
 def security_report(images: ArrayLike, train_images: ArrayLike, *, seed: int = 0,
-                    block_size: int = 4, steps: int = 400, schemes: Sequence[str] | None = None,
-                    progress: bool = True,
+                    block_size: int = 4, steps: int | None = None,
+                    schemes: Sequence[str] | None = None,
+                    key_modes: Sequence[bool] | None = None, progress: bool = True,
                     skipped: list[str] | None = None) -> list[suite.AttackResult]:
   """Runs every planned attack.
 
@@ -45,22 +56,24 @@ def security_report(images: ArrayLike, train_images: ArrayLike, *, seed: int = 0
       plaintexts, prior baseline).
     seed: the experiment key is `jax.random.key(seed)`, folded in per scheme.
     block_size: B for block schemes.
-    steps: inverse-network training steps.
+    steps: the learned attacks' step cap (None: their defaults).
     schemes: the schemes to cover (default every scheme).
+    key_modes: see `planned_runs`.
     progress: tqdm progress bars.
     skipped: if given, runs that need more known plaintexts than
-      `train_images` holds are left out and described here (one line each);
-      if None, they raise.
+      `train_images` holds, and attacks that do not apply to per-image keys,
+      are left out and described here (one line each); if None, they raise.
 
   Returns:
     The `AttackResult`s in `planned_runs` order.
   """
-  runs = planned_runs(schemes)
+  runs = planned_runs(schemes, key_modes)
   if progress:
     from tqdm.auto import tqdm
     runs = tqdm(runs, desc="security report")
   results = []
   names = list(ciphers.SCHEMES)
+  step_args = {} if steps is None else {"steps": steps}
   for scheme, attack, per_image in runs:
     if progress:
       runs.set_postfix_str(f"{scheme} / {attack}{' (per-image keys)' if per_image else ''}")
@@ -68,12 +81,27 @@ def security_report(images: ArrayLike, train_images: ArrayLike, *, seed: int = 0
     try:
       results.append(suite.run_attack(attack, scheme, images, key=key, block_size=block_size,
                                       per_image_keys=per_image, train_images=train_images,
-                                      steps=steps, progress=progress))
-    except known_plaintext.TooFewKnownPlaintexts as e:
+                                      progress=progress, **step_args))
+    except (known_plaintext.TooFewKnownPlaintexts, suite.NotApplicable) as e:
       if skipped is None:
         raise
-      skipped.append(f"{scheme} / {attack}: not run: {e}")
+      keys = " (per-image keys)" if per_image else ""
+      skipped.append(f"{scheme}{keys} / {attack}: not run: {e}")
   return results
+
+
+JSON_FIELDS = ("scheme", "attack", "per_image_keys", "num_images", "ssim_mean", "psnr_mean",
+               "placement_accuracy", "neighbour_comparison", "exact_fraction", "reid_top1",
+               "reid_top5", "reid_chance_top1", "reid_chance_top5", "cipher_reid_top1",
+               "known_pairs_needed", "chosen_plaintexts_needed", "cipher_ssim_mean",
+               "cipher_psnr_mean", "prior_ssim_mean", "prior_psnr_mean", "key_space_bits",
+               "nominal_key_space_bits", "breaks", "options", "details")
+
+
+def json_row(result: suite.AttackResult) -> dict[str, Any]:
+  """A result's scores for a strict-JSON results file (infinite key spaces as null)."""
+  summary = result.summary()
+  return {k: None if summary.get(k) == float("inf") else summary.get(k) for k in JSON_FIELDS}
 
 
 def uncovered_schemes(schemes: Sequence[str] | None = None) -> list[str]:
@@ -91,29 +119,50 @@ def _bits(value: float | None) -> str:
   return "∞" if value is None or value == float("inf") else f"{value:.0f}"
 
 
+def _pair(value: float | None, chance: float | None) -> str:
+  if value is None:
+    return "–"
+  return f"{100 * value:.1f}" + ("" if chance is None else f" ({100 * chance:.1f})")
+
+
+def _count(value: int | None) -> str:
+  return "–" if value is None else str(value)
+
+
 def markdown_table(rows: Iterable[dict[str, Any]]) -> str:
-  """A markdown table of `AttackResult.summary()` dicts."""
+  """A markdown table of `AttackResult.summary()` (or `json_row`) dicts."""
   lines = [
-      "| scheme | keys | attack | SSIM | PSNR dB | placement | exact | cipher SSIM | "
-      "cipher PSNR dB | prior SSIM | key-space bits (nominal) | breaks? |",
-      "|---|---|---|---|---|---|---|---|---|---|---|---|",
+      "| scheme | keys | attack | SSIM | PSNR dB | top-1 re-id % (chance) | top-5 % (chance) | "
+      "exact | known pairs | chosen | placement | neighbours | cipher SSIM | cipher top-1 % | "
+      "prior SSIM | key-space bits (nominal) | breaks? |",
+      "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
   ]
   for r in rows:
     keys = "per image" if r["per_image_keys"] else "shared"
     lines.append(
         f"| {r['scheme']} | {keys} | {r['attack']} | {_fmt(r['ssim_mean'])} | "
-        f"{_fmt(r['psnr_mean'], 1)} | {_fmt(r['placement_accuracy'])} | "
-        f"{_fmt(r['exact_fraction'], 2)} | {_fmt(r['cipher_ssim_mean'])} | "
-        f"{_fmt(r['cipher_psnr_mean'], 1)} | {_fmt(r['prior_ssim_mean'])} | "
-        f"{_bits(r['key_space_bits'])} ({_bits(r['nominal_key_space_bits'])}) | "
+        f"{_fmt(r['psnr_mean'], 1)} | {_pair(r.get('reid_top1'), r.get('reid_chance_top1'))} | "
+        f"{_pair(r.get('reid_top5'), r.get('reid_chance_top5'))} | "
+        f"{_fmt(r.get('exact_fraction'), 2)} | {_count(r.get('known_pairs_needed'))} | "
+        f"{_count(r.get('chosen_plaintexts_needed'))} | {_fmt(r.get('placement_accuracy'))} | "
+        f"{_fmt(r.get('neighbour_comparison'))} | {_fmt(r['cipher_ssim_mean'])} | "
+        f"{_pair(r.get('cipher_reid_top1'), None)} | {_fmt(r.get('prior_ssim_mean'))} | "
+        f"{_bits(r['key_space_bits'])} ({_bits(r.get('nominal_key_space_bits'))}) | "
         f"{'**yes**' if r['breaks'] else 'no'} |")
   return "\n".join(lines) + "\n"
 
 
-VERDICT_RULE = (f"breaks? = yes when the attack's mean SSIM exceeds the better of two baselines "
-                f"by at least {suite.BREAK_MARGIN}: the ciphertext's own SSIM to the plain image "
-                f"(cipher SSIM) and the SSIM of the mean training image to every plain image "
-                f"(prior SSIM: what knowing only the kind of image gives). PSNR is capped at "
+VERDICT_RULE = (f"breaks? = yes when the attack recovers any image exactly, when its mean SSIM "
+                f"exceeds the better of two baselines by at least {suite.BREAK_MARGIN} (the "
+                f"ciphertext's own SSIM to the plain image, and the SSIM of the mean training "
+                f"image to every plain image: what knowing only the kind of image gives), or "
+                f"when its top-1 re-identification rate (each reconstruction ranks the N "
+                f"victims' plain images by normalised cross-correlation) exceeds chance (1/N) "
+                f"by more than {100 * suite.REID_MARGIN:.0f} points and a blind guesser would do "
+                f"as well with probability below {suite.REID_ALPHA} (exact binomial tail). "
+                f"Known pairs: the fewest "
+                f"known (plain, cipher) pairs whose recovered map decrypts every victim exactly; "
+                f"chosen: the chosen plaintexts that do. PSNR is capped at "
                 f"{suite.PSNR_CAP_DB:.0f} dB (exact recovery).")
 
 

@@ -16,8 +16,19 @@ Baselines that every result carries:
     image (when training images are given): what an attacker gets by
     knowing only the kind of image. On PneumoniaMNIST this is high (the
     X-rays look alike), so a score must beat it to show recovered content.
-Verdict: an attack breaks a scheme when its SSIM exceeds the better of the
-two baselines by at least BREAK_MARGIN.
+Re-identification (`reidentification.identification_rates`): every
+reconstruction ranks the N victims' plain images by normalised
+cross-correlation; top-1 and top-5 identification rates are reported next to
+chance (1/N, 5/N), for the attack's output and for the ciphertext itself.
+Verdict: an attack breaks a scheme when it recovers images exactly, when its
+SSIM exceeds the better of the two baselines by at least BREAK_MARGIN, or when
+its top-1 identification rate exceeds chance by more than REID_MARGIN and a
+blind guesser would do as well with probability below REID_ALPHA (exact
+binomial tail: on a handful of victims one lucky hit is not an identification).
+
+Per-image keys: attacks that recover a key (exact known-plaintext) do not
+apply, for the reason in NOT_APPLICABLE_PER_IMAGE; `check_applicable` raises
+`NotApplicable` with it.
 """
 
 from __future__ import annotations
@@ -33,21 +44,31 @@ from lie_jax import chacha
 from lie_jax import ciphers
 from lie_jax.attacks import chosen_plaintext
 from lie_jax.attacks import feature_reconstruction
+from lie_jax.attacks import gan
 from lie_jax.attacks import inverse_network
 from lie_jax.attacks import jigsaw
 from lie_jax.attacks import known_plaintext
+from lie_jax.attacks import known_plaintext_exact
 from lie_jax.attacks import metrics
+from lie_jax.attacks import reidentification
 
 # What each attack needs of a scheme, read off its `ciphers.Scheme` record.
 APPLIES_TO = {
     # A shared key is a value permutation plus an XOR mask (every invertible block or
     # pixel transform): chosen plaintexts read both off.
     "chosen_plaintext": lambda s: s.invertible and s.kind in ("block", "pixel"),
+    # ... and so do known (plain, cipher) pairs, matched position by position.
+    "known_plaintext_exact": lambda s: s.invertible and s.kind in ("block", "pixel"),
     "fr_basic": lambda s: s.kind == "pixel",
     "fr_advanced": lambda s: s.kind == "pixel",
     "inverse_network": lambda s: s.kind in ("block", "pixel"),
+    "gan": lambda s: s.kind in ("block", "pixel"),
     "jigsaw": lambda s: s.scrambles_blocks,
     "known_plaintext_linear": lambda s: s.kind == "linear",
+}
+# Attacks that recover one shared key: with per-image keys there is none to recover.
+NOT_APPLICABLE_PER_IMAGE = {
+    "known_plaintext_exact": known_plaintext_exact.PER_IMAGE_REASON,
 }
 # attack -> the schemes it applies to, in `ciphers.SCHEMES` order.
 ATTACKS = {attack: tuple(name for name, s in ciphers.SCHEMES.items() if applies(s))
@@ -56,14 +77,22 @@ ATTACK_DESCRIPTIONS = {
     "chosen_plaintext": "chosen-plaintext key recovery (Chang & Case 2020)",
     "fr_basic": "ciphertext-only feature reconstruction, basic (fold values > 127)",
     "fr_advanced": "ciphertext-only feature reconstruction, advanced (neighbour prediction)",
-    "inverse_network": "known-plaintext inverse-transformation network (Ito et al.)",
-    "jigsaw": "ciphertext-only greedy jigsaw solver (block positions)",
+    "known_plaintext_exact": "known-plaintext exact map recovery (position matching), "
+                             "with the minimum number of known pairs",
+    "inverse_network": "known-plaintext inverse-transformation network (Ito et al.), "
+                       "block-position mixing, early stopping",
+    "gan": "known-plaintext GAN inversion (SIA-GAN, Madono et al. 2020)",
+    "jigsaw": "ciphertext-only jigsaw solver (rotation, flip, negative-positive; global "
+              "placement)",
     "known_plaintext_linear": "known-plaintext least-squares solve for morph's matrix, inverted",
 }
 # Attacks that need the attacker's known plaintexts (train_images).
-KNOWN_PLAINTEXT_ATTACKS = ("inverse_network", "known_plaintext_linear")
+KNOWN_PLAINTEXT_ATTACKS = ("inverse_network", "gan", "known_plaintext_linear",
+                           "known_plaintext_exact")
 PIXEL_SCHEMES = tuple(name for name, s in ciphers.SCHEMES.items() if s.kind == "pixel")
 BREAK_MARGIN = 0.1
+REID_MARGIN = 0.05
+REID_ALPHA = 0.01
 PSNR_CAP_DB = 100.0
 # Helper and training images get key indices from here on, apart from the victims'.
 ORACLE_INDEX_OFFSET = 1 << 30
@@ -75,15 +104,24 @@ def applicable_attacks(scheme: str) -> list[str]:
   return [a for a, schemes in ATTACKS.items() if scheme in schemes]
 
 
-def check_applicable(attack: str, scheme: str, *, options: dict[str, Any] | None = None) -> None:
-  """Raises ValueError for an unknown attack or scheme, or an attack that does not apply."""
+class NotApplicable(ValueError):
+  """The attack does not apply to this scheme or key mode; the message says why."""
+
+
+def check_applicable(attack: str, scheme: str, *, options: dict[str, Any] | None = None,
+                     per_image_keys: bool = False) -> None:
+  """Raises ValueError for an unknown attack or scheme, `NotApplicable` (a ValueError) for an
+  attack that does not apply to the scheme or to per-image keys, with the reason."""
   ciphers.get_scheme(scheme)
   if attack not in ATTACKS:
     raise ValueError(f"unknown attack {attack!r}; choose one of {sorted(ATTACKS)}")
   if scheme not in ATTACKS[attack]:
     fits = applicable_attacks(scheme)
-    raise ValueError(f"attack {attack!r} does not apply to scheme {scheme!r}; it applies to "
-                     f"{list(ATTACKS[attack])}. Attacks for {scheme!r}: {fits or 'none'}")
+    raise NotApplicable(f"attack {attack!r} does not apply to scheme {scheme!r}; it applies "
+                        f"to {list(ATTACKS[attack])}. Attacks for {scheme!r}: {fits or 'none'}")
+  if per_image_keys and attack in NOT_APPLICABLE_PER_IMAGE:
+    raise NotApplicable(f"{attack} does not apply to per-image keys: "
+                        f"{NOT_APPLICABLE_PER_IMAGE[attack]}")
   if scheme == "blockwise" and "ffx" in (options or {}).get("transforms", ()):
     raise ValueError("attacks on blockwise cover the 'shuffle' and 'flip' transforms, not "
                      "'ffx' (its uint16 codes are not a permutation of bytes)")
@@ -106,6 +144,16 @@ class AttackResult:
     prior_ssim_mean, prior_psnr_mean: the same for the mean training image, or None.
     exact_fraction: share of images recovered byte for byte.
     placement_accuracy: mean share of blocks placed right (jigsaw), else None.
+    neighbour_comparison: mean share of plain adjacencies kept (jigsaw), else None.
+    reid_top1, reid_top5: share of reconstructions whose own plain image is the most
+      similar (among the 5 most similar) of the N victims' plain images.
+    reid_chance_top1, reid_chance_top5: 1/N and 5/N.
+    cipher_reid_top1: the top-1 rate of the ciphertexts themselves (floor).
+    known_pairs_needed: known (plain, cipher) pairs that recover the key exactly
+      (known_plaintext_exact; None when the pool did not suffice or for other attacks).
+    chosen_plaintexts_needed: chosen plaintexts that do (chosen_plaintext,
+      known_plaintext_exact), else None.
+    details: attack-specific facts (training steps run, pool size, ...).
     key_space_bits: effective key-space bits (min of nominal and PRNG).
     nominal_key_space_bits: the scheme's nominal key space.
     breaks: the verdict (see the module docstring).
@@ -130,6 +178,15 @@ class AttackResult:
   nominal_key_space_bits: float
   breaks: bool
   options: dict[str, Any]
+  reid_top1: float = 0.0
+  reid_top5: float = 0.0
+  reid_chance_top1: float = 0.0
+  reid_chance_top5: float = 0.0
+  cipher_reid_top1: float = 0.0
+  neighbour_comparison: float | None = None
+  known_pairs_needed: int | None = None
+  chosen_plaintexts_needed: int | None = None
+  details: dict[str, Any] = dataclasses.field(default_factory=dict)
 
   @property
   def num_images(self) -> int:
@@ -169,7 +226,7 @@ def _mean_scores(recovered: np.ndarray, plain: np.ndarray) -> tuple[float, float
 def run_attack(attack: str, scheme: str, images: ArrayLike, *, key: jax.Array,
                block_size: int = 4, per_image_keys: bool = False,
                train_images: ArrayLike | None = None,
-               options: dict[str, Any] | None = None, steps: int = 400,
+               options: dict[str, Any] | None = None, steps: int | None = None,
                progress: bool = False) -> AttackResult:
   """Encrypts `images` with an experiment key, attacks them, and scores the result.
 
@@ -186,7 +243,8 @@ def run_attack(attack: str, scheme: str, images: ArrayLike, *, key: jax.Array,
       required), the mean-image
       prior baseline, and the FR attack's polarity hint.
     options: further `generate_key` options of the scheme.
-    steps: inverse-network training steps.
+    steps: step cap of the learned attacks (inverse network, GAN); None: their
+      defaults (they stop early on held-out pairs).
     progress: show progress bars.
 
   Returns:
@@ -195,7 +253,7 @@ def run_attack(attack: str, scheme: str, images: ArrayLike, *, key: jax.Array,
   Raises:
     ValueError: unknown names, an attack that does not apply, bad images.
   """
-  check_applicable(attack, scheme, options=options)
+  check_applicable(attack, scheme, options=options, per_image_keys=per_image_keys)
   record = ciphers.get_scheme(scheme)
   plain = np.asarray(images)
   if plain.ndim != 4 or plain.dtype != np.uint8 or len(plain) == 0:
@@ -223,26 +281,42 @@ def run_attack(attack: str, scheme: str, images: ArrayLike, *, key: jax.Array,
   if encrypted.shape != plain.shape:  # morph: float vectors; show and score them as images
     encrypted = known_plaintext.cipher_view(encrypted, image_shape)
 
-  placement = None
+  extra: dict[str, Any] = {"details": {}}
+  family = "pixel" if scheme in PIXEL_SCHEMES else "block"
   if attack == "chosen_plaintext":
     recovered, _ = chosen_plaintext.attack(oracle, encrypted, scheme=scheme,
                                            block_size=block_size)
+    extra["chosen_plaintexts_needed"] = known_plaintext_exact.min_chosen_plaintexts(
+        scheme, image_shape, opts)
+  elif attack == "known_plaintext_exact":
+    recovered, extra = _known_plaintext_exact(scheme, opts, oracle, train, plain, encrypted)
   elif attack == "fr_basic":
     recovered = feature_reconstruction.basic(encrypted)
   elif attack == "fr_advanced":
     hint = None if train is None else float(train.mean())
     recovered = feature_reconstruction.advanced(encrypted, mean_hint=hint)
-  elif attack == "inverse_network":
-    family = "pixel" if scheme in PIXEL_SCHEMES else "block"
-    net = inverse_network.train(oracle(train), train, family=family, block_size=block_size,
-                                steps=steps, progress=progress)
-    recovered = inverse_network.reconstruct(net, encrypted)
+  elif attack in ("inverse_network", "gan"):
+    module = inverse_network if attack == "inverse_network" else gan
+    net, history = module.train(oracle(train), train, family=family, block_size=block_size,
+                                progress=progress,
+                                **({} if steps is None else {"max_steps": steps}))
+    recovered = module.reconstruct(net, encrypted)
+    extra["details"] = _json_ready(history)
   elif attack == "known_plaintext_linear":
     recovered, _ = known_plaintext.attack(train, oracle(train), ciphertext,
                                           image_shape=image_shape, copies=opts.get("copies", 1))
+    extra["known_pairs_needed"] = known_plaintext.pairs_needed(image_shape,
+                                                               copies=opts.get("copies", 1))
   else:  # jigsaw
-    recovered = jigsaw.solve(encrypted, block_size=block_size)
-    placement = float(jigsaw.placement_accuracy(recovered, plain, block_size=block_size).mean())
+    transforms = jigsaw.SCHEME_TRANSFORMS.get(scheme, ("shuffle",))
+    reference = (None if train is None or not len(train) else
+                 np.round(train.astype(np.float64).mean(0)).astype(np.uint8))
+    recovered = jigsaw.solve(encrypted, block_size=block_size, transforms=transforms,
+                             reference=reference, progress=progress)
+    scores = jigsaw.scores(recovered, plain, block_size=block_size, transforms=transforms)
+    extra["placement_accuracy"] = scores["placement_accuracy"]
+    extra["neighbour_comparison"] = scores["neighbour_comparison"]
+    extra["details"] = {"transforms": list(transforms), **scores}
   recovered = np.asarray(recovered)
 
   ssim_mean, psnr_mean = _mean_scores(recovered, plain)
@@ -252,15 +326,55 @@ def run_attack(attack: str, scheme: str, images: ArrayLike, *, key: jax.Array,
     prior = np.broadcast_to(np.round(train.astype(np.float64).mean(0)).astype(np.uint8),
                             plain.shape)
     prior_ssim, prior_psnr = _mean_scores(prior, plain)
+  reid = reidentification.identification_rates(recovered, plain, ks=(1, 5))
+  cipher_reid = reidentification.identification_rates(encrypted, plain, ks=(1,))
   baseline = max(cipher_ssim, prior_ssim if prior_ssim is not None else -1.0)
+  exact = float((recovered == plain).reshape(n, -1).all(1).mean())
   space = ciphers.key_space_bits(scheme, image_shape=image_shape, prng_impl=chacha.impl_name(key),
                                  **opts)
+  breaks = (exact > 0.0 or ssim_mean >= baseline + BREAK_MARGIN
+            or (reid["top1"] > reid["chance_top1"] + REID_MARGIN
+                and reid["p_top1"] < REID_ALPHA))
   return AttackResult(
       attack=attack, scheme=scheme, per_image_keys=bool(per_image_keys), plain=plain,
       encrypted=encrypted, recovered=recovered, ssim_mean=ssim_mean, psnr_mean=psnr_mean,
       cipher_ssim_mean=cipher_ssim, cipher_psnr_mean=cipher_psnr, prior_ssim_mean=prior_ssim,
-      prior_psnr_mean=prior_psnr,
-      exact_fraction=float((recovered == plain).reshape(n, -1).all(1).mean()),
-      placement_accuracy=placement, key_space_bits=float(space.effective_bits),
-      nominal_key_space_bits=float(space.nominal_bits),
-      breaks=bool(ssim_mean >= baseline + BREAK_MARGIN), options=opts)
+      prior_psnr_mean=prior_psnr, exact_fraction=exact,
+      placement_accuracy=extra.pop("placement_accuracy", None),
+      key_space_bits=float(space.effective_bits),
+      nominal_key_space_bits=float(space.nominal_bits), breaks=bool(breaks), options=opts,
+      reid_top1=reid["top1"], reid_top5=reid["top5"], reid_chance_top1=reid["chance_top1"],
+      reid_chance_top5=reid["chance_top5"], cipher_reid_top1=cipher_reid["top1"], **extra)
+
+
+def _json_ready(history: dict[str, Any]) -> dict[str, Any]:
+  """The scalar entries of a training history (steps run, best loss ...), as JSON types."""
+  out = {}
+  for k, v in (history or {}).items():
+    if isinstance(v, (bool, int, float, str)) or v is None:
+      out[k] = v
+    elif np.ndim(v) == 0:
+      out[k] = float(v)
+  return out
+
+
+def _known_plaintext_exact(scheme, opts, oracle, train, plain, encrypted):
+  """The exact known-plaintext attack with the fewest known pairs that decrypt every victim.
+
+  Returns (recovered victims, AttackResult fields): with the minimum K found,
+  the victims decrypted from the first K known pairs; when the whole pool does
+  not suffice, the victims decrypted from all of it (partly right) and
+  known_pairs_needed None.
+  """
+  needed = known_plaintext_exact.min_known_pairs(oracle, train, plain, scheme=scheme,
+                                                 options=opts, max_pairs=len(train))
+  k = len(train) if needed is None else needed
+  recovered, info = known_plaintext_exact.attack(train[:k], oracle(train[:k]), encrypted,
+                                                 scheme=scheme, options=opts)
+  details = {"pool": int(len(train)), "pairs_used": int(k)}
+  details.update(_json_ready(info if isinstance(info, dict) else getattr(info, "_asdict",
+                                                                         dict)()))
+  return recovered, {
+      "known_pairs_needed": needed, "details": details,
+      "chosen_plaintexts_needed": known_plaintext_exact.min_chosen_plaintexts(
+          scheme, tuple(plain.shape[1:]), opts)}

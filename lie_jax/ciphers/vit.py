@@ -1,12 +1,12 @@
 """Block-wise encryption for ViT: Kiya et al., EUSIPCO 2022 and "Image and model
 transformation with secret key for vision transformer" (2022).
 
-The block size is the ViT patch size P. Pixel shuffling: one permutation of
-the d = P*P*C values of a block, shared by every block; block scrambling: a
-permutation of the block positions. Convention (gathers): output block j is
-input block `block_perm[j]`, and its value i is value `pixel_perm[i]` of that
-block, in the key's block vector layout ("hwc", or the channel-major "chw" of
-published ViT code).
+The block size is the ViT patch size P. Pixel shuffling: one permutation of the d = P*P*C
+values of a block, shared by every block (pixel_shuffling=False: none; block scrambling
+alone, the baseline of every block scheme); block scrambling: a permutation of the block
+positions. Convention (gathers): output block j is input block `block_perm[j]`, and its
+value i is value `pixel_perm[i]` of that block, in the key's block vector layout ("hwc", or
+the channel-major "chw" of published ViT code).
 
 A ViT trained on plain images gives the same outputs on encrypted images once
 its patch embedding rows are permuted by `pixel_perm` and its position
@@ -51,15 +51,16 @@ class ViTKey:
 
 
 def generate_key(key: jax.Array, *, image_shape: tuple[int, int, int], block_size: int = 4,
-                 layout: str = "hwc") -> ViTKey:
-  """Draws a key for images of `image_shape` with patch size `block_size`."""
+                 layout: str = "hwc", pixel_shuffling: bool = True) -> ViTKey:
+  """A key for `image_shape`, patch size `block_size`; pixel_shuffling=False: scrambling alone."""
+  if not isinstance(pixel_shuffling, bool):
+    raise ValueError(f"pixel_shuffling must be True or False, got {pixel_shuffling!r}")
   geometry = _core.make_geometry(image_shape, block_size=block_size, layout=layout)
-  nb = _core.num_blocks(geometry.image_shape, block_size)
+  nb, d = _core.num_blocks(geometry.image_shape, block_size), block_size ** 2 * geometry.channels
   k_pix, k_block = jax.random.split(key)
-  d = block_size * block_size * geometry.channels
-  return ViTKey(pixel_perm=jax.random.permutation(k_pix, d).astype(jnp.int32),
-                block_perm=jax.random.permutation(k_block, nb).astype(jnp.int32),
-                geometry=geometry)
+  pixel_perm = jax.random.permutation(k_pix, d) if pixel_shuffling else jnp.arange(d)
+  return ViTKey(pixel_perm=pixel_perm.astype(jnp.int32), geometry=geometry,
+                block_perm=jax.random.permutation(k_block, nb).astype(jnp.int32))
 
 
 def key_from_permutations(pixel_perm: ArrayLike, block_perm: ArrayLike, *, block_size: int,
@@ -107,16 +108,16 @@ def decrypt(cipher_key: ViTKey, images: ArrayLike) -> jax.Array:
 
 
 def nominal_key_space_bits(*, image_shape: tuple[int, int, int], block_size: int = 4,
-                           layout: str = "hwc") -> float:
-  """log2(d!) + log2(nb!)."""
+                           layout: str = "hwc", pixel_shuffling: bool = True) -> float:
+  """log2(d!) + log2(nb!) (log2(nb!) without pixel shuffling)."""
   del layout
-  nb = _core.num_blocks(tuple(image_shape), block_size)
-  return (math.lgamma(block_size * block_size * image_shape[2] + 1)
-          + math.lgamma(nb + 1)) / math.log(2)
+  nb, d = _core.num_blocks(tuple(image_shape), block_size), block_size ** 2 * image_shape[2]
+  return ((math.lgamma(d + 1) if pixel_shuffling else 0.0) + math.lgamma(nb + 1)) / math.log(2)
 
 
 SCHEME = _core.Scheme(
     name="vit", title="Kiya et al., EUSIPCO 2022", key_type=ViTKey, generate_key=generate_key,
     encrypt=encrypt, decrypt=decrypt, encrypt_image=_encrypt_one, decrypt_image=_decrypt_one,
-    nominal_key_space_bits=nominal_key_space_bits, options={"block_size": 4, "layout": "hwc"},
+    nominal_key_space_bits=nominal_key_space_bits,
+    options={"block_size": 4, "layout": "hwc", "pixel_shuffling": True},
     kind="block", scrambles_blocks=True, native_adaptation="none")

@@ -137,6 +137,28 @@ def keygen(args: argparse.Namespace) -> int:
   return OK
 
 
+def _known_images_line(cipher: dict[str, Any], sample: Any) -> str:
+  """One line: how many known images recover the key of the dataset just written."""
+  from lie_jax.attacks import known_plaintext  # pylint: disable=g-import-not-at-top
+  from lie_jax.attacks import known_plaintext_exact  # pylint: disable=g-import-not-at-top
+  scheme, options = cipher["scheme"], dict(cipher.get("options") or {})
+  if cipher.get("per_image_keys"):
+    return ("security: per-image keys: a leaked (plain, encrypted) image reveals only its own "
+            "key, not another image's (docs/SECURITY.md)")
+  if scheme == "morph" and sample is not None:
+    k = known_plaintext.pairs_needed(tuple(sample.shape[1:]), copies=options.get("copies", 1))
+    return (f"security: {k} known (plain, encrypted) images recover this key by least squares "
+            f"and decrypt every image of the dataset (docs/SECURITY.md)")
+  if scheme not in known_plaintext_exact.SCHEMES or sample is None or len(sample) < 2:
+    return ("security: shared key; see docs/SECURITY.md for what known images reveal of "
+            f"{scheme}")
+  est = known_plaintext_exact.known_images_to_recover(sample, scheme=scheme, options=options)
+  count = f"{est.pairs}" if est.pairs is not None else f"more than {est.pool}"
+  return (f"security: shared key: {count} known (plain, encrypted) image(s) recover this key "
+          f"and decrypt every other image of the dataset exactly (measured on {len(sample)} of "
+          f"its images; docs/SECURITY.md)")
+
+
 def encrypt(args: argparse.Namespace) -> int:
   from lie_jax.owner import dataset  # pylint: disable=g-import-not-at-top
   from lie_jax.data import encrypted_dir  # pylint: disable=g-import-not-at-top
@@ -170,6 +192,7 @@ def encrypt(args: argparse.Namespace) -> int:
         f"{' (per-image keys)' if cipher['per_image_keys'] else ''} into {args.out}")
   print(f"key fingerprint: {cipher['key_fingerprint']}; shards written {result.written}, "
         f"kept from an earlier run {result.kept}")
+  print(_known_images_line(cipher, result.sample))
   converted = manifest.get("preprocessing", {}).get("grayscale_converted_to_rgb")
   if converted:
     print(f"note: grayscale and RGB inputs were mixed; {converted} grayscale image(s) were "

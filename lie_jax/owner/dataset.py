@@ -64,6 +64,9 @@ class StrictError(OwnerError):
     self.failures = failures
 
 
+SAMPLE_SIZE = 40
+
+
 class EncryptResult(NamedTuple):
   """What `encrypt_dataset` did.
 
@@ -71,12 +74,16 @@ class EncryptResult(NamedTuple):
   failures: inputs left out.
   written: shards written by this call.
   kept: shards kept from an interrupted run (or a finished one).
+  sample: up to SAMPLE_SIZE plain images of the largest split, in memory only
+    (never written), for measuring what known images reveal
+    (`lie_jax.attacks.known_plaintext_exact.known_images_to_recover`).
   """
 
   manifest: dict[str, Any]
   failures: list[inputs.FailedInput]
   written: int
   kept: int
+  sample: np.ndarray | None = None
 
 
 def progress_factory(enabled: bool):
@@ -190,6 +197,12 @@ def _run_digest(secret: keys.SecretKey, params: dict[str, Any], data: inputs.Sou
   return hmac.new(mac_key, content.digest(), hashlib.sha256).hexdigest()
 
 
+def _sample(data: inputs.SourceData) -> np.ndarray | None:
+  """The first SAMPLE_SIZE images of the largest split (None when there are none)."""
+  images = max((images for images, _ in data.splits.values()), key=len, default=None)
+  return None if images is None or not len(images) else np.array(images[:SAMPLE_SIZE])
+
+
 def _check_out_dir(out: Path) -> None:
   allowed = {encrypted_dir.MANIFEST, encrypted_dir.SHARD_DIR, STATE}
   strays = sorted(e.name for e in out.iterdir()
@@ -292,7 +305,7 @@ def encrypt_dataset(src: str | os.PathLike, out: str | os.PathLike, *, secret: k
       done = {s["file"]: s["sha256"] for s in encrypted_dir.all_shards(found)
               if checks[s["file"]]}
       if all(checks.values()):
-        return EncryptResult(found, data.failures, 0, len(done))
+        return EncryptResult(found, data.failures, 0, len(done), _sample(data))
       if not found["cipher"].get("nonce"):
         raise OwnerError(f"{out} holds a manifest without a dataset nonce; choose a new --out")
       nonce = bytes.fromhex(found["cipher"]["nonce"])
@@ -372,7 +385,7 @@ def encrypt_dataset(src: str | os.PathLike, out: str | os.PathLike, *, secret: k
     encrypted_dir.write_manifest(out, manifest)
     state_path.unlink()
     encrypted_dir.fsync_dir(out)
-  return EncryptResult(manifest, data.failures, written, kept)
+  return EncryptResult(manifest, data.failures, written, kept, _sample(data))
 
 
 def _check_key(manifest: dict[str, Any], secret: keys.SecretKey, where: Path) -> None:

@@ -1,0 +1,341 @@
+"""The security/utility frontier: every trainable configuration, its accuracy against its best attack.
+
+For every scheme x {shared key, per-image keys} x block size that trains
+(`configurations`), puts side by side
+  - its test accuracy with its adaptation layer (benchmarks/results/accuracy.json, made by
+    `python -m benchmarks.accuracy`: mean and spread over the seeds), next to plain images;
+  - its best attack (benchmarks/results/frontier_security.json): the highest top-1
+    re-identification rate over every attack that applies (with chance 1/N), the best
+    SSIM against the mean-image SSIM, and the number of known (and chosen) plaintexts
+    that recover the key exactly where an exact attack applies,
+and writes a table with one verdict sentence per configuration (docs/FRONTIER.md) and one
+plot (docs/frontier.png). `--measure` first runs what is missing (each training run and
+each configuration's attacks are minutes on 2 CPU cores; the whole grid with 3 seeds takes
+hours: run it on an idle machine or a GPU, it resumes where it stopped).
+
+  python -m benchmarks.frontier --measure             # measure what is missing, then write
+  python -m benchmarks.frontier                       # write from the results files
+  python -m benchmarks.frontier --measure --block-sizes 4 7 --seeds 0 1 2
+
+A configuration "holds" when it is within ACCURACY_MARGIN of plain accuracy, its best attack
+identifies no more than chance + REID_MARGIN, stays below the mean-image SSIM, and no exact
+attack recovers its key (issue 18's target).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from typing import Any, Sequence
+
+from benchmarks import accuracy
+from benchmarks.encrypt_throughput import machine
+from lie_jax import ciphers
+
+RESULTS = os.path.join(os.path.dirname(__file__), "results")
+SECURITY_OUT = os.path.join(RESULTS, "frontier_security.json")
+DOCS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs")
+ACCURACY_MARGIN = 0.02
+REID_MARGIN = 0.05
+# None: each scheme's own block size (28x28 PneumoniaMNIST: block sizes must divide 28).
+DEFAULT_BLOCK_SIZES = None
+PLAIN_RUN = "none,none"
+# Schemes the frontier trains: every scheme, with its own adaptation layer.
+ADAPTATION = {name: s.native_adaptation for name, s in ciphers.SCHEMES.items()}
+
+
+def _defining_mode(scheme: str) -> bool:
+  """Whether a scheme is defined with per-image keys (PE and Huang 2022: "no key management")."""
+  from configs import pneumoniamnist
+  return bool(pneumoniamnist.get_config(f"{scheme},{ADAPTATION[scheme]}").cipher.per_image_keys)
+
+
+def configurations(block_sizes: Sequence[int] | None = DEFAULT_BLOCK_SIZES
+                   ) -> list[dict[str, Any]]:
+  """Every (scheme, key mode, block size) of the frontier, with its accuracy run spec.
+
+  block_sizes None: each scheme's own block size. A spec names a key mode or block size
+  only where it differs from the scheme's defining one (configs/pneumoniamnist.py), so
+  `le,block` is the same run in benchmarks/accuracy.py and here.
+  """
+  out = []
+  for name, record in ciphers.SCHEMES.items():
+    modes = (False, True) if record.per_image_keys else (False,)
+    own = record.options.get("block_size")
+    sizes = (None,) if own is None else ((own,) if block_sizes is None else block_sizes)
+    for per_image in modes:
+      for block in sizes:
+        if name == "huang2022" and block is not None and block not in (2, 4, 7):
+          continue
+        spec = f"{name},{ADAPTATION[name]}"
+        if per_image != _defining_mode(name):
+          spec += f",keys={'per_image' if per_image else 'shared'}"
+        if block is not None and block != own:
+          spec += f",block={block}"
+        out.append({"scheme": name, "per_image_keys": per_image, "block_size": block,
+                    "run": spec})
+  return out
+
+
+def _key(scheme: str, per_image: bool, block: int | None) -> str:
+  return f"{scheme}|{'per_image' if per_image else 'shared'}|{block}"
+
+
+def measure_accuracy(configs, seeds: Sequence[int], workdir: str) -> None:
+  """Trains every (configuration, seed) missing from accuracy.json, saving after each."""
+  rows = accuracy.load(accuracy.OUT)
+  for run in [PLAIN_RUN] + [c["run"] for c in configs]:
+    for seed in seeds:
+      spec = accuracy.with_seed(run, seed)
+      if spec not in rows:
+        rows[spec] = accuracy.train_one(spec, workdir)
+        print(json.dumps(rows[spec]), flush=True)
+        accuracy.save(accuracy.OUT, rows)
+
+
+def measure_security(configs, *, num_images: int, train_images: int, seed: int,
+                     out: str = SECURITY_OUT) -> None:
+  """Runs every attack on every configuration missing from frontier_security.json."""
+  from lie_jax import data
+  from lie_jax.attacks import report
+
+  done = _load(out).get("results", []) if os.path.exists(out) else []
+  have = {_key(r["scheme"], r["per_image_keys"], r.get("block_size")) for r in done}
+  splits = data.load_dataset("pneumoniamnist")
+  victims, known = splits.test.images[:num_images], splits.train.images[:train_images]
+  for c in configs:
+    if _key(c["scheme"], c["per_image_keys"], c["block_size"]) in have:
+      continue
+    start = time.perf_counter()
+    skipped: list[str] = []
+    results = report.security_report(
+        victims, known, seed=seed, block_size=c["block_size"] or 4, schemes=[c["scheme"]],
+        key_modes=(c["per_image_keys"],), progress=True, skipped=skipped)
+    for r in results:
+      row = report.json_row(r)
+      row["block_size"] = c["block_size"]
+      done.append(row)
+    for line in skipped:
+      done.append({"scheme": c["scheme"], "per_image_keys": c["per_image_keys"],
+                   "block_size": c["block_size"], "attack": None, "not_run": line})
+    print(f"{c['run']}: {len(results)} attacks in {time.perf_counter() - start:.0f} s",
+          flush=True)
+    with open(out, "w") as f:
+      json.dump({"benchmark": "frontier_security", "machine": machine(),
+                 "data": f"pneumoniamnist test[:{len(victims)}] (victims), "
+                         f"train[:{len(known)}] (known plaintexts)",
+                 "seed": seed, "results": done}, f, indent=1, allow_nan=False)
+
+
+def _load(path: str) -> dict:
+  with open(path) as f:
+    return json.load(f)
+
+
+def best_attack(rows: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+  """The strongest of a configuration's attack rows: exact recovery first, then the highest
+  top-1 re-identification, then the highest SSIM."""
+  rows = [r for r in rows if r.get("attack")]
+  if not rows:
+    return None
+  return max(rows, key=lambda r: (r.get("exact_fraction") or 0.0, r.get("reid_top1") or 0.0,
+                                  r.get("ssim_mean") or -1.0))
+
+
+def frontier_rows(accuracy_result: dict, security_result: dict,
+                  block_sizes: Sequence[int] = DEFAULT_BLOCK_SIZES) -> list[dict[str, Any]]:
+  """One row per configuration: accuracy (mean, spread, seeds) and its attacks' best scores."""
+  from benchmarks import report
+
+  groups = {g["config"]: g for g in report.accuracy_groups(accuracy_result)}
+  plain = groups.get(PLAIN_RUN)
+  by_config: dict[str, list[dict]] = {}
+  for r in security_result.get("results", []):
+    by_config.setdefault(_key(r["scheme"], r["per_image_keys"], r.get("block_size")),
+                         []).append(r)
+  out = []
+  for c in configurations(block_sizes):
+    g = groups.get(c["run"])
+    attacks = by_config.get(_key(c["scheme"], c["per_image_keys"], c["block_size"]), [])
+    best = best_attack(attacks)
+    exact = [r for r in attacks if r.get("known_pairs_needed") is not None]
+    row = {**c,
+           "accuracy_mean": g and g["test_accuracy_mean"], "accuracy_std": g and
+           g["test_accuracy_std"], "seeds": g and g["n"],
+           "plain_accuracy_mean": plain and plain["test_accuracy_mean"],
+           "best_attack": best and best["attack"],
+           "reid_top1": best and best.get("reid_top1"),
+           "reid_chance_top1": best and best.get("reid_chance_top1"),
+           "best_ssim": max((r["ssim_mean"] for r in attacks if r.get("attack")), default=None),
+           "prior_ssim": best and best.get("prior_ssim_mean"),
+           "known_pairs_needed": min((r["known_pairs_needed"] for r in exact), default=None),
+           "chosen_plaintexts_needed": min((r["chosen_plaintexts_needed"] for r in attacks
+                                            if r.get("chosen_plaintexts_needed") is not None),
+                                           default=None),
+           "exact": bool(best and (best.get("exact_fraction") or 0.0) > 0.0)}
+    row["verdict"] = verdict(row)
+    out.append(row)
+  return out
+
+
+def _label(row: dict[str, Any]) -> str:
+  keys = "per-image keys" if row["per_image_keys"] else "shared key"
+  block = f", B={row['block_size']}" if row["block_size"] else ""
+  return f"{row['scheme']} ({keys}{block})"
+
+
+def holds(row: dict[str, Any]) -> bool | None:
+  """Issue 18's target, None while a number is missing."""
+  needed = ("accuracy_mean", "plain_accuracy_mean", "reid_top1", "best_ssim", "prior_ssim")
+  if any(row.get(k) is None for k in needed):
+    return None
+  return (row["plain_accuracy_mean"] - row["accuracy_mean"] <= ACCURACY_MARGIN
+          and row["reid_top1"] <= row["reid_chance_top1"] + REID_MARGIN
+          and row["best_ssim"] < row["prior_ssim"] and not row["exact"])
+
+
+def strongest(rows: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+  """The configuration with the weakest best attack among those within ACCURACY_MARGIN of plain
+  accuracy (no exact recovery first, then the lowest top-1 re-identification, then the lowest
+  best SSIM): what `lie-jax encrypt` and the README's first command default to."""
+  fit = [r for r in rows if None not in (r["accuracy_mean"], r["plain_accuracy_mean"],
+                                         r["reid_top1"], r["best_ssim"])
+         and r["plain_accuracy_mean"] - r["accuracy_mean"] <= ACCURACY_MARGIN]
+  return min(fit, key=lambda r: (r["exact"], r["reid_top1"], r["best_ssim"]), default=None)
+
+
+def verdict(row: dict[str, Any]) -> str:
+  """One sentence: why a configuration breaks (or holds), from its numbers."""
+  if row["best_attack"] is None:
+    return f"{_label(row)}: attacks not measured yet."
+  parts = []
+  if row["exact"]:
+    how = (f"{row['known_pairs_needed']} known images" if row["known_pairs_needed"] is not None
+           else "known images")
+    if row["chosen_plaintexts_needed"] is not None:
+      how += f" (or {row['chosen_plaintexts_needed']} chosen ones)"
+    parts.append(f"{how} recover the key and decrypt every other image exactly")
+  elif row["reid_top1"] is not None and row["reid_top1"] > row["reid_chance_top1"] + REID_MARGIN:
+    parts.append(f"{row['best_attack']} tells whose scan it is {100 * row['reid_top1']:.0f}% of "
+                 f"the time (chance {100 * row['reid_chance_top1']:.1f}%)")
+  if row["best_ssim"] is not None and row["prior_ssim"] is not None and (
+      row["best_ssim"] >= row["prior_ssim"]) and not row["exact"]:
+    parts.append(f"reconstructions beat the mean image (SSIM {row['best_ssim']:.2f} vs "
+                 f"{row['prior_ssim']:.2f})")
+  if row["accuracy_mean"] is not None and row["plain_accuracy_mean"] is not None:
+    drop = row["plain_accuracy_mean"] - row["accuracy_mean"]
+    if drop > ACCURACY_MARGIN:
+      parts.append(f"it costs {100 * drop:.1f} points of accuracy")
+  if not parts:
+    return f"{_label(row)}: holds against every attack run here."
+  broken = [p for p in parts if not p.startswith("it costs")]
+  lead = "breaks" if broken else "holds against the attacks, but"
+  return f"{_label(row)} {lead}: {'; '.join(parts)}."
+
+
+def _pct(v: float | None, spread: float | None = None) -> str:
+  if v is None:
+    return "–"
+  return f"{100 * v:.1f}" + (f" ± {100 * spread:.1f}" if spread else "")
+
+
+def markdown(rows: Sequence[dict[str, Any]], accuracy_result: dict,
+             security_result: dict) -> str:
+  lines = ["| configuration | accuracy % (seeds) | best attack | top-1 re-id % (chance) | "
+           "best SSIM (mean image) | known pairs for exact recovery | chosen | holds? |",
+           "|---|---:|---|---:|---:|---:|---:|---|"]
+  for r in rows:
+    acc = f"{_pct(r['accuracy_mean'], r['accuracy_std'])} ({r['seeds'] or 0})"
+    reid = ("–" if r["reid_top1"] is None
+            else f"{_pct(r['reid_top1'])} ({_pct(r['reid_chance_top1'])})")
+    ssim = ("–" if r["best_ssim"] is None
+            else f"{r['best_ssim']:.2f} ({r['prior_ssim']:.2f})")
+    h = holds(r)
+    lines.append(f"| {_label(r)} | {acc} | {r['best_attack'] or '–'} | {reid} | {ssim} | "
+                 f"{r['known_pairs_needed'] if r['known_pairs_needed'] is not None else '–'} | "
+                 f"{r['chosen_plaintexts_needed'] if r['chosen_plaintexts_needed'] is not None else '–'} | "
+                 f"{'–' if h is None else ('**yes**' if h else 'no')} |")
+  plain = next((r["plain_accuracy_mean"] for r in rows if r["plain_accuracy_mean"]), None)
+  return ("# The security/utility frontier\n\nGenerated by `python -m benchmarks.frontier` from "
+          "benchmarks/results/accuracy.json and frontier_security.json; do not edit by hand.\n\n"
+          f"Plain-image accuracy: {_pct(plain)}%. Data: {security_result.get('data', '–')}. "
+          f"Holds: within {100 * ACCURACY_MARGIN:.0f} points of plain accuracy, top-1 "
+          f"re-identification at most chance + {100 * REID_MARGIN:.0f} points, best SSIM below "
+          f"the mean image's, no exact recovery.\n\n{_strongest_line(rows)}\n\n"
+          f"![accuracy against the best attack]"
+          f"(frontier.png)\n\n" + "\n".join(lines) + "\n\n## Verdicts\n\n"
+          + "".join(f"- {r['verdict']}\n" for r in rows))
+
+
+def _strongest_line(rows: Sequence[dict[str, Any]]) -> str:
+  best = strongest(rows)
+  if best is None:
+    return "Strongest within the accuracy margin: not measured yet."
+  return (f"Strongest within {100 * ACCURACY_MARGIN:.0f} points of plain accuracy (the default "
+          f"of `lie-jax encrypt` and the README's first command): **{_label(best)}**, "
+          f"`{best['run']}`; it {'holds' if holds(best) else 'does not hold'} the target.")
+
+
+def figure(rows: Sequence[dict[str, Any]], path: str) -> None:
+  """Accuracy (y) against the best attack's top-1 re-identification (x), one point each."""
+  from matplotlib.figure import Figure
+
+  fig = Figure(figsize=(8, 5.5), layout="constrained")
+  ax = fig.subplots()
+  for r in rows:
+    if r["accuracy_mean"] is None or r["reid_top1"] is None:
+      continue
+    marker = "o" if r["per_image_keys"] else "s"
+    color = "tab:red" if r["exact"] else "tab:blue"
+    ax.errorbar(100 * r["reid_top1"], 100 * r["accuracy_mean"],
+                yerr=100 * (r["accuracy_std"] or 0), fmt=marker, color=color, capsize=2)
+    ax.annotate(_label(r), (100 * r["reid_top1"], 100 * r["accuracy_mean"]), fontsize=6,
+                xytext=(3, 3), textcoords="offset points")
+  plain = next((r["plain_accuracy_mean"] for r in rows if r["plain_accuracy_mean"]), None)
+  if plain:
+    ax.axhline(100 * plain, color="gray", linestyle="--", linewidth=1)
+    ax.axhline(100 * (plain - ACCURACY_MARGIN), color="gray", linestyle=":", linewidth=1)
+  chance = next((r["reid_chance_top1"] for r in rows if r["reid_chance_top1"]), None)
+  if chance:
+    ax.axvline(100 * (chance + REID_MARGIN), color="gray", linestyle=":", linewidth=1)
+  ax.set_xlabel("best attack: top-1 re-identification (%)  [red: key recovered exactly]")
+  ax.set_ylabel("test accuracy with adaptation (%)")
+  ax.set_title("PneumoniaMNIST: utility against the strongest attack (square: shared key, "
+               "circle: per-image keys)", fontsize=9)
+  fig.savefig(path, dpi=120, metadata={"Software": None})
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--measure", action="store_true", help="run what is missing first")
+  parser.add_argument("--block-sizes", nargs="+", type=int, default=DEFAULT_BLOCK_SIZES,
+                      help="block sizes of block schemes (default: each scheme's own)")
+  parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+  parser.add_argument("--num-images", type=int, default=200)
+  parser.add_argument("--train-images", type=int, default=1000)
+  parser.add_argument("--workdir", default="workdir/accuracy")
+  parser.add_argument("--schemes", nargs="+", default=None,
+                      help="limit --measure to these schemes")
+  args = parser.parse_args()
+  configs = [c for c in configurations(args.block_sizes)
+             if args.schemes is None or c["scheme"] in args.schemes]
+  if args.measure:
+    measure_security(configs, num_images=args.num_images, train_images=args.train_images,
+                     seed=0)
+    measure_accuracy(configs, args.seeds, args.workdir)
+  acc = _load(accuracy.OUT)
+  sec = _load(SECURITY_OUT) if os.path.exists(SECURITY_OUT) else {"results": []}
+  rows = frontier_rows(acc, sec, args.block_sizes)
+  with open(os.path.join(RESULTS, "frontier.json"), "w") as f:
+    json.dump({"benchmark": "frontier", "machine": machine(), "rows": rows}, f, indent=1)
+  text = markdown(rows, acc, sec)
+  with open(os.path.join(DOCS, "FRONTIER.md"), "w") as f:
+    f.write(text)
+  figure(rows, os.path.join(DOCS, "frontier.png"))
+  print(text)
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,79 @@
+"""benchmarks/frontier.py: configurations, the best attack, the target and one verdict each,
+from hand-made results files."""
+
+from benchmarks import frontier
+
+
+def _acc(run, accuracy, seed=0):
+  return {"run": run if not seed else f"{run},seed={seed}", "test_accuracy": accuracy,
+          "test_auc": 0.9, "best_val_accuracy": 0.9, "steps": 10, "wall_s": 1.0, "seed": seed}
+
+
+def _attack(scheme, attack, per_image, **scores):
+  row = {"scheme": scheme, "attack": attack, "per_image_keys": per_image,
+         "block_size": None if scheme == "pe" else 4, "ssim_mean": 0.3, "exact_fraction": 0.0,
+         "reid_top1": 0.005, "reid_chance_top1": 0.005, "prior_ssim_mean": 0.62,
+         "known_pairs_needed": None, "chosen_plaintexts_needed": None}
+  return {**row, **scores}
+
+
+ACCURACY = {"results": [_acc("none,none", 0.86), _acc("none,none", 0.84, seed=1),
+                        _acc("le,block", 0.86), _acc("le,block", 0.86, seed=1),
+                        _acc("pe,pixel", 0.85), _acc("pe,pixel", 0.83, seed=1),
+                        _acc("le,block,keys=per_image", 0.60)]}
+SECURITY = {"data": "test", "results": [
+    _attack("le", "known_plaintext_exact", False, exact_fraction=1.0, ssim_mean=1.0,
+            reid_top1=1.0, known_pairs_needed=1, chosen_plaintexts_needed=3),
+    _attack("le", "inverse_network", False, ssim_mean=0.99, reid_top1=0.9),
+    _attack("pe", "fr_basic", True, ssim_mean=0.2, reid_top1=0.01),
+    _attack("pe", "gan", True, ssim_mean=0.55, reid_top1=0.02),
+    _attack("le", "gan", True, ssim_mean=0.5, reid_top1=0.3)]}
+
+
+def test_configurations_name_runs_as_the_accuracy_benchmark_does():
+  runs = {(c["scheme"], c["per_image_keys"]): c["run"] for c in frontier.configurations()}
+  assert runs[("le", False)] == "le,block"
+  assert runs[("le", True)] == "le,block,keys=per_image"
+  assert runs[("pe", True)] == "pe,pixel"  # PE is defined with per-image keys
+  assert runs[("pe", False)] == "pe,pixel,keys=shared"
+  assert ("morph", True) not in runs
+  sized = {c["run"] for c in frontier.configurations([7]) if c["scheme"] == "le"}
+  assert sized == {"le,block,block=7", "le,block,keys=per_image,block=7"}
+
+
+def test_rows_pick_the_strongest_attack_and_judge_the_target():
+  rows = {(r["scheme"], r["per_image_keys"]): r
+          for r in frontier.frontier_rows(ACCURACY, SECURITY)}
+  le = rows[("le", False)]
+  assert le["best_attack"] == "known_plaintext_exact" and le["exact"]
+  assert le["accuracy_mean"] == 0.86 and le["seeds"] == 2
+  assert le["known_pairs_needed"] == 1 and le["chosen_plaintexts_needed"] == 3
+  assert frontier.holds(le) is False
+  assert le["verdict"] == ("le (shared key, B=4) breaks: 1 known images (or 3 chosen ones) "
+                           "recover the key and decrypt every other image exactly.")
+  pe = rows[("pe", True)]
+  # Plain 0.85 (mean of 0.86, 0.84), PE 0.84: 1 point; re-id 2% against chance 0.5% + 5;
+  # best SSIM 0.55 below the mean image's 0.62.
+  assert pe["best_attack"] == "gan" and pe["best_ssim"] == 0.55
+  assert frontier.holds(pe) is True
+  assert "holds against every attack run here" in pe["verdict"]
+  le_pi = rows[("le", True)]
+  assert frontier.holds(le_pi) is False
+  assert "tells whose scan it is 30% of the time (chance 0.5%)" in le_pi["verdict"]
+  assert "it costs 25.0 points of accuracy" in le_pi["verdict"]
+  assert frontier.holds(rows[("etc", False)]) is None  # nothing measured
+  assert rows[("etc", False)]["verdict"].endswith("attacks not measured yet.")
+  text = frontier.markdown(list(rows.values()), ACCURACY, SECURITY)
+  assert "| pe (per-image keys) | 84.0 ± 1.4 (2) | gan | 2.0 (0.5) | 0.55 (0.62) | – | – | **yes** |" in text
+
+
+def test_strongest_is_the_weakest_best_attack_within_the_accuracy_margin():
+  rows = frontier.frontier_rows(ACCURACY, SECURITY)
+  best = frontier.strongest(rows)
+  # le shared: exact; le per-image: 25 points down; pe per-image: 1 point down, no exact.
+  assert (best["scheme"], best["per_image_keys"]) == ("pe", True)
+  assert "Strongest within 2 points of plain accuracy" in frontier.markdown(rows, ACCURACY,
+                                                                             SECURITY)
+  assert "**pe (per-image keys)**, `pe,pixel`; it holds the target." in frontier.markdown(
+      rows, ACCURACY, SECURITY)
+  assert frontier.strongest([r for r in rows if r["scheme"] != "pe"])["scheme"] == "le"

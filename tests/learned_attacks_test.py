@@ -1,0 +1,215 @@
+"""Learned known-plaintext attacks (inverse network, SIA-GAN) on planted tiny cases.
+
+Oracles: a planted block permutation the mixing layer must find (argmax of every row)
+and undo (images back almost byte for byte); a scripted loss sequence for early
+stopping; the mean training image, which the trained networks must beat on held-out
+victims; hand-built bad inputs.
+"""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+import pytest
+from flax import nnx
+
+from lie_jax import ciphers
+from lie_jax.attacks import gan
+from lie_jax.attacks import inverse_network as itn
+
+
+def _smooth_images(n: int, size: int, channels: int = 1, seed: int = 0) -> np.ndarray:
+  """Smooth random images: sums of a few low-frequency waves, 20..235."""
+  rng = np.random.default_rng(seed)
+  yy, xx = np.mgrid[0:size, 0:size] / size
+  f = rng.uniform(0.3, 1.5, (n, channels, 3, 2))
+  ph = rng.uniform(0, 6.3, (n, channels, 3))
+  waves = np.sin(2 * np.pi * (f[..., 0, None, None] * yy + f[..., 1, None, None] * xx)
+                 + ph[..., None, None]).sum(2)
+  out = waves.transpose(0, 2, 3, 1)
+  out = out - out.min(axis=(1, 2, 3), keepdims=True)
+  out = out / out.max(axis=(1, 2, 3), keepdims=True)
+  return np.round(20 + 215 * out).astype(np.uint8)
+
+
+def _scramble(images: np.ndarray, perm: np.ndarray, b: int) -> np.ndarray:
+  """Output block j is input block perm[j] (row-major blocks of b x b pixels)."""
+  n, h, w, c = images.shape
+  blocks = images.reshape(n, h // b, b, w // b, b, c).transpose(0, 1, 3, 2, 4, 5)
+  blocks = blocks.reshape(n, -1, b, b, c)[:, perm]
+  return blocks.reshape(n, h // b, w // b, b, b, c).transpose(0, 1, 3, 2, 4, 5).reshape(
+      images.shape)
+
+
+def _mean_mse(train_plain: np.ndarray, victims: np.ndarray) -> float:
+  mean = np.round(train_plain.astype(np.float64).mean(0))
+  return float(((victims - mean) ** 2).mean())
+
+
+def _mse(a: np.ndarray, b: np.ndarray) -> float:
+  return float(((a.astype(np.float64) - b) ** 2).mean())
+
+
+# ------------------------------------------------------------- block mixing
+
+
+def test_mixing_learns_a_planted_block_permutation():
+  rng = np.random.default_rng(3)
+  perm = rng.permutation(9)  # 12x12 images, 3x3 blocks of 4x4
+  plain = rng.integers(0, 256, (288, 12, 12, 1), dtype=np.uint8)
+  cipher = _scramble(plain, perm, 4)
+  net, history = itn.train(cipher[:256], plain[:256], family="block", block_size=4,
+                           max_steps=600, eval_every=50, patience=3, seed=0)
+  mixing = np.asarray(net.mixing[...])
+  # Plain block q comes from cipher block j with perm[j] = q.
+  np.testing.assert_array_equal(mixing.argmax(1), np.argsort(perm))
+  out = itn.reconstruct(net, cipher[256:])
+  assert np.abs(out.astype(int) - plain[256:]).mean() < 2.0
+  assert history["best_val_loss"] < 1e-3 < history["initial_val_loss"]
+
+
+# ----------------------------------------------------------- early stopping
+
+
+class _Counter(nnx.Module):
+  def __init__(self):
+    self.value = nnx.Param(np.zeros(()))
+
+
+def test_fit_stops_after_patience_and_restores_the_best_parameters():
+  model = _Counter()
+  losses = iter([1.0, 0.5, 0.3, 0.4, 0.35, 0.9, 0.2])
+
+  def run_steps(start, count):
+    model.value[...] = float(start + count)  # the parameter records how many steps ran
+
+  history = itn.fit(run_steps, lambda: next(losses), model, max_steps=100, eval_every=2, patience=3)
+  # Evaluations at steps 0, 2, 4, 6, 8, 10: best 0.3 at step 4, then 3 without improvement.
+  assert history["steps"] == 10 and history["stopped_early"]
+  assert history["best_step"] == 4 and history["best_val_loss"] == 0.3
+  assert history["initial_val_loss"] == 1.0
+  assert [s for s, _ in history["val_curve"]] == [0, 2, 4, 6, 8, 10]
+  assert float(model.value[...]) == 4.0
+
+
+def test_fit_caps_the_steps_and_keeps_the_last_when_it_keeps_improving():
+  model = _Counter()
+  losses = iter([1.0 / (k + 1) for k in range(10)])
+
+  def run_steps(start, count):
+    model.value[...] = float(start + count)
+
+  history = itn.fit(run_steps, lambda: next(losses), model, max_steps=7, eval_every=3, patience=1)
+  assert history["steps"] == 7 and not history["stopped_early"]
+  assert history["best_step"] == 7 and float(model.value[...]) == 7.0
+
+
+def test_fit_keeps_the_start_when_training_only_hurts():
+  model = _Counter()
+  losses = iter([0.1, 0.2, 0.3])
+
+  def run_steps(start, count):
+    model.value[...] = float(start + count)
+
+  history = itn.fit(run_steps, lambda: next(losses), model, max_steps=50, eval_every=5, patience=2)
+  assert history["best_step"] == 0 and float(model.value[...]) == 0.0
+
+
+# ------------------------------------------------------ beating the prior
+
+
+@pytest.mark.parametrize("scheme, channels", [("ele", 1), ("etc", 3), ("pe", 3)])
+def test_itn_beats_the_mean_image_on_real_ciphers(scheme, channels):
+  images = _smooth_images(260, 16, channels, seed=1)
+  record = ciphers.get_scheme(scheme)
+  opts = {} if scheme == "pe" else {"block_size": 4}
+  key = record.generate_key(jax.random.key(5), image_shape=images.shape[1:], **opts)
+  cipher = np.asarray(record.encrypt(key, images))
+  family = "pixel" if record.kind == "pixel" else "block"
+  net, history = itn.train(cipher[:200], images[:200], family=family, block_size=4,
+                           max_steps=200, eval_every=50, patience=2)
+  out = itn.reconstruct(net, cipher[200:])
+  assert history["best_val_loss"] < history["initial_val_loss"]
+  assert _mse(out, images[200:]) < 0.7 * _mean_mse(images[:200], images[200:])
+
+
+def test_untrained_network_predicts_the_mean_image():
+  images = _smooth_images(8, 8, 3, seed=2)
+  mean = images.astype(np.float64).mean(0)
+  net = itn.InverseNetwork(family="block", image_shape=(8, 8, 3), block_size=4,
+                           mean_image=mean, rngs=nnx.Rngs(0))
+  out = np.asarray(net(images[::-1]))
+  np.testing.assert_allclose(out, np.broadcast_to(mean / 255.0, out.shape), atol=1e-6)
+
+
+def test_parameter_count_stays_sane_at_224_rgb_with_16_blocks():
+  net = nnx.eval_shape(lambda: itn.InverseNetwork(
+      family="block", image_shape=(224, 224, 3), block_size=16, rngs=nnx.Rngs(0)))
+  count = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(nnx.state(net, nnx.Param)))
+  assert net.mixing.shape == (196, 196)
+  assert count < 10_000_000
+
+
+# -------------------------------------------------------------------- GAN
+
+
+def test_discriminator_shapes():
+  for shape in [(16, 12, 3), (64, 64, 1)]:
+    d = gan.Discriminator(image_shape=shape, rngs=nnx.Rngs(0))
+    assert d(np.zeros((3, *shape), np.float32)).shape == (3,)
+
+
+def test_gan_one_step_and_reconstruction_shapes():
+  images = _smooth_images(20, 8, 3, seed=4)
+  cipher = 255 - images
+  gen, history = gan.train(cipher, images, family="block", block_size=4, max_steps=1,
+                           eval_every=1, patience=1)
+  assert history["steps"] == 1 and history["num_val"] == 2
+  assert np.isfinite([history["gen_mse"], history["gen_adversarial"], history["disc_loss"]]).all()
+  out = gan.reconstruct(gen, cipher[:5])
+  assert out.shape == (5, 8, 8, 3) and out.dtype == np.uint8
+
+
+def test_gan_beats_the_mean_image_on_scrambled_blocks():
+  rng = np.random.default_rng(7)
+  images = _smooth_images(260, 16, 1, seed=3)
+  cipher = _scramble(images, rng.permutation(16), 4)
+  gen, history = gan.train(cipher[:200], images[:200], family="block", block_size=4,
+                           max_steps=200, eval_every=50, patience=2)
+  out = gan.reconstruct(gen, cipher[200:])
+  assert history["best_val_loss"] < history["initial_val_loss"]
+  assert _mse(out, images[200:]) < 0.5 * _mean_mse(images[:200], images[200:])
+
+
+# ------------------------------------------------------------- bad inputs
+
+
+def test_bad_inputs_are_refused():
+  x = np.zeros((4, 8, 8, 1), np.uint8)
+  with pytest.raises(ValueError, match="one shape"):
+    itn.train(x, x[:, :4], family="block", block_size=4)
+  with pytest.raises(ValueError, match="one shape"):
+    itn.train(x.astype(np.float32), x, family="block", block_size=4)
+  with pytest.raises(ValueError, match="channels"):
+    itn.train(np.zeros((4, 8, 8, 2), np.uint8), np.zeros((4, 8, 8, 2), np.uint8),
+              family="pixel")
+  with pytest.raises(ValueError, match="at least 2"):
+    itn.train(x[:1], x[:1], family="block", block_size=4)
+  with pytest.raises(ValueError, match="family"):
+    itn.train(x, x, family="blocks", block_size=4)
+  with pytest.raises(ValueError, match="divisible"):
+    itn.train(x, x, family="block", block_size=3)
+  with pytest.raises(ValueError, match="val_fraction"):
+    itn.train(x, x, family="block", block_size=4, val_fraction=1.0)
+  with pytest.raises(ValueError, match="batch_size"):
+    itn.train(x, x, family="block", block_size=4, batch_size=0)
+  with pytest.raises(ValueError, match="max_steps"):
+    itn.train(x, x, family="block", block_size=4, max_steps=0)
+  with pytest.raises(ValueError, match="adversarial_weight"):
+    gan.train(x, x, family="block", block_size=4, adversarial_weight=-1.0)
+  net = itn.InverseNetwork(family="block", image_shape=(8, 8, 1), block_size=4,
+                           rngs=nnx.Rngs(0))
+  with pytest.raises(ValueError, match="trained on"):
+    itn.reconstruct(net, np.zeros((2, 12, 12, 1), np.uint8))
+  with pytest.raises(ValueError, match="uint8"):
+    gan.reconstruct(net, np.zeros((2, 8, 8, 1), np.float32))
