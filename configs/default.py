@@ -20,6 +20,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.path = ml_collections.config_dict.placeholder(str)  # None: the bundled file
   config.data.data_dir = ml_collections.config_dict.placeholder(str)  # tfds data_dir
   config.data.image_size = ml_collections.config_dict.placeholder(int)
+  # Without a validation split, this share of train (seeded by `seed`) becomes one: the
+  # checkpoint is never selected on the test split.
+  config.data.val_fraction = 0.1
   config.data.augment = False          # flips/shifts: valid before block encryption or for PE
 
   config.cipher = ml_collections.ConfigDict()

@@ -77,3 +77,27 @@ def test_strongest_is_the_weakest_best_attack_within_the_accuracy_margin():
   assert "**pe (per-image keys)**, `pe,pixel`; it holds the target." in frontier.markdown(
       rows, ACCURACY, SECURITY)
   assert frontier.strongest([r for r in rows if r["scheme"] != "pe"])["scheme"] == "le"
+
+
+def test_the_defaults_follow_the_measured_frontier():
+  """Issue 18: `lie-jax encrypt`'s default and the README's first command (configs/quickstart.py)
+  are the configuration the committed results show strongest within 2 points of plain."""
+  import json
+  import os
+
+  from configs import quickstart
+  from lie_jax import owner
+
+  def load(name):
+    with open(os.path.join(frontier.RESULTS, name)) as f:
+      return json.load(f)
+
+  best = frontier.strongest(frontier.frontier_rows(load("accuracy.json"),
+                                                   load("frontier_security.json")))
+  assert best is not None
+  assert (owner.DEFAULT_SCHEME, owner.DEFAULT_PER_IMAGE_KEYS) == (best["scheme"],
+                                                                   best["per_image_keys"])
+  config = quickstart.get_config()
+  assert (config.cipher.name, config.cipher.per_image_keys) == (best["scheme"],
+                                                                best["per_image_keys"])
+  assert config.model.adaptation == frontier.ADAPTATION[best["scheme"]]

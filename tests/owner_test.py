@@ -22,6 +22,7 @@ from PIL import Image
 
 from lie_jax import data
 from lie_jax import keys
+from lie_jax import owner
 from lie_jax.data import encrypted_dir
 from lie_jax.owner import OwnerError
 from lie_jax.owner import dataset
@@ -99,6 +100,15 @@ def test_encrypt_says_how_many_known_images_recover_a_shared_key(world):
           "decrypt every other image of the dataset exactly (measured on 40 of its images"
           in stdout)
   assert_no_secret(world["key"], [], [stdout])
+
+
+def test_encrypt_without_a_scheme_uses_the_frontier_default(world, tmp_path):
+  proc = lie_jax("encrypt", "--key", world["key"], "--in", world["tmp"] / "xray.npz", "--out",
+                 tmp_path / "enc", "--quiet", check_rc=0)
+  cipher = json.loads((tmp_path / "enc" / "manifest.json").read_text())["cipher"]
+  assert (cipher["scheme"], cipher["per_image_keys"]) == (owner.DEFAULT_SCHEME,
+                                                          owner.DEFAULT_PER_IMAGE_KEYS)
+  assert "security: per-image keys" in proc.stdout
 
 
 def test_keygen_mode_0600_prints_only_fingerprint_and_never_overwrites(world):

@@ -187,3 +187,89 @@ def test_key_file_runs_draw_a_nonce_kept_for_resume_and_unique_per_run(tmp_path)
   (tmp_path / "a" / "encryption_nonce").write_text("not hex")
   with pytest.raises(ValueError, match="encryption_nonce"):
     train_and_evaluate(runs["a"][0], str(tmp_path / "a"))
+
+
+def _free_port():
+  import socket
+  with socket.socket() as s:
+    s.bind(("localhost", 0))
+    return s.getsockname()[1]
+
+
+def _two_processes(config_path, workdir, env_base):
+  """Starts train.py --distributed as 2 processes x 2 fake CPU devices (README's recipe)."""
+  port = _free_port()
+  procs = []
+  for i in range(2):
+    env = {**env_base, "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
+           "JAX_COORDINATOR_ADDRESS": f"localhost:{port}", "JAX_NUM_PROCESSES": "2",
+           "JAX_PROCESS_ID": str(i)}
+    procs.append(subprocess.Popen(_train_cmd(config_path, workdir) + ["--distributed"], env=env,
+                                  cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True))
+  return procs
+
+
+@pytest.mark.slow
+def test_two_processes_train_like_one_process_with_four_devices(tmp_path):
+  """Issue 19: multi-host training on this machine, 2 processes x 2 devices == 1 x 4."""
+  config_path = tmp_path / "cfg.py"
+  _write_config(config_path, num_steps=6, eval_every_steps=3)
+  env = {**os.environ, "PYTHONPATH": ROOT}
+  single = tmp_path / "single"
+  subprocess.run(_train_cmd(config_path, single), check=True, cwd=ROOT, capture_output=True,
+                 env={**env, "XLA_FLAGS": "--xla_force_host_platform_device_count=4"})
+  multi = tmp_path / "multi"
+  procs = _two_processes(config_path, multi, env)
+  for p in procs:
+    out, err = p.communicate(timeout=600)
+    assert p.returncode == 0, err[-3000:]
+  a = json.loads((single / "results.json").read_text())
+  b = json.loads((multi / "results.json").read_text())
+  assert a["num_devices"] == b["num_devices"] == 4 and b["num_processes"] == 2
+  for k in ("test_accuracy", "best_val_accuracy", "best_step"):
+    assert b[k] == pytest.approx(a[k], rel=1e-5, abs=1e-6), k
+  # Cross-process reductions add in another order: logits agree to float tolerance, and the
+  # AUC (a ranking) moves only where two scores nearly tie.
+  assert b["test_loss"] == pytest.approx(a["test_loss"], rel=1e-4)
+  assert b["test_auc"] == pytest.approx(a["test_auc"], abs=1e-3)
+  curve = lambda d: [json.loads(l) for l in (d / "metrics.jsonl").read_text().splitlines()]
+  ca, cb = curve(single), curve(multi)
+  assert [r["step"] for r in cb] == [r["step"] for r in ca] == [3, 6]  # written once
+  for ra, rb in zip(ca, cb):
+    assert rb["train_loss"] == pytest.approx(ra["train_loss"], rel=1e-4)
+    assert rb["val_loss"] == pytest.approx(ra["val_loss"], rel=1e-4)
+
+
+@pytest.mark.slow
+def test_a_killed_two_process_run_resumes(tmp_path):
+  config_path = tmp_path / "cfg.py"
+  _write_config(config_path, num_steps=8, eval_every_steps=2)
+  env = {**os.environ, "PYTHONPATH": ROOT}
+  full = tmp_path / "full"
+  subprocess.run(_train_cmd(config_path, full), check=True, cwd=ROOT, capture_output=True,
+                 env={**env, "XLA_FLAGS": "--xla_force_host_platform_device_count=4"})
+  killed = tmp_path / "killed"
+  procs = _two_processes(config_path, killed, env)
+  ckpt_dir = killed / "checkpoints"
+  deadline = time.time() + 400
+  while time.time() < deadline and all(p.poll() is None for p in procs):
+    steps = os.listdir(ckpt_dir) if ckpt_dir.exists() else []
+    if any(d.isdigit() and int(d) >= 4 for d in steps):
+      break
+    time.sleep(0.2)
+  assert all(p.poll() is None for p in procs), "training finished before it could be killed"
+  for p in procs:
+    os.kill(p.pid, signal.SIGKILL)
+    p.communicate()
+  assert not (killed / "results.json").exists()
+  for p in _two_processes(config_path, killed, env):
+    out, err = p.communicate(timeout=600)
+    assert p.returncode == 0, err[-3000:]
+  a = json.loads((full / "results.json").read_text())
+  b = json.loads((killed / "results.json").read_text())
+  assert b["steps"] == 8 and b["num_processes"] == 2
+  assert b["test_accuracy"] == pytest.approx(a["test_accuracy"], abs=1e-6)
+  assert b["test_loss"] == pytest.approx(a["test_loss"], rel=1e-4)
+  steps = [json.loads(l)["step"] for l in (killed / "metrics.jsonl").read_text().splitlines()]
+  assert steps == [2, 4, 6, 8]

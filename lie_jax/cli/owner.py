@@ -1,12 +1,15 @@
 """`lie-jax keygen | encrypt | decrypt | predict | inspect`: the data owner's tools.
 
   lie-jax keygen --out KEYFILE
-  lie-jax encrypt --key KEYFILE --scheme NAME [--block-size B] [--per-image-keys]
+  lie-jax encrypt --key KEYFILE [--scheme NAME] [--block-size B] [--per-image-keys]
                   [--resize H W] [--window CENTER WIDTH] [--strict] [--shard-size N]
                   --in SRC --out DIR
   lie-jax decrypt --key KEYFILE --in DIR --out DIR [--format npz|png]
   lie-jax predict --checkpoint WORKDIR --in DIR|FILES... --out predictions.csv [--key KEYFILE]
   lie-jax inspect DIR
+
+Without --scheme, encrypt uses `lie_jax.owner.DEFAULT_SCHEME` with per-image keys (the
+strongest configuration within 2 points of plain accuracy in docs/FRONTIER.md).
 
 Exit status: 0 success; 1 some inputs could not be used (each listed, with
 the reason, in the summary and the manifest) or, for inspect, a shard fails
@@ -163,7 +166,10 @@ def encrypt(args: argparse.Namespace) -> int:
   from lie_jax.owner import dataset  # pylint: disable=g-import-not-at-top
   from lie_jax.data import encrypted_dir  # pylint: disable=g-import-not-at-top
   from lie_jax.owner import OwnerError  # pylint: disable=g-import-not-at-top
+  from lie_jax import owner  # pylint: disable=g-import-not-at-top
   secret = _read_key(args.key, args)
+  scheme = args.scheme or owner.DEFAULT_SCHEME
+  per_image_keys = args.per_image_keys or (args.scheme is None and owner.DEFAULT_PER_IMAGE_KEYS)
   options = dict(args.option or [])
   if args.block_size is not None and options.get("block_size", args.block_size) != args.block_size:
     raise OwnerError(f"--option block_size={options['block_size']} contradicts --block-size "
@@ -173,8 +179,8 @@ def encrypt(args: argparse.Namespace) -> int:
   delay = float(os.environ.get("LIE_JAX_TEST_SHARD_DELAY_S", "0") or 0)
   try:
     result = dataset.encrypt_dataset(
-        args.src, args.out, secret=secret, scheme=args.scheme, block_size=args.block_size,
-        options=options, per_image_keys=args.per_image_keys,
+        args.src, args.out, secret=secret, scheme=scheme, block_size=args.block_size,
+        options=options, per_image_keys=per_image_keys,
         resize_to=tuple(args.resize) if args.resize else None,
         window=tuple(args.window) if args.window else None, strict=args.strict,
         shard_size=args.shard_size, progress=not args.quiet,
@@ -322,8 +328,10 @@ def register(subparsers) -> None:
           "Encrypt a dataset (MedMNIST .npz, or class folders of PNG/JPEG/DICOM) into an "
           "encrypted dataset directory that a server can train on without the key.")
   p.add_argument("--key", required=True, metavar="KEYFILE")
-  p.add_argument("--scheme", required=True, metavar="NAME",
-                 help="le, ele, etc, pe, huang2022, vit or blockwise")
+  p.add_argument("--scheme", metavar="NAME",
+                 help="le, ele, etc, pe, huang2022, vit, morph or blockwise (default: huang2022 "
+                      "with per-image keys, the strongest configuration within 2 points of "
+                      "plain accuracy in docs/FRONTIER.md; no scheme is safe: docs/SECURITY.md)")
   p.add_argument("--block-size", type=_positive, metavar="B",
                  help="block size of block schemes (default: the scheme's)")
   p.add_argument("--per-image-keys", action="store_true",

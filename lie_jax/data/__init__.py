@@ -32,6 +32,7 @@ from lie_jax.data.sources import ArrayDataset
 from lie_jax.data.sources import as_array_dataset
 from lie_jax.data.sources import BUNDLED_DATASETS
 from lie_jax.data.sources import bundled_path
+from lie_jax.data.sources import carve_validation
 from lie_jax.data.sources import DatasetSplits
 from lie_jax.data.sources import download_medmnist
 from lie_jax.data.sources import load_dataset
@@ -42,6 +43,7 @@ from lie_jax.data.sources import load_tfds
 
 __all__ = [
     "ArrayDataset", "DatasetSplits", "BUNDLED_DATASETS", "as_array_dataset", "bundled_path",
+    "carve_validation",
     "load_dataset", "load_medmnist_npz", "download_medmnist", "load_image_folder", "load_tfds",
     "load_encrypted_dir", "is_encrypted_dir",
     "steps_per_epoch", "epoch_order", "train_batch_indices", "train_batches", "eval_batches",

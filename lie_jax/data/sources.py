@@ -633,6 +633,39 @@ def _resized(splits: DatasetSplits, size: tuple[int, int] | None) -> DatasetSpli
                          test=resize(splits.test))
 
 
+def carve_validation(splits: DatasetSplits, *, fraction: float, seed: int
+                     ) -> tuple[DatasetSplits, str]:
+  """Gives `splits` a validation split: its own, or `fraction` of train drawn with `seed`.
+
+  Model selection must never look at the test split. A source with a val
+  split keeps it; otherwise a seeded random `fraction` of train (at least one
+  image, leaving at least one) becomes val and the rest stays train.
+
+  Returns:
+    (splits with val set, a short description of where val came from).
+
+  Raises:
+    ValueError: fraction outside (0, 1) when a split must be carved, or a train
+      split too small to carve.
+  """
+  if splits.val is not None:
+    return splits, "val"
+  if not 0.0 < fraction < 1.0:
+    raise ValueError(f"data.val_fraction must be in (0, 1) when {splits.name!r} has no "
+                     f"validation split, got {fraction}")
+  n = len(splits.train.labels)
+  k = min(n - 1, max(1, round(fraction * n)))
+  if n < 2:
+    raise ValueError(f"{splits.name!r}: the train split holds {n} image(s), too few to carve "
+                     "a validation split from; add a val/ folder")
+  order = np.random.default_rng(seed).permutation(n)
+  val_idx, train_idx = np.sort(order[:k]), np.sort(order[k:])
+  pick = lambda d, i: ArrayDataset(d.images[i], d.labels[i])
+  carved = splits._replace(train=pick(splits.train, train_idx),
+                           val=pick(splits.train, val_idx))
+  return carved, f"val carved from train ({k} of {n} images, fraction {fraction}, seed {seed})"
+
+
 def load_dataset(name: str = "pneumoniamnist", *, source: str = "auto",
                  path: PathLike | None = None, data_dir: PathLike | None = None,
                  image_size: int | Sequence[int] | None = None) -> DatasetSplits:

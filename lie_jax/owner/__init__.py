@@ -20,6 +20,14 @@ on use.
 """
 
 
+# What `lie-jax encrypt` uses when no --scheme is named, and configs/quickstart.py trains on:
+# the configuration docs/FRONTIER.md shows strongest within 2 points of plain accuracy
+# (`benchmarks.frontier.strongest`; tests/frontier_test.py keeps the two in step). It is the
+# least bad measured, not a safe one: docs/SECURITY.md says what its best attack recovers.
+DEFAULT_SCHEME = "huang2022"
+DEFAULT_PER_IMAGE_KEYS = True
+
+
 class OwnerError(ValueError):
   """A problem the user can fix (bad arguments, wrong key, unusable input): the command
   prints its one-line message and exits with status 2."""

@@ -74,9 +74,33 @@ class _Mesh:
     return {k: jax.make_array_from_process_local_data(self.batch, v) for k, v in local.items()}
 
   def replicate(self, *objects: Any) -> None:
+    """Places every array of the objects' states on all devices of all processes.
+
+    Every process holds the same values (the same seed built them). `device_put`
+    cannot target devices of other processes, so with several processes each
+    global array is assembled from the process's full local copy.
+    """
     for obj in objects:
       state = nnx.state(obj)
-      nnx.update(obj, jax.device_put(state, self.replicated))
+      if jax.process_count() == 1:
+        nnx.update(obj, jax.device_put(state, self.replicated))
+      else:
+        nnx.update(obj, jax.tree.map(self._replicated_global, state))
+
+  def _replicated_global(self, x: Any) -> Any:
+    if not isinstance(x, jax.Array):
+      return x
+    if jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
+      data = self._replicated_global(jax.random.key_data(x))
+      return jax.random.wrap_key_data(data, impl=jax.random.key_impl(x))
+    return jax.make_array_from_process_local_data(self.replicated, np.asarray(x))
+
+  def gather(self, x: jax.Array) -> np.ndarray:
+    """The whole value of a batch-sharded output on every process (NumPy)."""
+    if jax.process_count() == 1:
+      return np.asarray(x)
+    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+    return np.asarray(multihost_utils.process_allgather(x, tiled=True))
 
 
 def _loss_fn(model, inputs, labels):
@@ -148,7 +172,8 @@ def _evaluate(model, eval_step, mesh: _Mesh, split: data.ArrayDataset, name: str
   logits, labels = [], []
   for batch in data.eval_batches(split, batch_size=batch_size):
     device_batch = mesh.put_batch({k: batch[k] for k in ("image", "index")})
-    out = np.asarray(eval_step(model, device_batch["image"], device_batch["index"], name, plain))
+    out = mesh.gather(eval_step(model, device_batch["image"], device_batch["index"], name,
+                                plain))
     mask = batch["mask"]
     logits.append(out[mask])
     labels.append(batch["label"][mask])
@@ -239,6 +264,19 @@ def _run_nonce(workdir: str) -> bytes:
   return nonce
 
 
+def _shared_nonce(workdir: str) -> bytes:
+  """`_run_nonce`, read or drawn by process 0 and sent to every process (one run, one nonce)."""
+  if jax.process_count() == 1:
+    return _run_nonce(workdir)
+  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+  buf = np.zeros((65,), np.uint8)
+  if jax.process_index() == 0:
+    nonce = _run_nonce(workdir)
+    buf[0], buf[1:1 + len(nonce)] = len(nonce), np.frombuffer(nonce, np.uint8)
+  buf = np.asarray(multihost_utils.broadcast_one_to_all(buf))
+  return bytes(buf[1:1 + int(buf[0])])
+
+
 def _as_dict(options: Any) -> dict[str, Any]:
   if not options:
     return {}
@@ -278,13 +316,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   splits = data.load_dataset(config.data.name, source=config.data.source, path=config.data.path,
                              data_dir=config.data.get("data_dir"),
                              image_size=config.data.get("image_size"))
+  splits, selected_on = data.carve_validation(
+      splits, fraction=config.data.get("val_fraction", 0.1), seed=config.seed)
   image_shape = tuple(int(s) for s in splits.train.images.shape[1:])
   data_cipher = encryption.encrypted_data_cipher(config.data)
   if data_cipher is not None:  # encrypted by the data owner: no key here, no second encryption
     encoder = encryption.encrypted_data_encoder(config.cipher, data_cipher)
   else:
     _check_key_origin(config)
-    nonce = _run_nonce(workdir) if config.cipher.get("secret_file") else None
+    nonce = _shared_nonce(workdir) if config.cipher.get("secret_file") else None
     encoder = encryption.make_input_encoder(config.cipher, image_shape=image_shape,
                                             seed=config.seed, nonce=nonce)
   block_size = encoder.options.get("block_size", config.cipher.block_size)
@@ -307,6 +347,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   best_ckpt = checkpoints.Checkpoints(os.path.join(workdir, "best"), max_to_keep=1)
   metrics_path = os.path.join(workdir, "metrics.jsonl")
   start_step, best = 0, {"val_accuracy": -1.0, "step": 0}
+  writer = jax.process_index() == 0  # one process writes metrics and results
   run_id = _run_fingerprint(config)
   if ckpts.latest_step() is not None:
     start_step = ckpts.latest_step()
@@ -315,14 +356,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       raise ValueError(f"workdir {workdir!r} holds checkpoints of a run with another config; "
                        "resume with the same config, or use a new --workdir")
     best = saved["best"]
-    _truncate_jsonl(metrics_path, start_step)
-  elif os.path.exists(metrics_path):
+    if writer:
+      _truncate_jsonl(metrics_path, start_step)
+  elif writer and os.path.exists(metrics_path):
     os.remove(metrics_path)
 
   eval_every = config.train.eval_every_steps or steps_per_epoch
   ckpt_every = config.train.checkpoint_every_steps or eval_every
   eval_bs = config.train.get("eval_batch_size", batch_size)
-  val_split = splits.val if splits.val is not None else splits.test
   augment = data.random_flip_and_shift if config.data.get("augment", False) else None
   batches: Iterator[dict] = data.train_batches(splits.train, batch_size=batch_size,
                                                seed=config.seed, start_step=start_step,
@@ -331,7 +372,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   history: list[float] = []
   progress = tqdm(range(start_step, total_steps), initial=start_step, total=total_steps,
                   desc=f"train {encoder.scheme}", unit="step", dynamic_ncols=True,
-                  disable=not config.train.get("progress_bar", True))
+                  disable=not config.train.get("progress_bar", True) or not writer)
   tick, images_seen, start_time = time.perf_counter(), 0, time.perf_counter()
   for step in progress:
     batch = mesh.put_batch({k: v for k, v in next(batches).items() if k != "mask"})
@@ -345,11 +386,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       progress.set_postfix(loss=f"{loss:.4f}", img_s=f"{images_seen / (now - tick):.0f}")
       tick, images_seen = now, 0
     if done % eval_every == 0 or done == total_steps:
-      val = _evaluate(model, eval_step, mesh, val_split, "val" if splits.val is not None
-                      else "test", eval_bs)
+      val = _evaluate(model, eval_step, mesh, splits.val, "val", eval_bs)
       record = {"step": done, "epoch": done / steps_per_epoch, "train_loss": float(out["loss"]),
                 **{f"val_{k}": v for k, v in val.items()}}
-      _append_jsonl(metrics_path, record)
+      if writer:
+        _append_jsonl(metrics_path, record)
       if val["accuracy"] > best["val_accuracy"]:
         best = {"val_accuracy": val["accuracy"], "step": done}
         best_ckpt.save(done, {"model": model}, {"best": best, "run": run_id})
@@ -359,13 +400,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
 
   if best_ckpt.latest_step() is not None:
     best_ckpt.restore(best_ckpt.latest_step(), {"model": model})
-  test = _evaluate(model, eval_step, mesh, splits.test, "test", eval_bs)
+  # No test split (a train/ val/ folder, flat class folders): no test metrics, said so.
+  test = (_evaluate(model, eval_step, mesh, splits.test, "test", eval_bs)
+          if splits.test is not None else {"accuracy": None, "auc": None, "loss": None})
   results = {
       "test_accuracy": test["accuracy"],
       "test_auc": test["auc"],
       "test_loss": test["loss"],
       "best_val_accuracy": best["val_accuracy"],
       "best_step": best["step"],
+      # The split that chose the checkpoint (never the test split).
+      "selected_on": selected_on,
+      "test_split": splits.test is not None,
       "steps": total_steps,
       "cipher": encoder.scheme,
       "per_image_keys": encoder.per_image_keys,
@@ -385,18 +431,20 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       "image_shape": list(image_shape),
       "block_size": block_size,
       "num_devices": jax.device_count(),
+      "num_processes": jax.process_count(),
       "train_time_s_this_run": train_time,
       "lie_jax_version": __import__("lie_jax").__version__,
       "config": _public_config(config),
   }
   claims_plain_inputs = (encoder.scheme != encryption.PLAIN
                          and ciphers.get_scheme(encoder.scheme).plain_inputs_claim)
-  if claims_plain_inputs and not encoder.pre_encrypted:
+  if claims_plain_inputs and not encoder.pre_encrypted and splits.test is not None:
     plain = _evaluate(model, eval_step, mesh, splits.test, "test", eval_bs, plain=True)
     results["test_accuracy_plain_inputs"] = plain["accuracy"]
     results["test_auc_plain_inputs"] = plain["auc"]
-  encrypted_dir.atomic_write(os.path.join(workdir, "results.json"),
-                                  (json.dumps(results, indent=1) + "\n").encode())
+  if writer:
+    encrypted_dir.atomic_write(os.path.join(workdir, "results.json"),
+                               (json.dumps(results, indent=1) + "\n").encode())
   ckpts.close()
   best_ckpt.close()
   return results
