@@ -210,15 +210,21 @@ def _two_processes(config_path, workdir, env_base):
   return procs
 
 
-@pytest.mark.slow
-def test_two_processes_train_like_one_process_with_four_devices(tmp_path):
-  """Issue 19: multi-host training on this machine, 2 processes x 2 devices == 1 x 4."""
+def _reference_run(tmp_path, **overrides):
+  """A config file and its 1-process, 4-device run: (config path, env, its workdir)."""
   config_path = tmp_path / "cfg.py"
-  _write_config(config_path, num_steps=6, eval_every_steps=3)
+  _write_config(config_path, **overrides)
   env = {**os.environ, "PYTHONPATH": ROOT}
   single = tmp_path / "single"
   subprocess.run(_train_cmd(config_path, single), check=True, cwd=ROOT, capture_output=True,
                  env={**env, "XLA_FLAGS": "--xla_force_host_platform_device_count=4"})
+  return config_path, env, single
+
+
+@pytest.mark.slow
+def test_two_processes_train_like_one_process_with_four_devices(tmp_path):
+  """Issue 19: multi-host training on this machine, 2 processes x 2 devices == 1 x 4."""
+  config_path, env, single = _reference_run(tmp_path, num_steps=6, eval_every_steps=3)
   multi = tmp_path / "multi"
   procs = _two_processes(config_path, multi, env)
   for p in procs:
@@ -243,12 +249,7 @@ def test_two_processes_train_like_one_process_with_four_devices(tmp_path):
 
 @pytest.mark.slow
 def test_a_killed_two_process_run_resumes(tmp_path):
-  config_path = tmp_path / "cfg.py"
-  _write_config(config_path, num_steps=8, eval_every_steps=2)
-  env = {**os.environ, "PYTHONPATH": ROOT}
-  full = tmp_path / "full"
-  subprocess.run(_train_cmd(config_path, full), check=True, cwd=ROOT, capture_output=True,
-                 env={**env, "XLA_FLAGS": "--xla_force_host_platform_device_count=4"})
+  config_path, env, full = _reference_run(tmp_path, num_steps=8, eval_every_steps=2)
   killed = tmp_path / "killed"
   procs = _two_processes(config_path, killed, env)
   ckpt_dir = killed / "checkpoints"

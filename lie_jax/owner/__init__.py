@@ -23,7 +23,9 @@ on use.
 # What `lie-jax encrypt` uses when no --scheme is named, and configs/quickstart.py trains on:
 # the configuration docs/FRONTIER.md shows strongest within 2 points of plain accuracy
 # (`benchmarks.frontier.strongest`; tests/frontier_test.py keeps the two in step). It is the
-# least bad measured, not a safe one: docs/SECURITY.md says what its best attack recovers.
+# least bad measured, not a safe one (its best attack still tells whose scan it is far above
+# chance): docs/SECURITY.md. `--scheme vit --per-image-keys` resists every attack we have at a
+# cost of about 2 points of accuracy.
 DEFAULT_SCHEME = "huang2022"
 DEFAULT_PER_IMAGE_KEYS = True
 
