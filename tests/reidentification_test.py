@@ -158,3 +158,10 @@ def test_two_lucky_hits_among_sixteen_are_not_significant():
   # One of four identified (r0), chance 1/4: P(X >= 1) = 1 - (3/4)^4.
   assert r["top1"] == 0.25
   assert r["p_top1"] == pytest.approx(1 - 0.75 ** 4)
+
+
+def test_chance_p_value_holds_for_thousands_of_victims():
+  # P(X >= 1) = 1 - (1 - p)^n exactly; C(2000, 1000) overflows a float, the log-space sum not.
+  p = 1 / 2000
+  assert reid.chance_p_value(1, 2000, p) == pytest.approx(1 - (1 - p) ** 2000)
+  assert reid.chance_p_value(30, 2000, p) < 1e-20

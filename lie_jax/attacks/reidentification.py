@@ -314,8 +314,15 @@ def chance_p_value(hits: int, trials: int, chance: float) -> float:
     raise ValueError(f"hits must be in [0, trials={trials}], got {hits}")
   if not 0.0 <= chance <= 1.0:
     raise ValueError(f"chance must be a probability, got {chance}")
-  return float(min(1.0, sum(math.comb(trials, i) * chance ** i * (1.0 - chance) ** (trials - i)
-                            for i in range(hits, trials + 1))))
+  if chance in (0.0, 1.0):
+    return float(hits == 0 or chance == 1.0)
+
+  def log_term(i: int) -> float:  # log of C(trials, i) chance^i (1 - chance)^(trials - i)
+    return (math.lgamma(trials + 1) - math.lgamma(i + 1) - math.lgamma(trials - i + 1)
+            + i * math.log(chance) + (trials - i) * math.log1p(-chance))
+
+  # In log space: C(trials, i) overflows a float for a few thousand victims.
+  return float(min(1.0, sum(math.exp(log_term(i)) for i in range(hits, trials + 1))))
 
 
 def identification_rates(recovered: ArrayLike, candidates: ArrayLike, *,

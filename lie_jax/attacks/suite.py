@@ -283,6 +283,9 @@ def run_attack(attack: str, scheme: str, images: ArrayLike, *, key: jax.Array,
 
   extra: dict[str, Any] = {"details": {}}
   family = "pixel" if scheme in PIXEL_SCHEMES else "block"
+  # The mean known image: the prior baseline, and the jigsaw's reference orientation.
+  mean_image = (None if train is None or not len(train) else
+                np.round(train.astype(np.float64).mean(0)).astype(np.uint8))
   if attack == "chosen_plaintext":
     recovered, _ = chosen_plaintext.attack(oracle, encrypted, scheme=scheme,
                                            block_size=block_size)
@@ -309,10 +312,8 @@ def run_attack(attack: str, scheme: str, images: ArrayLike, *, key: jax.Array,
                                                                copies=opts.get("copies", 1))
   else:  # jigsaw
     transforms = jigsaw.SCHEME_TRANSFORMS.get(scheme, ("shuffle",))
-    reference = (None if train is None or not len(train) else
-                 np.round(train.astype(np.float64).mean(0)).astype(np.uint8))
     recovered = jigsaw.solve(encrypted, block_size=block_size, transforms=transforms,
-                             reference=reference, progress=progress)
+                             reference=mean_image, progress=progress)
     scores = jigsaw.scores(recovered, plain, block_size=block_size, transforms=transforms)
     extra["placement_accuracy"] = scores["placement_accuracy"]
     extra["neighbour_comparison"] = scores["neighbour_comparison"]
@@ -322,10 +323,8 @@ def run_attack(attack: str, scheme: str, images: ArrayLike, *, key: jax.Array,
   ssim_mean, psnr_mean = _mean_scores(recovered, plain)
   cipher_ssim, cipher_psnr = _mean_scores(encrypted, plain)
   prior_ssim = prior_psnr = None
-  if train is not None and len(train):
-    prior = np.broadcast_to(np.round(train.astype(np.float64).mean(0)).astype(np.uint8),
-                            plain.shape)
-    prior_ssim, prior_psnr = _mean_scores(prior, plain)
+  if mean_image is not None:
+    prior_ssim, prior_psnr = _mean_scores(np.broadcast_to(mean_image, plain.shape), plain)
   reid = reidentification.identification_rates(recovered, plain, ks=(1, 5))
   cipher_reid = reidentification.identification_rates(encrypted, plain, ks=(1,))
   baseline = max(cipher_ssim, prior_ssim if prior_ssim is not None else -1.0)
@@ -372,8 +371,7 @@ def _known_plaintext_exact(scheme, opts, oracle, train, plain, encrypted):
   recovered, info = known_plaintext_exact.attack(train[:k], oracle(train[:k]), encrypted,
                                                  scheme=scheme, options=opts)
   details = {"pool": int(len(train)), "pairs_used": int(k)}
-  details.update(_json_ready(info if isinstance(info, dict) else getattr(info, "_asdict",
-                                                                         dict)()))
+  details.update(_json_ready(info))
   return recovered, {
       "known_pairs_needed": needed, "details": details,
       "chosen_plaintexts_needed": known_plaintext_exact.min_chosen_plaintexts(
