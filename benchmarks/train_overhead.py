@@ -57,7 +57,7 @@ DEFAULT_REPEATS = 30
 DEFAULT_BATCH_SIZE = 64
 
 
-def _build(config: ml_collections.ConfigDict, encoder: encryption.InputEncoder,
+def build_model_and_optimizer(config: ml_collections.ConfigDict, encoder: encryption.InputEncoder,
            image_shape: tuple[int, int, int]):
   """The model and optimizer `train_and_evaluate` builds for `config` (same seed every call)."""
   model = models.build_model(
@@ -99,7 +99,7 @@ def measure(scheme: str, batch: dict[str, jax.Array], repeats: int,
   for name, encoder, images in (("in_step", in_step, batch["image"]),
                                 ("pre_encrypted", pre, ciphertexts)):
     # One model for both: built from the in-step encoder (morph's layer needs its key).
-    model, optimizer = _build(config, in_step, image_shape)
+    model, optimizer = build_model_and_optimizer(config, in_step, image_shape)
     train_step, _ = make_steps(encoder)
     args = (images, batch["label"], batch["index"])
     jax.block_until_ready(train_step(model, optimizer, *args))  # compile

@@ -24,6 +24,9 @@ def get_config() -> ml_collections.ConfigDict:
   # checkpoint is never selected on the test split.
   config.data.val_fraction = 0.1
   config.data.augment = False          # flips/shifts: valid before block encryption or for PE
+  # None: splits over data.IN_MEMORY_BYTES (256 MiB) are read per batch, never materialised;
+  # True / False: always in memory / always read per batch.
+  config.data.in_memory = ml_collections.config_dict.placeholder(bool)
 
   config.cipher = ml_collections.ConfigDict()
   # none | a scheme of lie_jax.ciphers.SCHEMES (le, ele, etc, pe, huang2022, vit, morph,
@@ -58,6 +61,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.num_steps = -1          # > 0 overrides num_epochs
   config.train.eval_every_steps = 0    # 0: once per epoch
   config.train.checkpoint_every_steps = 0  # 0: at every evaluation
+  config.train.tensorboard = True      # event files in workdir/tensorboard (tensorboardX)
   config.train.log_every_steps = 10
   config.train.progress_bar = True
   return config

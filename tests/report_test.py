@@ -67,8 +67,28 @@ SECURITY = {"benchmark": "security", "machine": MACHINE, "command": "python -m b
                          "prior_ssim_mean": 0.3},
                         _attack("ele", "jigsaw", 0.101, False, placement=0.05)]}
 
+PIPELINE = {"machine": MACHINE, "command": "python -m benchmarks.data_pipeline", "scheme": "pe",
+            "batch_size": 64, "dataset_images": 86000, "dataset_bytes": 86000 * 224 * 224,
+            "budget_bytes": 1 << 30,
+            "npz_pipeline": {"images_per_s": 600.0, "pipeline_rss_bytes": 100 << 20,
+                             "peak_rss_bytes": 500 << 20},
+            "png_folder_pipeline": {"images_per_s": 300.0, "pipeline_rss_bytes": 150 << 20},
+            "model_step": {"images_per_s": 4.0, "backbone": "small_resnet",
+                           "adaptation": "pixel"},
+            "pipeline_rss_within_budget": True, "dataset_over_4x_budget": True,
+            "bound_npz": "model", "bound_png_folder": "model"}
+
 ALL = {"accuracy.json": ACCURACY, "encrypt_throughput.json": THROUGHPUT,
-       "train_overhead.json": OVERHEAD, "security.json": SECURITY}
+       "train_overhead.json": OVERHEAD, "data_pipeline.json": PIPELINE, "security.json": SECURITY}
+
+
+def test_data_pipeline_section():
+  text = report.data_pipeline_section(PIPELINE)
+  assert "| .npz read + encrypt + batch | 600 | 100 MiB (process peak 500 MiB) |" in text
+  assert "- PASS: pipeline peak RSS growth 100 MiB < 1024 MiB on a dataset 4.0x the budget" in text
+  assert "bound by the model here: the pipeline delivers 150x" in text
+  failing = {**PIPELINE, "pipeline_rss_within_budget": False}
+  assert "- FAIL: pipeline peak RSS growth" in report.data_pipeline_section(failing)
 
 
 @pytest.fixture
@@ -170,7 +190,7 @@ def test_security_section():
 def test_render_orders_sections_and_renders_only_given_files():
   text = report.render(ALL)
   headings = [line for line in text.splitlines() if line.startswith("## ")]
-  assert [h.split()[1] for h in headings] == ["Accuracy", "Encryption", "Training-step",
+  assert [h.split()[1] for h in headings] == ["Accuracy", "Encryption", "Training-step", "Input",
                                               "Security:"]
   without_security = report.render({k: v for k, v in ALL.items() if k != "security.json"})
   assert "## Security" not in without_security

@@ -95,4 +95,4 @@ def test_folder_layouts_train_end_to_end_and_never_select_on_test(tmp_path, monk
   on_disk = json.loads((tmp_path / "work" / "results.json").read_text())
   assert on_disk["selected_on"] == results["selected_on"]
   lines = [json.loads(l) for l in (tmp_path / "work" / "metrics.jsonl").read_text().splitlines()]
-  assert [l["step"] for l in lines] == [2, 4] and all("val_accuracy" in l for l in lines)
+  assert [l["step"] for l in lines if "val_accuracy" in l] == [2, 4]

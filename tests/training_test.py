@@ -38,7 +38,14 @@ def test_train_and_evaluate_smoke(tmp_path, cipher, adaptation):
   assert results["cipher"] == cipher and results["steps"] == 6
   assert ("test_accuracy_plain_inputs" in results) == (cipher == "pe")
   lines = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-  assert [l["step"] for l in lines] == [3, 6]
+  evals = [l for l in lines if "val_accuracy" in l]
+  train = [l for l in lines if "val_accuracy" not in l]
+  assert [l["step"] for l in evals] == [3, 6]
+  # The training loss every log_every_steps (tiny_config logs every step), before each eval.
+  assert [l["step"] for l in train] == [1, 2, 3, 4, 5, 6]
+  assert all(np.isfinite(l["train_loss"]) and 0 <= l["train_accuracy"] <= 1 for l in train)
+  assert [l["step"] for l in lines] == [1, 2, 3, 3, 4, 5, 6, 6]
+  assert train[2]["train_loss"] == evals[0]["train_loss"]
   # No key material anywhere in the outputs: the experiment key is derived
   # from the seed, and only its origin ("seed") is recorded.
   assert results["key_fingerprint"] == "seed"
@@ -239,7 +246,8 @@ def test_two_processes_train_like_one_process_with_four_devices(tmp_path):
   # AUC (a ranking) moves only where two scores nearly tie.
   assert b["test_loss"] == pytest.approx(a["test_loss"], rel=1e-4)
   assert b["test_auc"] == pytest.approx(a["test_auc"], abs=1e-3)
-  curve = lambda d: [json.loads(l) for l in (d / "metrics.jsonl").read_text().splitlines()]
+  curve = lambda d: [r for l in (d / "metrics.jsonl").read_text().splitlines()
+                     if "val_loss" in (r := json.loads(l))]
   ca, cb = curve(single), curve(multi)
   assert [r["step"] for r in cb] == [r["step"] for r in ca] == [3, 6]  # written once
   for ra, rb in zip(ca, cb):
@@ -272,5 +280,6 @@ def test_a_killed_two_process_run_resumes(tmp_path):
   assert b["steps"] == 8 and b["num_processes"] == 2
   assert b["test_accuracy"] == pytest.approx(a["test_accuracy"], abs=1e-6)
   assert b["test_loss"] == pytest.approx(a["test_loss"], rel=1e-4)
-  steps = [json.loads(l)["step"] for l in (killed / "metrics.jsonl").read_text().splitlines()]
+  steps = [r["step"] for l in (killed / "metrics.jsonl").read_text().splitlines()
+           if "val_loss" in (r := json.loads(l))]
   assert steps == [2, 4, 6, 8]

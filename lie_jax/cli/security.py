@@ -80,15 +80,16 @@ def load_images(data: str, *, num_images: int, train_images: int):
       splits = data_lib.load_dataset(path=data)
   except (ValueError, FileNotFoundError) as e:
     raise UsageError(f"--data: {e}") from None
+  # Slices: a large split is read on demand (lie_jax.data.lazy), only these images are read.
   if splits.test is not None:
-    victims, split = splits.test.images, "test"
-    known = splits.train.images
+    victims, split = splits.test.images[:num_images], "test"
+    known = splits.train.images[:train_images]
   else:
     # Only one split: victims and known plaintexts are its two disjoint halves.
     pool = splits.train.images
     half = max(1, len(pool) // 2)
-    victims, split, known = pool[:half], "train (first half)", pool[half:]
-  victims, known = victims[:num_images], known[:train_images]
+    victims, split = pool[:min(half, num_images)], "train (first half)"
+    known = pool[half:half + train_images]
   description = f"{splits.name} {split} split, {len(victims)} images {victims.shape[1:]}"
   return victims, known, description
 

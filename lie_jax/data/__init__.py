@@ -1,11 +1,14 @@
 """Data for training on encrypted images: loaders, deterministic batches, augmentation.
 
-Loaders (`sources`) return `DatasetSplits` of in-memory uint8 [N, H, W, C]
-images and int32 [N] labels: the bundled PneumoniaMNIST (real pediatric chest
-X-rays, CC BY 4.0, see PNEUMONIAMNIST.md), MedMNIST .npz files, image folders,
-prepared TFDS datasets and the data owner's encrypted dataset directories.
-`pipeline` turns a split into deterministic, resumable training batches and
-fixed-shape eval batches through grain.
+Loaders (`sources`) return `DatasetSplits` of uint8 [N, H, W, C] images and
+int32 [N] labels: the bundled PneumoniaMNIST (real pediatric chest X-rays,
+CC BY 4.0, see PNEUMONIAMNIST.md), MedMNIST .npz files (MedMNIST+ 64-224 too),
+image and DICOM folders, prepared TFDS datasets and the data owner's encrypted
+dataset directories. Small splits are held in memory; larger ones (over
+IN_MEMORY_BYTES, or `in_memory=False`) are `lazy.LazyImages`, read and decoded
+per batch, never materialised. `pipeline` turns a split into deterministic,
+resumable training batches (each process reading only its part of every
+global batch) and fixed-shape eval batches through grain.
 
 Shared with the data owner's tools (`lie_jax.owner`): `images` (the one image
 decoder: PNG/JPEG/TIFF/DICOM, resize, class folders), `encrypted_dir` (the
@@ -34,6 +37,8 @@ from lie_jax.data.sources import BUNDLED_DATASETS
 from lie_jax.data.sources import bundled_path
 from lie_jax.data.sources import carve_validation
 from lie_jax.data.sources import DatasetSplits
+from lie_jax.data.sources import default_cache_dir
+from lie_jax.data.sources import IN_MEMORY_BYTES
 from lie_jax.data.sources import download_medmnist
 from lie_jax.data.sources import load_dataset
 from lie_jax.data.sources import load_encrypted_dir
@@ -43,7 +48,7 @@ from lie_jax.data.sources import load_tfds
 
 __all__ = [
     "ArrayDataset", "DatasetSplits", "BUNDLED_DATASETS", "as_array_dataset", "bundled_path",
-    "carve_validation",
+    "carve_validation", "IN_MEMORY_BYTES", "default_cache_dir",
     "load_dataset", "load_medmnist_npz", "download_medmnist", "load_image_folder", "load_tfds",
     "load_encrypted_dir", "is_encrypted_dir",
     "steps_per_epoch", "epoch_order", "train_batch_indices", "train_batches", "eval_batches",

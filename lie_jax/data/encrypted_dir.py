@@ -50,6 +50,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from lie_jax import __version__
+from lie_jax.data import lazy as lazy_lib
 
 FORMAT = "lie-jax-encrypted-dataset"
 FORMAT_VERSION = 1
@@ -538,9 +539,29 @@ def verify(path: PathLike, manifest: Mapping[str, Any] | None = None, *,
   return [check_shard(path, shard) for shard in shards]
 
 
+def _check_shard_arrays(name: str, shard: Mapping[str, Any], images: Any, labels: np.ndarray,
+                        indices: np.ndarray, *, shape: tuple[int, ...], num_classes: int) -> None:
+  """Raises ValueError unless a shard's arrays agree with its manifest entry."""
+  if images.dtype != np.uint8 or tuple(images.shape) != (shard["count"], *shape):
+    raise ValueError(f"{name} holds images {images.dtype} {list(images.shape)}, the manifest "
+                     f"says {shard['count']} uint8 images of {list(shape)}")
+  for what, array in (("labels", labels), ("indices", indices)):
+    if array.dtype.kind not in "iu" or array.shape != (shard["count"],):
+      raise ValueError(f"{name} holds {what} {array.dtype} {list(array.shape)}, expected "
+                       f"{shard['count']} integers")
+  if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+    raise ValueError(f"{name} holds labels outside 0..{num_classes - 1}")
+  first = shard["first_index"]
+  if not np.array_equal(indices, np.arange(first, first + shard["count"])):
+    raise ValueError(f"{name} holds indices other than {first}..{first + shard['count'] - 1}")
+
+
 def read_shard(path: Path, shard: Mapping[str, Any], *, shape: tuple[int, ...],
-               num_classes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+               num_classes: int, lazy: bool = False) -> tuple[Any, np.ndarray, np.ndarray]:
   """Loads one shard file and checks its arrays against its manifest entry.
+
+  With `lazy`, the images are not read: they come back as `lie_jax.data.lazy.NpyRows`
+  over the shard file's stored (uncompressed) images member, read on indexing.
 
   Raises:
     ValueError: not a readable .npz of plain arrays (object arrays are never
@@ -554,29 +575,20 @@ def read_shard(path: Path, shard: Mapping[str, Any], *, shape: tuple[int, ...],
     with np.load(path, allow_pickle=False) as archive:
       if not isinstance(archive, np.lib.npyio.NpzFile):
         raise ValueError("a single array, not an .npz")
-      part = archive["images"], archive["labels"], archive["indices"]
+      labels, indices = archive["labels"], archive["indices"]
+      images = lazy_lib.npz_member(path, "images.npy") if lazy else archive["images"]
+      if images is None:
+        raise ValueError("its images are compressed; the format stores them uncompressed")
   except _NPZ_ERRORS as e:
     raise ValueError(f"{name} is not a readable shard ({type(e).__name__}: "
                      f"{printable(e)[:200]})") from None
-  images, labels, indices = part
-  if images.dtype != np.uint8 or images.shape != (shard["count"], *shape):
-    raise ValueError(f"{name} holds images {images.dtype} {list(images.shape)}, the manifest "
-                     f"says {shard['count']} uint8 images of {list(shape)}")
-  for what, array in (("labels", labels), ("indices", indices)):
-    if array.dtype.kind not in "iu" or array.shape != (shard["count"],):
-      raise ValueError(f"{name} holds {what} {array.dtype} {list(array.shape)}, expected "
-                       f"{shard['count']} integers")
-  if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
-    raise ValueError(f"{name} holds labels outside 0..{num_classes - 1}")
-  first = shard["first_index"]
-  if not np.array_equal(indices, np.arange(first, first + shard["count"])):
-    raise ValueError(f"{name} holds indices other than {first}..{first + shard['count'] - 1}")
+  _check_shard_arrays(name, shard, images, labels, indices, shape=shape, num_classes=num_classes)
   return images, labels.astype(np.int32), indices.astype(np.int64)
 
 
 def read_split(path: PathLike, split: str, manifest: Mapping[str, Any] | None = None, *,
-               check: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-  """Loads one split's shards.
+               check: bool = True, lazy: bool = False) -> tuple[Any, np.ndarray, np.ndarray]:
+  """Loads one split's shards (with `lazy`, images read on indexing: `lie_jax.data.lazy`).
 
   Args:
     path: the encrypted dataset directory.
@@ -602,11 +614,16 @@ def read_split(path: PathLike, split: str, manifest: Mapping[str, Any] | None = 
       if not result.ok:
         raise ValueError(f"{Path(path) / shard['file']}: {result.problem}; the encrypted "
                          "dataset is damaged (run `lie-jax inspect` on it)")
-    part = read_shard(shard_path(path, shard), shard, shape=shape, num_classes=num_classes)
+    part = read_shard(shard_path(path, shard), shard, shape=shape, num_classes=num_classes,
+                      lazy=lazy)
     for acc, array in zip((images, labels, indices), part):
       acc.append(array)
   if not images:
     return (np.zeros((0, *shape), np.dtype(manifest.get("dtype", "uint8"))),
             np.zeros((0,), np.int32), np.zeros((0,), np.int64))
-  return (np.concatenate(images), np.concatenate(labels).astype(np.int32),
+  if lazy:
+    stacked = lazy_lib.Concatenated(images) if len(images) > 1 else images[0]
+  else:
+    stacked = np.concatenate(images)
+  return (stacked, np.concatenate(labels).astype(np.int32),
           np.concatenate(indices).astype(np.int64))

@@ -11,8 +11,16 @@ exactly where an uninterrupted run would be, without replaying earlier steps.
 
 grain. The batches are a `grain.MapDataset` over the run's step numbers
 (`MapDataset.range(start_step, ...)`), each step mapped to its batch by one
-vectorised numpy gather (no per-image Python loop); `to_iter_dataset`
-prefetches a few batches, in order, in background threads.
+indexing of the split's images: a vectorised numpy gather for in-memory
+splits, a read (and decode) of just those images for lazy ones
+(`lie_jax.data.lazy`); `to_iter_dataset` prefetches a few batches, in order,
+in background threads.
+
+Several hosts. With `shard_index=i, shard_count=n` (a training process passes
+`jax.process_index()` and `jax.process_count()`) each call returns only part i
+of every global batch: examples [i * B / n, (i + 1) * B / n) of it, the part
+that process's devices hold. Only those images are read, so each process
+reads 1/n of the data; the n parts together are the unsharded batch.
 
 Augmentation and ciphers. `augment(rng, images) -> images` runs on the
 gathered uint8 [B, H, W, C] batch with `rng = np.random.default_rng([seed, 1, s])`,
@@ -124,8 +132,9 @@ class _TrainBatch:
   """Step number -> training batch (the map function of the grain dataset)."""
 
   def __init__(self, dataset: ArrayDataset, batch_size: int, seed: int,
-               augment: Augment | None):
+               augment: Augment | None, part: slice = slice(None)):
     self._dataset = dataset
+    self._part = part
     self._batch_size = batch_size
     self._seed = seed
     self._augment = augment
@@ -142,6 +151,7 @@ class _TrainBatch:
   def __call__(self, step: int) -> dict[str, np.ndarray]:
     epoch, slot = divmod(step, self._per_epoch)
     index = self._order(epoch)[slot * self._batch_size:(slot + 1) * self._batch_size]
+    index = index[self._part]
     images = self._dataset.images[index]
     if self._augment is not None:
       rng = np.random.default_rng([self._seed, _AUGMENT_STREAM, step])
@@ -156,8 +166,23 @@ class _TrainBatch:
             "index": index.astype(np.int32)}
 
 
+def _shard_part(batch_size: int, shard_index: Any, shard_count: Any) -> slice:
+  """The slice of a global batch that shard `shard_index` of `shard_count` holds."""
+  shard_count = _nonnegative_int(shard_count, "shard_count")
+  shard_index = _nonnegative_int(shard_index, "shard_index")
+  if shard_count < 1 or shard_index >= shard_count:
+    raise ValueError(f"shard_index must be in [0, shard_count), got {shard_index} of "
+                     f"{shard_count}")
+  if batch_size % shard_count:
+    raise ValueError(f"batch_size {batch_size} is not divisible by the {shard_count} shards "
+                     "(processes)")
+  part = batch_size // shard_count
+  return slice(shard_index * part, (shard_index + 1) * part)
+
+
 def train_batches(dataset: ArrayDataset, *, batch_size: int, seed: int, start_step: int = 0,
-                  augment: Augment | None = None) -> Iterator[dict[str, np.ndarray]]:
+                  augment: Augment | None = None, shard_index: int = 0,
+                  shard_count: int = 1) -> Iterator[dict[str, np.ndarray]]:
   """Endless training batches in a deterministic, resumable order.
 
   Batch s (counting from 0 over the whole run, across epochs) depends only on
@@ -173,9 +198,13 @@ def train_batches(dataset: ArrayDataset, *, batch_size: int, seed: int, start_st
       (same shape and dtype), e.g. `random_flip_and_shift`; rng is a
       `np.random.Generator` seeded by (seed, step). See the module docstring
       for which ciphertexts it may be applied to.
+    shard_index, shard_count: return only part shard_index of shard_count of
+      every global batch (B / shard_count examples, see the module docstring);
+      the default is the whole batch.
 
   Returns:
-    An endless iterator of dicts, for step start_step, start_step + 1, ...:
+    An endless iterator of dicts, for step start_step, start_step + 1, ...
+    (B = batch_size / shard_count):
       "image": [B, H, W, C] uint8,
       "label": [B] int32,
       "index": [B] int32, the examples' indices in `dataset` (e.g. for
@@ -190,13 +219,14 @@ def train_batches(dataset: ArrayDataset, *, batch_size: int, seed: int, start_st
   if augment is not None and not callable(augment):
     raise TypeError(f"augment must be None or a callable (rng, images) -> images, got "
                     f"{type(augment).__name__}")
-  batch_at = _TrainBatch(dataset, batch_size, seed, augment)
+  part = _shard_part(batch_size, shard_index, shard_count)
+  batch_at = _TrainBatch(dataset, batch_size, seed, augment, part)
   steps = grain.MapDataset.range(start_step, sys.maxsize)
   return iter(steps.map(batch_at).to_iter_dataset(_READ_OPTIONS))
 
 
-def eval_batches(dataset: ArrayDataset, *,
-                 batch_size: int) -> Iterator[dict[str, np.ndarray]]:
+def eval_batches(dataset: ArrayDataset, *, batch_size: int, shard_index: int = 0,
+                 shard_count: int = 1) -> Iterator[dict[str, np.ndarray]]:
   """Every example once, in order, in batches of a fixed shape.
 
   The last batch is padded to `batch_size` by repeating the last example, with
@@ -205,9 +235,11 @@ def eval_batches(dataset: ArrayDataset, *,
   Args:
     dataset: the split (images [N, H, W, C] uint8, labels [N] int32).
     batch_size: examples per batch (>= 1; may exceed N).
+    shard_index, shard_count: only part shard_index of every batch, as in
+      `train_batches` (the parts of all shards together are the batch).
 
   Returns:
-    An iterator over ceil(N / batch_size) dicts:
+    An iterator over ceil(N / batch_size) dicts (B = batch_size / shard_count):
       "image": [B, H, W, C] uint8, "label": [B] int32,
       "index": [B] int32 (padding repeats index N - 1),
       "mask": [B] bool, True for real examples.
@@ -219,9 +251,10 @@ def eval_batches(dataset: ArrayDataset, *,
   num_examples = len(dataset.labels)
   if num_examples == 0:
     raise ValueError("eval_batches: dataset is empty")
+  part = _shard_part(batch_size, shard_index, shard_count)
 
   def batch_at(batch: int) -> dict[str, np.ndarray]:
-    position = batch * batch_size + np.arange(batch_size)
+    position = batch * batch_size + np.arange(batch_size)[part]
     index = np.minimum(position, num_examples - 1).astype(np.int32)
     return {"image": dataset.images[index], "label": dataset.labels[index], "index": index,
             "mask": position < num_examples}

@@ -1,10 +1,14 @@
-"""Where training images come from: loaders that return in-memory numpy splits.
+"""Where training images come from: loaders that return splits in memory or read on demand.
 
 Every loader returns a `DatasetSplits` whose splits are `ArrayDataset`s of
-uint8 [N, H, W, C] images (C = 1 or 3) and int32 [N] labels, held in memory.
-The datasets lie_jax targets (MedMNIST, CIFAR-scale sets, a hospital's folder
-of a few thousand images) fit easily, and in-memory arrays let
-`lie_jax.data.pipeline` gather a batch with one numpy indexing operation.
+uint8 [N, H, W, C] images (C = 1 or 3) and int32 [N] labels. Labels are always
+in memory. Images are a numpy array when the split is small (at most
+IN_MEMORY_BYTES of pixels, e.g. PneumoniaMNIST's 3.7 MB) and otherwise a
+`lie_jax.data.lazy.LazyImages`, which reads and decodes only the images a
+batch asks for: a 224 px MedMNIST+ file, a hospital's folder of 100,000 scans
+or a large encrypted directory is never materialised (`in_memory=True` or
+False forces either way). `lie_jax.data.pipeline` gathers a batch with one
+indexing operation either way.
 
 Sources:
   load_medmnist_npz   a MedMNIST-layout .npz (the bundled PneumoniaMNIST, or
@@ -33,6 +37,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import http.client
 import importlib.resources
@@ -53,19 +58,25 @@ from tqdm.auto import tqdm
 
 from lie_jax.data import encrypted_dir
 from lie_jax.data import images as images_lib
+from lie_jax.data import lazy
 
 PathLike = str | os.PathLike
 
 
+# A split whose pixels take more bytes than this is read on demand (in_memory=None).
+IN_MEMORY_BYTES = 256 << 20
+
+
 class ArrayDataset(NamedTuple):
-  """One split of a dataset, in memory.
+  """One split of a dataset.
 
   Attributes:
-    images: [N, H, W, C] uint8, C = 1 (grayscale) or 3 (RGB).
-    labels: [N] int32 class indices in 0..num_classes - 1.
+    images: [N, H, W, C] uint8, C = 1 (grayscale) or 3 (RGB): a numpy array,
+      or a `lie_jax.data.lazy.LazyImages` read on indexing (np.asarray reads it all).
+    labels: [N] int32 class indices in 0..num_classes - 1 (in memory).
   """
 
-  images: np.ndarray
+  images: np.ndarray | lazy.LazyImages
   labels: np.ndarray
 
 
@@ -108,7 +119,7 @@ def _check_array_dataset(dataset: Any, *, where: str = "dataset") -> None:
   if not isinstance(dataset, ArrayDataset):
     raise TypeError(f"{where} must be an ArrayDataset, got {type(dataset).__name__}")
   images, labels = dataset
-  if not isinstance(images, np.ndarray) or images.dtype != np.uint8:
+  if not isinstance(images, (np.ndarray, lazy.LazyImages)) or images.dtype != np.uint8:
     raise TypeError(f"{where}.images must be a uint8 numpy array, got "
                     f"{getattr(images, 'dtype', type(images).__name__)}")
   if images.ndim != 4 or images.shape[-1] not in (1, 3):
@@ -128,7 +139,8 @@ def as_array_dataset(images: Any, labels: Any, *, where: str = "arrays") -> Arra
   """Makes an `ArrayDataset` from in-memory arrays, checking them.
 
   Args:
-    images: [N, H, W] (grayscale) or [N, H, W, C] uint8, C = 1 or 3.
+    images: [N, H, W] (grayscale) or [N, H, W, C] uint8, C = 1 or 3 (or a
+      `LazyImages`, kept lazy).
     labels: [N] or [N, 1] non-negative integers (one class per image).
     where: how error messages name the arrays.
 
@@ -146,7 +158,8 @@ def as_array_dataset(images: Any, labels: Any, *, where: str = "arrays") -> Arra
     >>> ds.images.shape, ds.labels.dtype
     ((5, 28, 28, 1), dtype('int32'))
   """
-  images, labels = np.asarray(images), np.asarray(labels)
+  images = images if isinstance(images, lazy.LazyImages) else np.asarray(images)
+  labels = np.asarray(labels)
   if images.dtype != np.uint8:
     raise ValueError(f"{where}: images must be uint8 (0..255), got {images.dtype}")
   if images.ndim == 3:
@@ -169,7 +182,9 @@ def as_array_dataset(images: Any, labels: Any, *, where: str = "arrays") -> Arra
   if labels.size and int(labels.max()) > MAX_CLASSES:
     raise ValueError(f"{where}: labels must be class indices below {MAX_CLASSES}, found "
                      f"{labels.max()}")
-  return ArrayDataset(np.ascontiguousarray(images), labels.astype(np.int32))
+  if not isinstance(images, lazy.LazyImages):
+    images = np.ascontiguousarray(images)
+  return ArrayDataset(images, labels.astype(np.int32))
 
 
 def _make_splits(train: ArrayDataset, val: ArrayDataset | None, test: ArrayDataset | None, *,
@@ -265,7 +280,35 @@ def _medmnist_name(path: Path) -> str:
   return re.sub(r"_\d+$", "", path.name.removesuffix(".npz"))
 
 
-def load_medmnist_npz(path: PathLike, *, name: str | None = None) -> DatasetSplits:
+def _in_memory(in_memory: bool | None, nbytes: int) -> bool:
+  """Whether to hold a split of `nbytes` pixels in memory (None: when <= IN_MEMORY_BYTES)."""
+  if in_memory not in (None, True, False):
+    raise ValueError(f"in_memory must be None, True or False, got {in_memory!r}")
+  return nbytes <= IN_MEMORY_BYTES if in_memory is None else in_memory
+
+
+def default_cache_dir() -> Path:
+  """Where compressed .npz images are unpacked for random access: $LIE_JAX_CACHE, else
+  $XDG_CACHE_HOME/lie_jax, else ~/.cache/lie_jax."""
+  if os.environ.get("LIE_JAX_CACHE"):
+    return Path(os.environ["LIE_JAX_CACHE"])
+  return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "lie_jax"
+
+
+def _lazy_npz_images(path: Path, member: str, cache_dir: PathLike | None) -> lazy.LazyImages:
+  """Lazy rows of an .npz images member: in place if stored, else unpacked once to the cache."""
+  rows = lazy.npz_member(path, member)
+  if rows is not None:
+    return rows
+  stat = path.stat()
+  key = hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()
+                       ).hexdigest()[:16]
+  cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+  return lazy.extract_npz_member(path, member, cache / "npz" / f"{path.stem}-{key}" / member)
+
+
+def load_medmnist_npz(path: PathLike, *, name: str | None = None, in_memory: bool | None = None,
+                      cache_dir: PathLike | None = None) -> DatasetSplits:
   """Loads a .npz in the MedMNIST layout.
 
   The file holds `train_images`, `train_labels`, `test_images`, `test_labels`
@@ -279,6 +322,11 @@ def load_medmnist_npz(path: PathLike, *, name: str | None = None) -> DatasetSpli
     name: the dataset's name; default: the file name without `.npz` and any
       `_64`-style size suffix. "pneumoniamnist" gets the label names
       ("normal", "pneumonia"); other names get "0", "1", ...
+    in_memory: None: splits of at most IN_MEMORY_BYTES in memory, larger ones
+      read on demand (`lie_jax.data.lazy`); True / False: all in memory / all
+      on demand. Images stored uncompressed are read in place; compressed ones
+      (MedMNIST's own files) are unpacked once, in chunks, to `cache_dir`.
+    cache_dir: where compressed images are unpacked (default: `default_cache_dir()`).
 
   Returns:
     `DatasetSplits` with images [N, H, W, C] uint8 (C = 1 for grayscale) and
@@ -313,7 +361,11 @@ def load_medmnist_npz(path: PathLike, *, name: str | None = None) -> DatasetSpli
         splits[split] = None
         continue
       try:
-        images, labels = archive[f"{split}_images"], archive[f"{split}_labels"]
+        member = f"{split}_images.npy"
+        nbytes = archive.zip.getinfo(member).file_size
+        images = (archive[f"{split}_images"] if _in_memory(in_memory, nbytes) else
+                  _lazy_npz_images(path, member, cache_dir))
+        labels = archive[f"{split}_labels"]
       except _NPZ_ERRORS as e:
         raise ValueError(f"{path}: the {split} arrays are corrupt ({type(e).__name__}: {e})"
                          ) from e
@@ -408,7 +460,8 @@ def _read_file(path: Path, **options: Any) -> np.ndarray:
 
 
 def load_image_folder(root: PathLike, *, image_size: int | Sequence[int] | None = None,
-                      grayscale: bool | None = None) -> DatasetSplits:
+                      grayscale: bool | None = None,
+                      in_memory: bool | None = None) -> DatasetSplits:
   """Loads PNG/JPEG/TIFF (or DICOM) images stored one subfolder per class.
 
   Two layouts:
@@ -423,7 +476,8 @@ def load_image_folder(root: PathLike, *, image_size: int | Sequence[int] | None 
   hidden entries are skipped. Files are decoded by `lie_jax.data.images`,
   the decoder `lie-jax encrypt` uses too: DICOM files (the `dicom` extra,
   pydicom) go through the modality LUT and the file's VOI window (or its
-  min-max) to uint8. Decoding loops over files in Python once, at load time.
+  min-max) to uint8. Small splits are decoded once, at load time; larger ones
+  (see `in_memory`) are decoded per batch, file by file, while training.
 
   Args:
     root: the folder.
@@ -431,6 +485,11 @@ def load_image_folder(root: PathLike, *, image_size: int | Sequence[int] | None 
       or (height, width): every image is resized (bilinear) to that size.
     grayscale: True: convert to 1 channel; False: convert to RGB (3
       channels); None: 1 channel if every image is grayscale, else RGB.
+    in_memory: None: decode a split at load time when its pixels fit in
+      IN_MEMORY_BYTES, else on demand (`lie_jax.data.lazy.DecodedFiles`);
+      True / False: always / never at load time. Headers are read at load time
+      either way (sizes and modes checked then; a file damaged past its header
+      fails when its batch is read, naming the file).
 
   Returns:
     `DatasetSplits` named after `root`, images [N, H, W, C] uint8, labels [N] int32.
@@ -479,10 +538,15 @@ def load_image_folder(root: PathLike, *, image_size: int | Sequence[int] | None 
       grayscale = all(info.channels == 1 for info in infos)
     if size is None:
       _require_one_size(sizes, [str(path) for path in all_files], where=str(root))
+      size = sizes[0]
   datasets = {}
+  channels = 1 if grayscale else 3
+  decode = functools.partial(_read_file, channels=channels, size=size)
   for split, split_files in files.items():
-    channels = 1 if grayscale else 3
-    images = np.stack([_read_file(p, channels=channels, size=size) for p in split_files])
+    if _in_memory(in_memory, len(split_files) * size[0] * size[1] * channels):
+      images = np.stack([decode(p) for p in split_files])
+    else:
+      images = lazy.DecodedFiles(split_files, (*size, channels), decode)
     datasets[split] = as_array_dataset(images, np.asarray(labels[split], np.int32),
                                         where=f"{tree.split_folders[split]}")
   return _make_splits(datasets["train"], datasets.get("val"), datasets.get("test"),
@@ -493,17 +557,26 @@ def load_image_folder(root: PathLike, *, image_size: int | Sequence[int] | None 
 # TFDS (array_record, no TensorFlow).
 
 
+def _record_image(record: Any, *, image_key: str, size: tuple[int, int] | None) -> np.ndarray:
+  image = np.asarray(record[image_key])
+  image = image[..., None] if image.ndim == 2 else image
+  return images_lib.resize(image, size) if size is not None else image
+
+
 def load_tfds(name: str, *, data_dir: PathLike | None = None,
               splits: Sequence[str] = ("train", "test"),
               image_size: int | Sequence[int] | None = None,
-              image_key: str = "image", label_key: str = "label") -> DatasetSplits:
+              image_key: str = "image", label_key: str = "label",
+              in_memory: bool | None = None) -> DatasetSplits:
   """Loads a TFDS dataset that is already prepared on disk, without TensorFlow.
 
   Reads through `tfds.data_source(name, data_dir=..., download=False)`: the
   dataset must have been prepared in a random-access format (array_record or
   parquet), e.g. elsewhere with
-  `tfds build NAME --file_format=array_record --data_dir=DIR` and copied. Every
-  record is decoded once into memory (a Python loop over records, at load time).
+  `tfds build NAME --file_format=array_record --data_dir=DIR` and copied.
+  Labels are read once at load time (one pass over the records); images are
+  held in memory when a split's pixels fit IN_MEMORY_BYTES, else decoded per
+  batch from the source (`lie_jax.data.lazy.Records`).
 
   Args:
     name: TFDS name, optionally with config and version ("cifar10:3.0.2").
@@ -515,6 +588,7 @@ def load_tfds(name: str, *, data_dir: PathLike | None = None,
       needed when the dataset's images differ in size.
     image_key: the record's image feature ([H, W] or [H, W, C] uint8).
     label_key: the record's class label feature.
+    in_memory: None (by size), True or False: see `load_medmnist_npz`.
 
   Returns:
     `DatasetSplits` with images [N, H, W, C] uint8 and labels [N] int32; label
@@ -550,21 +624,31 @@ def load_tfds(name: str, *, data_dir: PathLike | None = None,
   size = images_lib.parse_image_size(image_size)
   datasets = []
   for split, source in zip(splits, sources):
-    images, labels = [], []
-    for i in range(len(source)):
-      record = source[i]
-      if i == 0 and not (image_key in record and label_key in record):
-        raise ValueError(f"TFDS {name!r} [{split}] records have features {sorted(record)}, "
-                         f"not {image_key!r} and {label_key!r}")
-      image = np.asarray(record[image_key])
-      images.append(image[..., None] if image.ndim == 2 else image)
-      labels.append(record[label_key])
-    if not images:
+    if not len(source):
       raise ValueError(f"TFDS {name!r} split {split!r} is empty")
-    names = [f"{split}[{i}]" for i in range(len(images))]
-    stacked = _stack_images(images, names, size, where=f"TFDS {name!r}")
-    datasets.append(as_array_dataset(stacked, np.asarray(labels), where=f"TFDS {name!r} "
-                                      f"[{split}]"))
+    first = source[0]
+    if not (image_key in first and label_key in first):
+      raise ValueError(f"TFDS {name!r} [{split}] records have features {sorted(first)}, "
+                       f"not {image_key!r} and {label_key!r}")
+    image_of = functools.partial(_record_image, image_key=image_key, size=size)
+    shape = image_of(first).shape
+    where = f"TFDS {name!r} [{split}]"
+    if image_of(first).dtype != np.uint8:
+      raise ValueError(f"{where}: images must be uint8 (0..255), got {image_of(first).dtype}")
+    if _in_memory(in_memory, len(source) * int(np.prod(shape))):
+      images, labels = [], []
+      for i in range(len(source)):
+        record = source[i]
+        image = np.asarray(record[image_key])
+        images.append(image[..., None] if image.ndim == 2 else image)
+        labels.append(record[label_key])
+      names = [f"{split}[{i}]" for i in range(len(images))]
+      stacked = _stack_images(images, names, size, where=f"TFDS {name!r}")
+    else:
+      labels = [source[i][label_key] for i in tqdm(range(len(source)), desc=f"labels {split}",
+                                                    unit="record", leave=False)]
+      stacked = lazy.Records(source, shape, image_of, where=where)
+    datasets.append(as_array_dataset(stacked, np.asarray(labels), where=where))
   if len(datasets) == 2:
     datasets.insert(1, None)
   info = getattr(sources[0], "dataset_info", None)
@@ -578,7 +662,8 @@ def load_tfds(name: str, *, data_dir: PathLike | None = None,
 # Encrypted dataset directories (written by the data owner's `lie-jax encrypt`).
 
 
-def load_encrypted_dir(path: PathLike, *, verify: bool = True) -> DatasetSplits:
+def load_encrypted_dir(path: PathLike, *, verify: bool = True,
+                       in_memory: bool | None = None) -> DatasetSplits:
   """Loads an encrypted dataset directory written by `lie-jax encrypt`, without any key.
 
   The images are the owner's ciphertexts, used as they are: train on them
@@ -588,7 +673,10 @@ def load_encrypted_dir(path: PathLike, *, verify: bool = True) -> DatasetSplits:
 
   Args:
     path: the directory holding manifest.json and shards/.
-    verify: check every shard's SHA-256 against the manifest first.
+    verify: check every shard's SHA-256 against the manifest first (read in
+      chunks: a lazy split is hashed, not held).
+    in_memory: None (by size), True or False: see `load_medmnist_npz`. Lazy
+      splits read their images from the shard files per batch.
 
   Returns:
     `DatasetSplits` named as in the manifest, images [N, H, W, C] uint8
@@ -605,7 +693,11 @@ def load_encrypted_dir(path: PathLike, *, verify: bool = True) -> DatasetSplits:
     if split not in manifest["splits"]:
       datasets[split] = None
       continue
-    images, labels, _ = encrypted_dir.read_split(path, split, manifest, check=verify)
+    entry = manifest["splits"][split]
+    nbytes = sum(shard["count"] for shard in entry["shards"]) * int(
+        np.prod(manifest["image_shape"]))
+    images, labels, _ = encrypted_dir.read_split(path, split, manifest, check=verify,
+                                                 lazy=not _in_memory(in_memory, nbytes))
     datasets[split] = as_array_dataset(images, labels, where=f"{path} [{split}]")
   if datasets["train"] is None:
     raise ValueError(f"{path}: the encrypted dataset has no train split")
@@ -626,6 +718,8 @@ def _resized(splits: DatasetSplits, size: tuple[int, int] | None) -> DatasetSpli
   def resize(ds):
     if ds is None:
       return None
+    if isinstance(ds.images, lazy.LazyImages):
+      return ArrayDataset(lazy.Resized(ds.images, size, images_lib.resize), ds.labels)
     images = np.stack([images_lib.resize(image, size) for image in ds.images])
     return ArrayDataset(images, ds.labels)
 
@@ -660,7 +754,7 @@ def carve_validation(splits: DatasetSplits, *, fraction: float, seed: int
                      "a validation split from; add a val/ folder")
   order = np.random.default_rng(seed).permutation(n)
   val_idx, train_idx = np.sort(order[:k]), np.sort(order[k:])
-  pick = lambda d, i: ArrayDataset(d.images[i], d.labels[i])
+  pick = lambda d, i: ArrayDataset(lazy.take(d.images, i), d.labels[i])
   carved = splits._replace(train=pick(splits.train, train_idx),
                            val=pick(splits.train, val_idx))
   return carved, f"val carved from train ({k} of {n} images, fraction {fraction}, seed {seed})"
@@ -668,7 +762,8 @@ def carve_validation(splits: DatasetSplits, *, fraction: float, seed: int
 
 def load_dataset(name: str = "pneumoniamnist", *, source: str = "auto",
                  path: PathLike | None = None, data_dir: PathLike | None = None,
-                 image_size: int | Sequence[int] | None = None) -> DatasetSplits:
+                 image_size: int | Sequence[int] | None = None,
+                 in_memory: bool | None = None) -> DatasetSplits:
   """Loads a dataset from wherever it is: the one entry point configs call.
 
   Args:
@@ -685,6 +780,9 @@ def load_dataset(name: str = "pneumoniamnist", *, source: str = "auto",
     data_dir: TFDS data directory (source "tfds" only).
     image_size: None (keep the stored size), an int s or (height, width) to
       resize every image to (bilinear).
+    in_memory: None: splits larger than IN_MEMORY_BYTES are read on demand,
+      per batch (`lie_jax.data.lazy`), smaller ones held in memory; True /
+      False: always in memory / always on demand.
 
   Returns:
     `DatasetSplits` with images [N, H, W, C] uint8 and labels [N] int32.
@@ -719,18 +817,19 @@ def load_dataset(name: str = "pneumoniamnist", *, source: str = "auto",
   if source == "encrypted":
     if path is None:
       raise ValueError("source='encrypted' needs path= (the encrypted dataset directory)")
-    splits = load_encrypted_dir(path)
+    splits = load_encrypted_dir(path, in_memory=in_memory)
     if size is not None and splits.image_shape[:2] != size:
       raise ValueError(f"{path} holds encrypted images of {splits.image_shape[0]}x"
                        f"{splits.image_shape[1]}; ciphertexts cannot be resized (image_size="
                        f"{image_size!r}): the owner resizes before encrypting (--resize)")
     return splits
   if source == "npz":
-    return _resized(load_medmnist_npz(bundled_path(name) if path is None else path), size)
+    return _resized(load_medmnist_npz(bundled_path(name) if path is None else path,
+                                      in_memory=in_memory), size)
   if source == "folder":
     if path is None:
       raise ValueError("source='folder' needs path= (the image folder)")
-    return load_image_folder(path, image_size=size)
+    return load_image_folder(path, image_size=size, in_memory=in_memory)
   if path is not None:
     raise ValueError("source='tfds' reads from data_dir=..., not path=...")
-  return load_tfds(name, data_dir=data_dir, image_size=size)
+  return load_tfds(name, data_dir=data_dir, image_size=size, in_memory=in_memory)

@@ -237,7 +237,7 @@ def read_npz(path: Path, *, resize_to: tuple[int, int] | None, progress_factory=
              ) -> SourceData:
   """Reads a MedMNIST-layout .npz (every array must be valid: it is one file)."""
   try:
-    loaded = sources.load_medmnist_npz(path)
+    loaded = sources.load_medmnist_npz(path, in_memory=True)  # encrypted whole, as before
   except (ValueError, FileNotFoundError) as e:
     raise InputError(str(e)) from None
   splits = {}

@@ -8,7 +8,14 @@ order and every random stream are functions of the step), and data
 parallelism over all devices: a `jax.sharding.Mesh` with one "data" axis,
 batches sharded along it, parameters replicated. On several hosts, call
 `jax.distributed.initialize()` first (train.py does with --distributed);
-every process then feeds its slice of each global batch.
+every process then reads and feeds only its part of each global batch.
+
+What a run writes to its workdir: metrics.jsonl (one line per
+`log_every_steps` with the training loss and accuracy, one per evaluation with
+the validation metrics; process 0 only), TensorBoard event files in
+tensorboard/ (`config.train.tensorboard`), checkpoints/ and best/ (orbax),
+results.json. Progress is a tqdm bar on a terminal and one plain line per
+`log_every_steps` otherwise (logs of batch jobs).
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import time
 from typing import Any, Iterator
 
@@ -67,10 +75,13 @@ class _Mesh:
     self.batch = NamedSharding(self.mesh, PartitionSpec("data"))
     self.replicated = NamedSharding(self.mesh, PartitionSpec())
 
-  def put_batch(self, batch: dict[str, np.ndarray]) -> dict[str, jax.Array]:
-    # Each process holds its slice of the global batch (all of it on one host).
-    n, i = jax.process_count(), jax.process_index()
-    local = {k: v[i * len(v) // n:(i + 1) * len(v) // n] for k, v in batch.items()}
+  @staticmethod
+  def shard() -> dict[str, int]:
+    """This process's part of every global batch (the pipeline's shard_index/shard_count)."""
+    return {"shard_index": jax.process_index(), "shard_count": jax.process_count()}
+
+  def put_batch(self, local: dict[str, np.ndarray]) -> dict[str, jax.Array]:
+    """Global batch arrays from each process's part (`shard()` of the pipeline's batches)."""
     return {k: jax.make_array_from_process_local_data(self.batch, v) for k, v in local.items()}
 
   def replicate(self, *objects: Any) -> None:
@@ -95,8 +106,9 @@ class _Mesh:
       return jax.random.wrap_key_data(data, impl=jax.random.key_impl(x))
     return jax.make_array_from_process_local_data(self.replicated, np.asarray(x))
 
-  def gather(self, x: jax.Array) -> np.ndarray:
-    """The whole value of a batch-sharded output on every process (NumPy)."""
+  def gather(self, x: jax.Array | np.ndarray) -> np.ndarray:
+    """The whole value of a batch-sharded output, or of every process's local part
+    concatenated in process order, on every process (NumPy)."""
     if jax.process_count() == 1:
       return np.asarray(x)
     from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
@@ -170,13 +182,13 @@ def _evaluate(model, eval_step, mesh: _Mesh, split: data.ArrayDataset, name: str
               *, plain: bool = False) -> dict[str, float]:
   model.eval()
   logits, labels = [], []
-  for batch in data.eval_batches(split, batch_size=batch_size):
+  for batch in data.eval_batches(split, batch_size=batch_size, **mesh.shard()):
     device_batch = mesh.put_batch({k: batch[k] for k in ("image", "index")})
     out = mesh.gather(eval_step(model, device_batch["image"], device_batch["index"], name,
                                 plain))
-    mask = batch["mask"]
+    mask = mesh.gather(batch["mask"])
     logits.append(out[mask])
-    labels.append(batch["label"][mask])
+    labels.append(mesh.gather(batch["label"])[mask])
   model.train()
   logits, labels = np.concatenate(logits), np.concatenate(labels)
   result = metrics_lib.classification_metrics(logits, labels)
@@ -185,10 +197,47 @@ def _evaluate(model, eval_step, mesh: _Mesh, split: data.ArrayDataset, name: str
   return result
 
 
+class _ProgressLog:
+  """Plain progress lines on stderr, for logs that are not a terminal (batch jobs, CI):
+  one per log step and one per evaluation, instead of tqdm's carriage returns."""
+
+  def __init__(self, name: str, start_step: int, total_steps: int, *, enabled: bool):
+    self.name, self.start, self.total, self.enabled = name, start_step, total_steps, enabled
+    self.t0 = time.perf_counter()
+
+  @staticmethod
+  def _clock(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+  def step(self, done: int, *, loss: float, rate: float) -> None:
+    if not self.enabled:
+      return
+    elapsed = time.perf_counter() - self.t0
+    eta = elapsed / max(done - self.start, 1) * (self.total - done)
+    print(f"{self.name}: step {done}/{self.total} ({100 * done // self.total}%) | loss "
+          f"{loss:.4f} | {rate:.0f} img/s | {self._clock(elapsed)} elapsed, eta "
+          f"{self._clock(eta)}", file=sys.stderr, flush=True)
+
+  def eval(self, done: int, metrics: dict[str, Any]) -> None:
+    if not self.enabled:
+      return
+    shown = " | ".join(f"val_{k} {v:.4f}" for k, v in metrics.items() if v is not None)
+    print(f"{self.name}: step {done}/{self.total} eval | {shown}", file=sys.stderr, flush=True)
+
+
+def _board(workdir: str, start_step: int):
+  """A TensorBoard writer on workdir/tensorboard; events after `start_step` from a run that
+  died before its checkpoint are purged on resume."""
+  import tensorboardX  # pylint: disable=g-import-not-at-top  (only the writing process needs it)
+  return tensorboardX.SummaryWriter(os.path.join(workdir, "tensorboard"),
+                                    purge_step=start_step or None, flush_secs=30)
+
+
 def _append_jsonl(path: str, record: dict[str, Any]) -> None:
   """Appends one record by writing the whole new file atomically (temporary file, fsync,
   rename): a crash leaves the old file or the new one, never a torn last line. The file holds
-  one line per evaluation, so rewriting it costs nothing that matters."""
+  one line per log step and per evaluation (kilobytes to a few megabytes)."""
   old = b""
   if os.path.exists(path):
     with open(path, "rb") as f:
@@ -288,9 +337,12 @@ def _public_config(config: ml_collections.ConfigDict) -> dict[str, Any]:
 
 
 def _run_fingerprint(config: ml_collections.ConfigDict) -> str:
-  """Hash of everything that shapes the run (not display options such as the progress bar)."""
+  """Hash of everything that shapes the run (not display options such as the progress bar,
+  nor whether data are held in memory)."""
   public = _public_config(config)
   public.get("train", {}).pop("progress_bar", None)
+  public.get("train", {}).pop("tensorboard", None)
+  public.get("data", {}).pop("in_memory", None)
   return hashlib.sha256(json.dumps(public, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -315,7 +367,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   os.makedirs(workdir, exist_ok=True)
   splits = data.load_dataset(config.data.name, source=config.data.source, path=config.data.path,
                              data_dir=config.data.get("data_dir"),
-                             image_size=config.data.get("image_size"))
+                             image_size=config.data.get("image_size"),
+                             in_memory=config.data.get("in_memory"))
   splits, selected_on = data.carve_validation(
       splits, fraction=config.data.get("val_fraction", 0.1), seed=config.seed)
   image_shape = tuple(int(s) for s in splits.train.images.shape[1:])
@@ -367,12 +420,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   augment = data.random_flip_and_shift if config.data.get("augment", False) else None
   batches: Iterator[dict] = data.train_batches(splits.train, batch_size=batch_size,
                                                seed=config.seed, start_step=start_step,
-                                               augment=augment)
+                                               augment=augment, **mesh.shard())
   model.train()
-  history: list[float] = []
+  show = bool(config.train.get("progress_bar", True)) and writer
+  log = _ProgressLog(f"train {encoder.scheme}", start_step, total_steps,
+                     enabled=show and not sys.stderr.isatty())
   progress = tqdm(range(start_step, total_steps), initial=start_step, total=total_steps,
                   desc=f"train {encoder.scheme}", unit="step", dynamic_ncols=True,
-                  disable=not config.train.get("progress_bar", True) or not writer)
+                  disable=not show or log.enabled)
+  board = _board(workdir, start_step) if writer and config.train.get("tensorboard", True) else None
   tick, images_seen, start_time = time.perf_counter(), 0, time.perf_counter()
   for step in progress:
     batch = mesh.put_batch({k: v for k, v in next(batches).items() if k != "mask"})
@@ -380,23 +436,39 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     images_seen += batch_size
     done = step + 1
     if done % config.train.log_every_steps == 0 or done == total_steps:
-      loss = float(out["loss"])
-      history.append(loss)
+      loss, accuracy = float(out["loss"]), float(out["accuracy"])
       now = time.perf_counter()
-      progress.set_postfix(loss=f"{loss:.4f}", img_s=f"{images_seen / (now - tick):.0f}")
+      rate = images_seen / (now - tick)
+      progress.set_postfix(loss=f"{loss:.4f}", img_s=f"{rate:.0f}")
+      log.step(done, loss=loss, rate=rate)
       tick, images_seen = now, 0
+      if writer:
+        _append_jsonl(metrics_path, {"step": done, "epoch": done / steps_per_epoch,
+                                     "train_loss": loss, "train_accuracy": accuracy})
+      if board is not None:
+        board.add_scalar("train/loss", loss, done)
+        board.add_scalar("train/accuracy", accuracy, done)
+        board.add_scalar("train/images_per_s", rate, done)
     if done % eval_every == 0 or done == total_steps:
       val = _evaluate(model, eval_step, mesh, splits.val, "val", eval_bs)
       record = {"step": done, "epoch": done / steps_per_epoch, "train_loss": float(out["loss"]),
                 **{f"val_{k}": v for k, v in val.items()}}
+      log.eval(done, val)
       if writer:
         _append_jsonl(metrics_path, record)
+      if board is not None:
+        for k, v in val.items():
+          if v is not None:
+            board.add_scalar(f"val/{k}", v, done)
+        board.flush()
       if val["accuracy"] > best["val_accuracy"]:
         best = {"val_accuracy": val["accuracy"], "step": done}
         best_ckpt.save(done, {"model": model}, {"best": best, "run": run_id})
     if done % ckpt_every == 0 or done == total_steps:
       ckpts.save(done, {"model": model, "optimizer": optimizer}, {"best": best, "run": run_id})
   train_time = time.perf_counter() - start_time
+  if board is not None:
+    board.close()
 
   if best_ckpt.latest_step() is not None:
     best_ckpt.restore(best_ckpt.latest_step(), {"model": model})
