@@ -65,7 +65,7 @@ def test_rows_pick_the_strongest_attack_and_judge_the_target():
   assert rows[("etc", False)]["verdict"].endswith("attacks not measured yet.")
   text = frontier.markdown(list(rows.values()), ACCURACY, SECURITY)
   assert ("| pe (per-image keys) | 84.0 ± 1.4 (2) | 85.0 (`none,none`) | gan | 2.0 (0.5) | "
-          "0.55 (0.62) | – | – | **yes** |") in text
+          "0.55 (0.62) | – | – | – | **yes** |") in text
 
 
 def test_each_configuration_is_compared_with_its_own_backbone_on_plain_images():
@@ -97,6 +97,38 @@ def test_strongest_is_the_weakest_best_attack_within_the_accuracy_margin():
   assert frontier.strongest([r for r in rows if r["scheme"] != "pe"])["scheme"] == "le"
 
 
+def _jigsaw_mean(scramble, image, neighbour):
+  return {"image": image, "scramble": scramble, "neighbour_comparison_global": neighbour}
+
+
+JIGSAW = {"image_size": 224, "block_size": 16, "means": [
+    _jigsaw_mean("etc", "ct", 0.9), _jigsaw_mean("etc", "mr", 0.5),
+    _jigsaw_mean("scramble", "ct", 1.0)]}  # block scrambling alone: not a scheme's cell
+
+
+def test_a_scheme_the_jigsaw_restores_at_224_px_never_holds_nor_becomes_the_default():
+  accuracy = {"results": ACCURACY["results"] + [_acc("etc,block,keys=per_image", 0.85)]}
+  security = {"results": SECURITY["results"] + [
+      _attack("etc", "gan", True, ssim_mean=0.4, reid_top1=0.005)]}
+  plain_rows = {(r["scheme"], r["per_image_keys"]): r
+                for r in frontier.frontier_rows(accuracy, security)}
+  # At 28x28 EtC with per-image keys looks best (re-id at chance, no accuracy cost) ...
+  assert frontier.holds(plain_rows[("etc", True)]) is True
+  assert frontier.strongest(list(plain_rows.values()))["scheme"] == "etc"
+  rows = {(r["scheme"], r["per_image_keys"]): r
+          for r in frontier.frontier_rows(accuracy, security, jigsaw_result=JIGSAW)}
+  etc = rows[("etc", True)]
+  # ... but the jigsaw keeps (0.9 + 0.5) / 2 = 70% of the adjacencies at 224 px, any key mode.
+  assert etc["jigsaw_scale"]["neighbour"] == 0.7 and etc["broken_at_scale"]
+  assert rows[("etc", False)]["broken_at_scale"] and not rows[("pe", True)]["broken_at_scale"]
+  assert frontier.holds(etc) is False
+  assert ("at 224x224 (16x16 blocks) the jigsaw solver puts back 70% of the block adjacencies "
+          "of real scans from the ciphertext alone") in etc["verdict"]
+  assert frontier.strongest(list(rows.values()))["scheme"] == "pe"
+  assert "| 70.0 | no |" in frontier.markdown(list(rows.values()), accuracy, security)
+  assert frontier.jigsaw_at_scale(None) == {}
+
+
 def test_the_defaults_follow_the_measured_frontier():
   """Issue 18: `lie-jax encrypt`'s default and the README's first command (configs/quickstart.py)
   are the configuration the committed results show strongest within 2 points of plain."""
@@ -111,7 +143,8 @@ def test_the_defaults_follow_the_measured_frontier():
       return json.load(f)
 
   best = frontier.strongest(frontier.frontier_rows(load("accuracy.json"),
-                                                   load("frontier_security.json")))
+                                                   load("frontier_security.json"),
+                                                   jigsaw_result=load("jigsaw.json")))
   assert best is not None
   assert (owner.DEFAULT_SCHEME, owner.DEFAULT_PER_IMAGE_KEYS) == (best["scheme"],
                                                                    best["per_image_keys"])

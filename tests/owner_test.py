@@ -397,7 +397,8 @@ def _write_dicom(path: Path, pixels: np.ndarray | None, *, center=None, width=No
   ds.save_as(path, enforce_file_format=True)
 
 
-def test_training_loader_reads_dicom_folders_with_the_same_window(tmp_path):
+@pytest.mark.parametrize("in_memory", [True, False])  # False: decoded per batch (lazy)
+def test_training_loader_reads_dicom_folders_with_the_same_window(tmp_path, in_memory):
   pytest.importorskip("pydicom")
   from lie_jax import data
   rng = np.random.default_rng(2)
@@ -406,7 +407,8 @@ def test_training_loader_reads_dicom_folders_with_the_same_window(tmp_path):
     (tmp_path / cls).mkdir()
     for i, image in enumerate(images):
       _write_dicom(tmp_path / cls / f"img{i}.dcm", image, center=1000, width=2000)
-  splits = data.load_image_folder(tmp_path)
+  splits = data.load_image_folder(tmp_path, in_memory=in_memory)
+  assert isinstance(splits.train.images, np.ndarray) is in_memory
   # Independent oracle: the DICOM linear VOI function with centre c, width w
   # (PS3.3 C.11.2.1.2.1), mapped to 0..255 and rounded.
   c, w = 1000.0, 2000.0
@@ -416,7 +418,7 @@ def test_training_loader_reads_dicom_folders_with_the_same_window(tmp_path):
   assert splits.train.labels.tolist() == [0, 0, 1, 1] and splits.image_shape == (12, 12, 1)
   (tmp_path / "a" / "img0.dcm").write_bytes(b"not a dicom file")
   with pytest.raises(ValueError, match="img0.dcm"):
-    data.load_image_folder(tmp_path)
+    data.load_image_folder(tmp_path, in_memory=in_memory)
 
 
 def test_dicom_folder_is_windowed_as_the_manifest_states(world, tmp_path):
