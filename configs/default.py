@@ -9,6 +9,8 @@ pneumoniamnist.py). Any field can also be overridden on the command line:
 
 import ml_collections
 
+placeholder = ml_collections.config_dict.placeholder
+
 
 def get_config() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
@@ -43,9 +45,29 @@ def get_config() -> ml_collections.ConfigDict:
   config.cipher.options = ml_collections.ConfigDict()  # extra generate_key options
 
   config.model = ml_collections.ConfigDict()
-  config.model.backbone = "small_resnet"  # small_resnet | resnet18 | densenet121 | vgg16 | vit
+  # small_resnet | resnet18 | densenet121 | vgg16 | vit | xception
+  config.model.backbone = "small_resnet"
   config.model.adaptation = "block"       # none | block | ele | pixel | morph
-  config.model.options = ml_collections.ConfigDict()
+  # Every backbone's options (lie_jax.models.option_defaults), settable from the command line,
+  # e.g. --config.model.options.imagenet_stem=True; None keeps the backbone's default, and
+  # an option the chosen backbone does not take is refused by name.
+  config.model.options = ml_collections.ConfigDict({
+      "imagenet_stem": placeholder(bool),   # resnet18, small_resnet, densenet121, xception
+      "dropout_rate": placeholder(float),   # every backbone
+      "widths": placeholder(tuple),         # small_resnet
+      "stage_sizes": placeholder(tuple),    # small_resnet
+      "growth_rate": placeholder(int),      # densenet121
+      "block_sizes": placeholder(tuple),    # densenet121
+      "bn_size": placeholder(int),          # densenet121
+      "compression": placeholder(float),    # densenet121
+      "middle_blocks": placeholder(int),    # xception
+      "patch_size": placeholder(int),       # vit (default: the cipher's block size)
+      "dim": placeholder(int),              # vit
+      "depth": placeholder(int),            # vit
+      "num_heads": placeholder(int),        # vit
+      "mlp_dim": placeholder(int),          # vit
+      "pool": placeholder(str),             # vit: cls | mean
+  })
 
   config.optim = ml_collections.ConfigDict()
   config.optim.name = "adamw"          # adamw | sgd (with Nesterov momentum)

@@ -29,6 +29,7 @@ PARAMS = {
     "densenet121": (6.8e6, 7.1e6),
     "vgg16": (14.6e6, 14.8e6),
     "vit": (1e5, 5e5),
+    "xception": (20.8e6, 20.9e6),
 }
 
 
@@ -72,6 +73,7 @@ def test_backbone_output_shapes(name, shape):
 
 @pytest.mark.parametrize("cls,options,shape", [
     (models.ResNet18, {"imagenet_stem": True}, (224, 224, 3)),
+    (models.Xception, {"imagenet_stem": True}, (256, 256, 3)),
     (models.ViT, {"image_size": (32, 32), "patch_size": 8, "pool": "mean"}, (32, 32, 3)),
 ])
 def test_backbone_options_output_shapes(cls, options, shape):
@@ -80,6 +82,20 @@ def test_backbone_options_output_shapes(cls, options, shape):
   model.eval()
   out = nnx.eval_shape(lambda m, x: m(x), model, jax.ShapeDtypeStruct((1,) + shape, jnp.float32))
   assert out.shape == (1, 5)
+
+
+def test_xception_has_the_published_parameter_counts():
+  """Keras' applications.Xception (ImageNet head, 1000 classes): 22,910,480 parameters, of
+  which 22,855,952 trainable (BatchNorm moving statistics are the rest)."""
+  model = nnx.eval_shape(lambda: models.Xception(in_channels=3, num_classes=1000,
+                                                 imagenet_stem=True, rngs=make_rngs()))
+  stats = sum(int(np.prod(p.shape)) for p in jax.tree.leaves(nnx.state(model, nnx.BatchStat)))
+  assert param_count(model) == 22_855_952
+  assert param_count(model) + stats == 22_910_480
+  model.eval()
+  out = nnx.eval_shape(lambda m, x: m(x), model,
+                       jax.ShapeDtypeStruct((1, 299, 299, 3), jnp.float32))
+  assert out.shape == (1, 1000)
 
 
 @pytest.mark.parametrize("adaptation", models.ADAPTATIONS)
@@ -338,3 +354,30 @@ def test_build_model_errors(adapted_models):
   with pytest.raises(ValueError, match="image_shape"):
     models.build_model(backbone="small_resnet", adaptation="none", num_classes=10,
                        image_shape=(28, 28), rngs=make_rngs())
+
+
+def test_every_backbone_option_is_declared_in_the_config_and_settable_from_the_command_line():
+  from absl import flags
+  from ml_collections import config_flags
+
+  from configs import default
+  declared = default.get_config().model.options
+  for name in models.BACKBONES:
+    for option, value in models.option_defaults(name).items():
+      assert option in declared, f"{name}.{option} is not declared in config.model.options"
+      assert declared[option] is None  # unset: the backbone's default
+  argv = ["train.py", "--config=configs/default.py", "--config.model.backbone=resnet18",
+          "--config.model.options.imagenet_stem=True", "--config.model.options.dropout_rate=0.25"]
+  flag_values = flags.FlagValues()  # as train.py defines it, on this argv
+  config_flags.DEFINE_config_file("config", None, flag_values=flag_values, lock_config=True,
+                                  sys_argv=argv)
+  flag_values(argv)
+  options = models.set_options(flag_values.config.model.options)
+  assert options == {"imagenet_stem": True, "dropout_rate": 0.25}
+  model = nnx.eval_shape(lambda: models.build_model(
+      backbone="resnet18", adaptation="none", num_classes=2, image_shape=(224, 224, 3),
+      rngs=make_rngs(), **options))
+  assert model.backbone.stem.imagenet_stem and model.backbone.head.dropout.rate == 0.25
+  with pytest.raises(ValueError, match=r"\['patch_size'\] do not apply to the resnet18 backbone"):
+    models.build_model(backbone="resnet18", adaptation="none", num_classes=2,
+                       image_shape=(28, 28, 1), rngs=make_rngs(), patch_size=4)

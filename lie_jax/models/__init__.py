@@ -3,7 +3,7 @@
 A model is an adaptation layer matched to the cipher (or none) followed by
 a backbone; `build_model` composes them by name:
 
-  backbone:   "resnet18", "small_resnet", "densenet121", "vgg16", "vit"
+  backbone:   "resnet18", "small_resnet", "densenet121", "vgg16", "vit", "xception"
   adaptation: "none", "block" (LE, EtC, blockwise), "ele", "pixel" (PE,
               huang2022), "morph" (MoLe; the model takes morphed vectors)
 
@@ -25,6 +25,8 @@ parameter shape, too slow for the doctest suite):
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Mapping
 from typing import Any
 
 from flax import nnx
@@ -49,6 +51,7 @@ from lie_jax.models.backbones import ResNet18
 from lie_jax.models.backbones import SmallResNet
 from lie_jax.models.backbones import VGG16
 from lie_jax.models.backbones import ViT
+from lie_jax.models.backbones import Xception
 from lie_jax.models.backbones import check_block_size
 
 BACKBONES = {
@@ -57,8 +60,33 @@ BACKBONES = {
     "densenet121": DenseNet121,
     "vgg16": VGG16,
     "vit": ViT,
+    "xception": Xception,
 }
 ADAPTATIONS = ("none", "block", "ele", "pixel", "morph")
+# Set by build_model itself, not an option (the ViT's grid follows the adaptation's output).
+_BUILT_IN = ("self", "in_channels", "num_classes", "rngs", "image_size")
+
+
+def option_defaults(backbone: str) -> dict[str, Any]:
+  """{option: default} of a backbone's keyword options (what `config.model.options` may set).
+
+  Example:
+    >>> from lie_jax import models
+    >>> models.option_defaults("resnet18")
+    {'imagenet_stem': False, 'dropout_rate': 0.0}
+  """
+  if backbone not in BACKBONES:
+    raise ValueError(f"unknown backbone {backbone!r}; choose one of {sorted(BACKBONES)}")
+  params = inspect.signature(BACKBONES[backbone].__init__).parameters.values()
+  return {p.name: p.default for p in params if p.name not in _BUILT_IN}
+
+
+def set_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
+  """The options a config sets: `config.model.options` declares every backbone's options as
+  None placeholders; the ones left None keep the backbone's default."""
+  if hasattr(options, "to_dict"):  # an ml_collections.ConfigDict
+    options = options.to_dict()
+  return {k: v for k, v in dict(options or {}).items() if v is not None}
 # Output channels of the adaptation layers when adaptation_options do not say.
 DEFAULT_CHANNELS = {"block": 32, "pixel": 32, "morph": 16}
 
@@ -105,6 +133,11 @@ def build_model(*, backbone: str, adaptation: str, num_classes: int,
   """
   if backbone not in BACKBONES:
     raise ValueError(f"unknown backbone {backbone!r}; choose one of {sorted(BACKBONES)}")
+  accepted = option_defaults(backbone)
+  unknown = sorted(set(backbone_options) - set(accepted))
+  if unknown:
+    raise ValueError(f"model option(s) {unknown} do not apply to the {backbone} backbone; its "
+                     f"options: {sorted(accepted)}")
   if adaptation not in ADAPTATIONS:
     raise ValueError(f"unknown adaptation {adaptation!r}; choose one of {list(ADAPTATIONS)}")
   h, w, c = _check_image_shape(image_shape)
@@ -159,6 +192,6 @@ __all__ = [
     "ADAPTATIONS", "BACKBONES", "AdaptedClassifier", "AugmentedConv", "BlockAdaptation",
     "DenseNet121", "apply_augmented_conv", "augmented_conv",
     "ELEAdaptation", "FrozenWeight", "MorphAdaptation", "PixelAdaptation", "ResNet",
-    "ResNet18", "SmallResNet", "VGG16", "ViT", "auxiliary_loss", "build_model",
-    "depth_to_space", "keyed_vit", "space_to_depth",
+    "ResNet18", "SmallResNet", "VGG16", "ViT", "Xception", "auxiliary_loss", "build_model",
+    "depth_to_space", "keyed_vit", "option_defaults", "set_options", "space_to_depth",
 ]

@@ -18,6 +18,7 @@ otherwise reach zero.
   SmallResNet:  0.08M, for CPU runs and tests.
   DenseNet121:  7.0M.
   VGG16:        14.7M (with BatchNorm, global average pooling head).
+  Xception:     20.8M (Keras' published count, + the head).
   ViT:          0.14M at the small defaults (dim 64, depth 4, 4 heads, patch 4).
 """
 
@@ -302,6 +303,92 @@ class VGG16(nnx.Module):
     layers = iter(self.layers)
     for item in _VGG16:
       x = _pool(x, "max", 2, 2) if item == "M" else nnx.relu(next(layers)(x))
+    return self.head(x)
+
+
+class _SeparableConv(nnx.Module):
+  """Depthwise 3x3 conv (one filter per channel) then pointwise 1x1 conv, no bias, then BN:
+  Keras' SeparableConv2D + BatchNormalization, the unit of Xception."""
+
+  def __init__(self, in_channels: int, out_channels: int, *, rngs: nnx.Rngs):
+    init = nnx.initializers.variance_scaling(2.0, "fan_out", "normal")
+    self.depthwise = nnx.Conv(in_channels, in_channels, (3, 3), padding="SAME", use_bias=False,
+                              feature_group_count=in_channels, kernel_init=init, rngs=rngs)
+    self.pointwise = nnx.Conv(in_channels, out_channels, (1, 1), use_bias=False,
+                              kernel_init=init, rngs=rngs)
+    self.bn = batch_norm(out_channels, rngs=rngs)
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    return self.bn(self.pointwise(self.depthwise(x)))
+
+
+class _XceptionBlock(nnx.Module):
+  """[ReLU -> SepConv -> BN] x len(widths), then a 3x3/2 max-pool with a 1x1/2 conv + BN
+  shortcut (`downsample`), or an identity shortcut (middle flow). `relu_first=False` skips the
+  first ReLU (the first entry block follows a ReLU already)."""
+
+  def __init__(self, in_channels: int, widths: Sequence[int], *, downsample: bool,
+               relu_first: bool = True, rngs: nnx.Rngs):
+    convs, channels = [], in_channels
+    for width in widths:
+      convs.append(_SeparableConv(channels, width, rngs=rngs))
+      channels = width
+    self.convs = nnx.List(convs)
+    self.relu_first = relu_first
+    self.downsample = downsample
+    self.shortcut = nnx.Sequential(_conv(in_channels, channels, 1, 2, rngs=rngs),
+                                   batch_norm(channels, rngs=rngs)) if downsample else None
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    y = x
+    for i, conv in enumerate(self.convs):
+      y = conv(nnx.relu(y) if (i or self.relu_first) else y)
+    if self.downsample:
+      return _pool(y, "max", 3, 2) + self.shortcut(x)
+    return y + x
+
+
+class Xception(nnx.Module):
+  """Xception (Chollet 2017), as Keras' `applications.Xception`: entry flow (two convs,
+  three down-sampling blocks of 128, 256, 728 channels), middle flow (8 residual blocks of
+  three 728-channel separable convs), exit flow (a 728/1024 down-sampling block, separable
+  convs of 1536 and 2048 channels), global average pooling, Linear. 20.8M trainable
+  parameters without the head, the published count.
+
+  Its first conv has stride 2 and the four blocks halve the size again (pools round up):
+  299 px -> 10 px, 224 px -> 7 px, 28 px -> 1 px. `imagenet_stem=False` (the default, as for
+  the other CNNs here) gives the first conv stride 1 for 28-64 px inputs.
+
+  Args:
+    in_channels, num_classes, dropout_rate, rngs: as `ResNet`.
+    imagenet_stem: stride 2 in the first conv (the published network).
+    middle_blocks: residual blocks of the middle flow (8 published).
+  """
+
+  def __init__(self, *, in_channels: int, num_classes: int, imagenet_stem: bool = False,
+               middle_blocks: int = 8, dropout_rate: float = 0.0, rngs: nnx.Rngs):
+    self.in_channels = in_channels
+    self.stem = nnx.Sequential(_conv(in_channels, 32, 3, 2 if imagenet_stem else 1, rngs=rngs),
+                               batch_norm(32, rngs=rngs), nnx.relu,
+                               _conv(32, 64, 3, 1, rngs=rngs), batch_norm(64, rngs=rngs),
+                               nnx.relu)
+    blocks = [_XceptionBlock(64, (128, 128), downsample=True, relu_first=False, rngs=rngs),
+              _XceptionBlock(128, (256, 256), downsample=True, rngs=rngs),
+              _XceptionBlock(256, (728, 728), downsample=True, rngs=rngs)]
+    blocks += [_XceptionBlock(728, (728, 728, 728), downsample=False, rngs=rngs)
+               for _ in range(middle_blocks)]
+    blocks.append(_XceptionBlock(728, (728, 1024), downsample=True, rngs=rngs))
+    self.blocks = nnx.List(blocks)
+    self.exit1 = _SeparableConv(1024, 1536, rngs=rngs)
+    self.exit2 = _SeparableConv(1536, 2048, rngs=rngs)
+    self.head = _Head(2048, num_classes, dropout_rate=dropout_rate, rngs=rngs)
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    """[N, H, W, in_channels] float32 -> logits [N, num_classes] float32."""
+    x = self.stem(check_input(x, self.in_channels, "Xception"))
+    for block in self.blocks:
+      x = block(x)
+    x = nnx.relu(self.exit2(nnx.relu(self.exit1(x))))
     return self.head(x)
 
 

@@ -86,7 +86,8 @@ def load_trained_model(checkpoint: str | os.PathLike) -> TrainedModel:
   if config.model.adaptation == "morph":
     raise OwnerError("models with the morph adaptation need the key-dependent first layer; "
                      "predict does not support them")
-  model_options = dict(results["config"]["model"].get("options") or {})  # plain JSON
+  # Plain JSON; unset placeholders (None) keep the backbone's defaults.
+  model_options = models.set_options(results["config"]["model"].get("options"))
   try:
     model = models.build_model(
         backbone=config.model.backbone, adaptation=config.model.adaptation,
