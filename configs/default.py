@@ -29,6 +29,7 @@ def get_config() -> ml_collections.ConfigDict:
   # None: splits over data.IN_MEMORY_BYTES (256 MiB) are read per batch, never materialised;
   # True / False: always in memory / always read per batch.
   config.data.in_memory = ml_collections.config_dict.placeholder(bool)
+  config.data.download = False         # fetch a missing MedMNIST data.path (NAME_SIZE.npz)
 
   config.cipher = ml_collections.ConfigDict()
   # none | a scheme of lie_jax.ciphers.SCHEMES (le, ele, etc, pe, huang2022, vit, morph,

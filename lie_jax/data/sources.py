@@ -253,7 +253,31 @@ MEDMNIST_MD5 = {
     "bloodmnist": "7053d0359d879ad8a5505303e11de1dc",
     "tissuemnist": "ebe78ee8b05294063de985d821c1c34b",
 }
-MEDMNIST_LABEL_NAMES = {"pneumoniamnist": ("normal", "pneumonia")}
+# The class names of every single-label 2D MedMNIST dataset (MedMNIST v2/v3 metadata), written
+# so that they are safe as CSV columns and folder names (no commas or slashes: MedMNIST's
+# "normal, benign" is "normal or benign" here). ChestMNIST is multi-label (not supported);
+# RetinaMNIST's labels are ordinal grades.
+_ORGAN = ("bladder", "femur-left", "femur-right", "heart", "kidney-left", "kidney-right",
+          "liver", "lung-left", "lung-right", "pancreas", "spleen")
+MEDMNIST_LABEL_NAMES = {
+    "pathmnist": ("adipose", "background", "debris", "lymphocytes", "mucus", "smooth muscle",
+                  "normal colon mucosa", "cancer-associated stroma",
+                  "colorectal adenocarcinoma epithelium"),
+    "dermamnist": ("actinic keratoses and intraepithelial carcinoma", "basal cell carcinoma",
+                   "benign keratosis-like lesions", "dermatofibroma", "melanoma",
+                   "melanocytic nevi", "vascular lesions"),
+    "octmnist": ("choroidal neovascularization", "diabetic macular edema", "drusen", "normal"),
+    "pneumoniamnist": ("normal", "pneumonia"),
+    "retinamnist": ("grade 0", "grade 1", "grade 2", "grade 3", "grade 4"),
+    "breastmnist": ("malignant", "normal or benign"),
+    "bloodmnist": ("basophil", "eosinophil", "erythroblast", "immature granulocytes",
+                   "lymphocyte", "monocyte", "neutrophil", "platelet"),
+    "tissuemnist": ("collecting duct or connecting tubule", "distal convoluted tubule",
+                    "glomerular endothelial cells", "interstitial endothelial cells",
+                    "leukocytes", "podocytes", "proximal tubule segments",
+                    "thick ascending limb"),
+    "organamnist": _ORGAN, "organcmnist": _ORGAN, "organsmnist": _ORGAN,
+}
 _NPZ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)
 
 
@@ -763,7 +787,7 @@ def carve_validation(splits: DatasetSplits, *, fraction: float, seed: int
 def load_dataset(name: str = "pneumoniamnist", *, source: str = "auto",
                  path: PathLike | None = None, data_dir: PathLike | None = None,
                  image_size: int | Sequence[int] | None = None,
-                 in_memory: bool | None = None) -> DatasetSplits:
+                 in_memory: bool | None = None, download: bool = False) -> DatasetSplits:
   """Loads a dataset from wherever it is: the one entry point configs call.
 
   Args:
@@ -783,6 +807,9 @@ def load_dataset(name: str = "pneumoniamnist", *, source: str = "auto",
     in_memory: None: splits larger than IN_MEMORY_BYTES are read on demand,
       per batch (`lie_jax.data.lazy`), smaller ones held in memory; True /
       False: always in memory / always on demand.
+    download: when `path` is a MedMNIST file name that does not exist yet
+      ("{name}.npz" or "{name}_{size}.npz", e.g. ~/.medmnist/dermamnist_224.npz),
+      fetch it there first (`download_medmnist`). Never used by tests.
 
   Returns:
     `DatasetSplits` with images [N, H, W, C] uint8 and labels [N] int32.
@@ -800,6 +827,13 @@ def load_dataset(name: str = "pneumoniamnist", *, source: str = "auto",
   if source not in SOURCES:
     raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
   size = images_lib.parse_image_size(image_size)
+  if download and path is not None and not Path(path).exists():
+    match = re.fullmatch(r"([a-z]+mnist)(?:_(\d+))?\.npz", Path(path).name)
+    if not match:
+      raise ValueError(f"download=True fetches MedMNIST files named NAME.npz or NAME_SIZE.npz; "
+                       f"{Path(path).name!r} is not one")
+    path = download_medmnist(match[1], Path(path).expanduser().parent,
+                             size=int(match[2] or 28))
   if source == "auto":
     if path is None:
       source = "npz" if name in BUNDLED_DATASETS else "tfds"

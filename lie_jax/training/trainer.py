@@ -343,6 +343,7 @@ def _run_fingerprint(config: ml_collections.ConfigDict) -> str:
   public.get("train", {}).pop("progress_bar", None)
   public.get("train", {}).pop("tensorboard", None)
   public.get("data", {}).pop("in_memory", None)
+  public.get("data", {}).pop("download", None)
   return hashlib.sha256(json.dumps(public, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -368,7 +369,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   splits = data.load_dataset(config.data.name, source=config.data.source, path=config.data.path,
                              data_dir=config.data.get("data_dir"),
                              image_size=config.data.get("image_size"),
-                             in_memory=config.data.get("in_memory"))
+                             in_memory=config.data.get("in_memory"),
+                             download=config.data.get("download", False))
   splits, selected_on = data.carve_validation(
       splits, fraction=config.data.get("val_fraction", 0.1), seed=config.seed)
   image_shape = tuple(int(s) for s in splits.train.images.shape[1:])

@@ -1,0 +1,51 @@
+"""The setup of Huang et al. 2022 on an image folder: DenseNet-121 or Xception at 256x256.
+
+  python train.py --config configs/huang2022.py:BACKBONE[,SCHEME[,ADAPTATION]][,NAME=VALUE...] \
+      --config.data.path=/data/scans --workdir workdir/huang2022_densenet
+
+BACKBONE: densenet121 (default) | xception, both with their ImageNet stems. SCHEME: huang2022
+(default, a fresh key for every image, the paper's "no key management") or any scheme of
+configs/pneumoniamnist.py, with keys=, block=, seed= as there. The paper's training setup: SGD
+with momentum 0.9, batch 35, 256x256 inputs (every image resized on read). The data: an image
+folder (class subfolders, optionally under train/ val/ test/; PNG, JPEG, TIFF or DICOM),
+read per batch when large.
+
+  python train.py --config configs/huang2022.py:densenet121 --config.data.path=/data/scans \
+      --workdir workdir/huang_densenet
+  python train.py --config configs/huang2022.py:xception,none,none --config.data.path=... \
+      --workdir workdir/plain_xception            # the same network on plain images
+
+Expected: not measured yet (no 256 px dataset and no GPU here); the learning rate and epochs
+are ours (the paper gives the optimiser, batch and size). Run it on a GPU and record the
+result in docs/RESULTS.md.
+"""
+
+import ml_collections
+
+from configs import pneumoniamnist
+
+BACKBONES = ("densenet121", "xception")
+
+
+def get_config(arg: str = "densenet121"):
+  backbone, _, rest = arg.partition(",")
+  if backbone not in BACKBONES:
+    raise ValueError(f"backbone is one of {BACKBONES}, got {backbone!r}")
+  fields = rest.split(",") if rest else ["huang2022"]
+  positional = [f for f in fields if "=" not in f]
+  positional = (positional + [""])[:2] + [backbone]
+  config = pneumoniamnist.get_config(",".join(positional + [f for f in fields if "=" in f]))
+  config.data.name = "folder"
+  config.data.source = "folder"
+  config.data.path = ml_collections.config_dict.placeholder(str)  # required: --config.data.path
+  config.data.image_size = 256
+  config.data.augment = False
+  config.model.options.imagenet_stem = True
+  config.optim.name = "sgd"
+  config.optim.momentum = 0.9
+  config.optim.learning_rate = 0.01
+  config.optim.warmup_steps = 200
+  config.train.batch_size = 35
+  config.train.eval_batch_size = 70
+  config.train.num_epochs = 60
+  return config

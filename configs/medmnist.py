@@ -1,0 +1,78 @@
+"""MedMNIST+ at 224x224 (any single-label 2D dataset), with any scheme, adaptation and backbone.
+
+  python train.py --config configs/medmnist.py:DATASET,SCHEME[,ADAPTATION[,BACKBONE]][,NAME=VALUE...] \
+      --workdir workdir/NAME
+
+DATASET: pathmnist | dermamnist | octmnist | pneumoniamnist | retinamnist | breastmnist |
+  bloodmnist | tissuemnist | organamnist | organcmnist | organsmnist (ChestMNIST is
+  multi-label: not supported). Label names come from the MedMNIST metadata
+  (`lie_jax.data.sources.MEDMNIST_LABEL_NAMES`).
+SCHEME, ADAPTATION, keys=, block=, seed=: as configs/pneumoniamnist.py. BACKBONE: resnet18
+  (default; with the 224 px stem), densenet121, xception, vgg16 or vit (ViT-S/16: patch 16,
+  dim 384, depth 12, 6 heads; also the default for the vit scheme, whose blocks are 16x16).
+size=S: the MedMNIST+ size, 224 (default), 128, 64 or 28.
+
+The file {DATASET}_{S}.npz is read from ~/.medmnist (MedMNIST's own default folder) and
+downloaded from Zenodo on first use (`config.data.download`); offline, copy it there or pass
+--config.data.path=/path/to/file.npz. Splits over 256 MiB are read per batch (at 224 px
+PathMNIST's train split is 4.2 GB), never loaded whole.
+
+  python train.py --config configs/medmnist.py:dermamnist,none,none --workdir workdir/derma_plain
+  python train.py --config configs/medmnist.py:pathmnist,etc,block,block=16 --workdir workdir/path_etc
+  python train.py --config configs/medmnist.py:bloodmnist,vit,none --workdir workdir/blood_vit
+
+Expected: not measured yet (a 224 px ResNet-18 step takes seconds on the 2-core CPU this
+project is developed on); run it on a GPU and record the result in docs/RESULTS.md.
+"""
+
+import os
+
+from configs import pneumoniamnist
+from lie_jax.data import sources
+
+DATASETS = tuple(sorted(sources.MEDMNIST_LABEL_NAMES))
+SIZES = (28, 64, 128, 224)
+# ViT-S/16 (Dosovitskiy et al. 2021; Touvron et al. 2021) for 224 px inputs.
+VIT_S16 = {"patch_size": 16, "dim": 384, "depth": 12, "num_heads": 6, "mlp_dim": 1536}
+
+
+def get_config(arg: str = "dermamnist,none,none"):
+  dataset, _, rest = arg.partition(",")
+  if dataset not in DATASETS:
+    raise ValueError(f"unknown MedMNIST dataset {dataset!r}; choose one of {list(DATASETS)} "
+                     "(chestmnist is multi-label: not supported)")
+  fields = rest.split(",") if rest else ["none"]
+  size = 224
+  for field in [f for f in fields if f.startswith("size=")]:
+    fields.remove(field)
+    size = int(field[len("size="):]) if field[len("size="):].isdigit() else -1
+    if size not in SIZES:
+      raise ValueError(f"size= is one of {SIZES}, got {field!r}")
+  positional = [f for f in fields if "=" not in f]
+  scheme = positional[0]
+  if len(positional) < 3:  # the backbone: resnet18, or the ViT for the vit scheme
+    positional = (positional + [""])[:2] + ["vit" if scheme == "vit" else "resnet18"]
+  if scheme in ("vit",) and not any(f.startswith("block=") for f in fields):
+    fields.append("block=16")
+  config = pneumoniamnist.get_config(",".join(positional + [f for f in fields if "=" in f]))
+  config.data.name = dataset
+  config.data.source = "npz"
+  config.data.path = os.path.join(os.path.expanduser("~/.medmnist"),
+                                  f"{dataset}.npz" if size == 28 else f"{dataset}_{size}.npz")
+  config.data.download = True
+  config.data.augment = False  # owner-side flips and shifts are a choice per dataset (laterality)
+  backbone = config.model.backbone
+  if backbone in ("resnet18", "densenet121", "xception"):
+    config.model.options.imagenet_stem = size >= 128
+  if backbone == "vit" and size == 224:
+    for name, value in VIT_S16.items():
+      setattr(config.model.options, name, value)
+    if config.cipher.name == "vit":
+      config.model.options.patch_size = None  # the cipher's block size (block=, default 16)
+  config.train.batch_size = 64
+  config.train.eval_batch_size = 128
+  config.train.num_epochs = 10
+  config.optim.name = "sgd"
+  config.optim.learning_rate = 0.05
+  config.optim.warmup_steps = 500
+  return config
