@@ -134,7 +134,27 @@ def overhead_section(result: dict) -> str:
           f"adaptation, same batch) fed the batch already encrypted, in {result['repeats']} "
           f"back-to-back pairs: step times are the best of the {result['repeats']}, the ratio "
           f"is the median over the pairs of their ratio. Floor: ratio <= {result['floor']} "
-          f"for every scheme.\n\n{train_overhead.HEADER}\n{rows}\n\n{checks}")
+          f"for every scheme.\n\n{train_overhead.HEADER}\n{rows}\n\n{checks}"
+          + _mole_lines(result.get("mole", {})))
+
+
+def _mole_lines(mole: dict) -> str:
+  """VGG-16 + MoLe against plain VGG-16 at each measured size (`--mole SIZE`)."""
+  if not mole:
+    return ""
+  rows = "\n".join(
+      f"| {'x'.join(map(str, r['image_shape']))} | {r['copies']} | "
+      f"{r['layer_bytes'] / 2**20:.0f} MiB | {r['plain_ms']:.0f} | {r['mole_ms']:.0f} | "
+      f"{100 * (r['ratio'] - 1):+.1f}% |"
+      for _, r in sorted(mole.items(), key=lambda kv: int(kv[0])))
+  first = next(iter(mole.values()))
+  return ("\n\nMoLe at scale (`python -m benchmarks.train_overhead --mole SIZE`, batch "
+          f"{first['batch_size']}, VGG-16 on PneumoniaMNIST resized): the step with MoLe's "
+          "augmented first layer (chunked, one core copy per image row) on morphed vectors "
+          "against plain VGG-16 on the images, median of paired steps (MoLe's paper: about 9% "
+          "compute on CIFAR). docs/SCHEMES.md gives its memory as a function of size.\n\n"
+          "| image | copies | first layer | plain VGG-16 step (ms) | with MoLe (ms) | overhead |\n"
+          "|---|---:|---:|---:|---:|---:|\n" + rows)
 
 
 def data_pipeline_section(result: dict) -> str:

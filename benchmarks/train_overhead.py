@@ -127,6 +127,48 @@ def measure(scheme: str, batch: dict[str, jax.Array], repeats: int,
           "passes": ratio <= FLOOR}
 
 
+def measure_mole(size: int, batch_size: int, repeats: int) -> dict[str, Any]:
+  """VGG-16 + MoLe (its augmented first layer on morphed vectors, one core copy per image row)
+  against plain VGG-16 on the plain images, at size x size PneumoniaMNIST: paired step times."""
+  from lie_jax.ciphers import morph  # pylint: disable=g-import-not-at-top
+  images = data.load_dataset("pneumoniamnist", image_size=size).train
+  batch = next(data.train_batches(images, batch_size=batch_size, seed=0))
+  shape = (size, size, 1)
+  runs = {}
+  for name in ("plain", "mole"):
+    config = pneumoniamnist.get_config("none,none,vgg16" if name == "plain" else
+                                       "morph,morph,vgg16")
+    config.cipher.options.copies = size
+    encoder = encryption.make_input_encoder(config.cipher, image_shape=shape, seed=config.seed)
+    model, optimizer = build_model_and_optimizer(config, encoder, shape)
+    inputs = jax.device_put(batch["image"])
+    if name == "mole":  # the owner morphs; the server's step takes the vectors as they are
+      inputs = morph.encrypt(encoder.cipher_key, inputs)
+      layer_bytes = model.adaptation.matrices[...].nbytes
+      stored = {"scheme": "morph", "options": encoder.options, "per_image_keys": False,
+                "key_fingerprint": None}
+      encoder = encryption.encrypted_data_encoder(
+          ml_collections.ConfigDict({"name": encryption.FROM_MANIFEST, "secret_file": None}),
+          stored)
+    train_step, _ = make_steps(encoder)
+    args = (inputs, jax.device_put(batch["label"]), jax.device_put(batch["index"]))
+    jax.block_until_ready(train_step(model, optimizer, *args))  # compile
+    runs[name] = (train_step, model, optimizer, args)
+  best, paired = {"plain": float("inf"), "mole": float("inf")}, []
+  for i in range(repeats):
+    took = {}
+    for name in (["plain", "mole"] if i % 2 == 0 else ["mole", "plain"]):
+      train_step, model, optimizer, args = runs[name]
+      start = time.perf_counter()
+      jax.block_until_ready(train_step(model, optimizer, *args))
+      took[name] = time.perf_counter() - start
+      best[name] = min(best[name], took[name])
+    paired.append(took["mole"] / took["plain"])
+  return {"image_shape": list(shape), "copies": size, "batch_size": batch_size,
+          "plain_ms": 1e3 * best["plain"], "mole_ms": 1e3 * best["mole"],
+          "ratio": float(np.median(paired)), "layer_bytes": int(layer_bytes)}
+
+
 def format_row(r: dict[str, Any]) -> str:
   keys = "per image" if r["per_image_keys"] else "shared"
   return (f"| {r['scheme']} | {r['adaptation']} | {r['backbone']} | {keys} "
@@ -150,7 +192,21 @@ def main() -> None:
   parser.add_argument("--repeats", type=int, default=DEFAULT_REPEATS)
   parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results",
                                                     "train_overhead.json"))
+  parser.add_argument("--mole", type=int, default=None, metavar="SIZE",
+                      help="only measure VGG-16 + MoLe against plain VGG-16 at SIZE x SIZE and "
+                           "add it to --out (which keeps its other rows)")
   args = parser.parse_args()
+  if args.mole:
+    with open(args.out) as f:
+      result = json.load(f)
+    row = {**measure_mole(args.mole, 16, 10),
+           "command": f"python -m benchmarks.train_overhead --mole {args.mole}",
+           "machine": machine()}
+    result.setdefault("mole", {})[str(args.mole)] = row
+    print(json.dumps(row, indent=1))
+    with open(args.out, "w") as f:
+      json.dump(result, f, indent=1)
+    return
   splits = data.load_dataset("pneumoniamnist")
   batch = next(data.train_batches(splits.train, batch_size=args.batch_size, seed=0))
   batch = {k: jax.device_put(np.asarray(v)) for k, v in batch.items()}

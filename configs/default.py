@@ -43,7 +43,15 @@ def get_config() -> ml_collections.ConfigDict:
   # Seed keys are refused on anything but the bundled public dataset unless this says the
   # data are public (anyone with the config can repeat a seed key).
   config.cipher.allow_seed_keys = False
-  config.cipher.options = ml_collections.ConfigDict()  # extra generate_key options
+  # Further generate_key options of the schemes (lie_jax.ciphers.SCHEMES[name].options), settable
+  # from the command line, e.g. --config.cipher.options.copies=64; None: the scheme's default.
+  config.cipher.options = ml_collections.ConfigDict({
+      "layout": placeholder(str),           # le, ele, vit, blockwise: hwc | chw
+      "pixel_shuffling": placeholder(bool),  # vit: False = block scrambling alone
+      "statistic": placeholder(str),        # huang2022: median | mean
+      "copies": placeholder(int),           # morph: copies of the core (one per image row: H)
+      "transforms": placeholder(tuple),     # blockwise
+  })
 
   config.model = ml_collections.ConfigDict()
   # small_resnet | resnet18 | densenet121 | vgg16 | vit | xception

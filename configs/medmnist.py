@@ -1,7 +1,7 @@
 """MedMNIST+ at 224x224 (any single-label 2D dataset), with any scheme, adaptation and backbone.
 
-  python train.py --config configs/medmnist.py:DATASET,SCHEME[,ADAPTATION[,BACKBONE]][,NAME=VALUE...] \
-      --workdir workdir/NAME
+  python train.py --workdir workdir/NAME \
+      --config configs/medmnist.py:DATASET,SCHEME[,ADAPTATION[,BACKBONE]][,NAME=VALUE...]
 
 DATASET: pathmnist | dermamnist | octmnist | pneumoniamnist | retinamnist | breastmnist |
   bloodmnist | tissuemnist | organamnist | organcmnist | organsmnist (ChestMNIST is
@@ -18,7 +18,8 @@ downloaded from Zenodo on first use (`config.data.download`); offline, copy it t
 PathMNIST's train split is 4.2 GB), never loaded whole.
 
   python train.py --config configs/medmnist.py:dermamnist,none,none --workdir workdir/derma_plain
-  python train.py --config configs/medmnist.py:pathmnist,etc,block,block=16 --workdir workdir/path_etc
+  python train.py --config configs/medmnist.py:pathmnist,etc,block,block=16 \
+      --workdir workdir/path_etc
   python train.py --config configs/medmnist.py:bloodmnist,vit,none --workdir workdir/blood_vit
 
 Expected: not measured yet (a 224 px ResNet-18 step takes seconds on the 2-core CPU this

@@ -232,8 +232,9 @@ def test_morph_matrix_is_frozen(adapted_models):
   params = nnx.to_flat_state(nnx.state(model, nnx.Param))
   assert not any("matrix" in map(str, path) for path, _ in params)
   frozen = nnx.to_flat_state(nnx.state(model, models.FrozenWeight))
-  assert [tuple(map(str, path)) for path, _ in frozen] == [("adaptation", "matrix")]
-  assert frozen[0][1].shape == (256, 16 * 16 * 16)
+  assert [tuple(map(str, path)) for path, _ in frozen] == [("adaptation", "matrices")]
+  # 4 copies of a 64-entry core: each chunk is 4 image rows, reaching 6 output rows.
+  assert frozen[0][1].shape == (4, 64, 6 * 16 * 16)
 
 
 penalty = nnx.jit(lambda layer: layer.penalty())

@@ -15,6 +15,9 @@ from tests.cipher_cases import random_images
     ((28, 28, 1), 1, (1, 1), "SAME"),
     ((12, 12, 3), 4, (2, 2), "VALID"),
     ((10, 10, 3), 7, (1, 1), "SAME"),  # 300 values: padded to 301 = 7 * 43
+    ((16, 16, 3), 32, (1, 1), "SAME"),  # chunks of half an image row
+    ((15, 9, 1), 5, (2, 2), "SAME"),    # odd sizes: asymmetric SAME padding, stride 2
+    ((64, 64, 3), 64, (1, 1), "SAME"),  # one row per chunk, at 64x64 (MoLe at scale)
 ])
 def test_augmented_conv_equals_permuted_plain_conv(shape, copies, strides, padding):
   k = morph.generate_key(jax.random.key(0), image_shape=shape, copies=copies)
@@ -24,12 +27,14 @@ def test_augmented_conv_equals_permuted_plain_conv(shape, copies, strides, paddi
   server = np.asarray(models.apply_augmented_conv(aug, morph.encrypt(k, x)))
   # Independent oracle: direct convolution in float64 with NumPy loops.
   xf = x.astype(np.float64) / 255.0
-  if padding == "SAME":
-    xf = np.pad(xf, ((0, 0), (1, 1), (1, 1), (0, 0)))
-  out_h = (xf.shape[1] - 3) // strides[0] + 1
-  out_w = (xf.shape[2] - 3) // strides[1] + 1
-  if padding == "SAME":
+  if padding == "SAME":  # TensorFlow's SAME: out = ceil(size / stride), the extra pad after
     out_h, out_w = -(-shape[0] // strides[0]), -(-shape[1] // strides[1])
+    th = max((out_h - 1) * strides[0] + 3 - shape[0], 0)
+    tw = max((out_w - 1) * strides[1] + 3 - shape[1], 0)
+    xf = np.pad(xf, ((0, 0), (th // 2, th - th // 2), (tw // 2, tw - tw // 2), (0, 0)))
+  else:
+    out_h = (shape[0] - 3) // strides[0] + 1
+    out_w = (shape[1] - 3) // strides[1] + 1
   plain = np.zeros((4, out_h, out_w, 8))
   for i in range(out_h):
     for j in range(out_w):
@@ -38,6 +43,15 @@ def test_augmented_conv_equals_permuted_plain_conv(shape, copies, strides, paddi
   perm = np.asarray(morph.channel_permutation(k, 8))
   assert sorted(perm.tolist()) == list(range(8)) and (perm != np.arange(8)).any()
   np.testing.assert_allclose(server, plain[..., perm], rtol=1e-4, atol=1e-4)
+  # Memory: copies x m x (R * W' * C'), R the band of output rows one chunk reaches; with one
+  # copy, the dense n x (H' * W' * C').
+  band = aug.matrices.shape[2] // (out_w * 8)
+  assert aug.matrices.shape[:2] == (copies, k.vector_size // copies)
+  assert aug.rows.shape == (copies, band)
+  if copies == 1:
+    assert band == out_h
+  if shape == (64, 64, 3):  # one image row per chunk reaches 3 output rows of a 3x3 conv
+    assert band == 3 and aug.nbytes == 64 * 64 * 3 * 3 * 64 * 8 * 4
 
 
 def test_morphed_vectors_hide_the_image():

@@ -82,6 +82,14 @@ ALL = {"accuracy.json": ACCURACY, "encrypt_throughput.json": THROUGHPUT,
        "train_overhead.json": OVERHEAD, "data_pipeline.json": PIPELINE, "security.json": SECURITY}
 
 
+def test_overhead_section_lists_mole_at_scale():
+  mole = {"64": {"image_shape": [64, 64, 1], "copies": 64, "batch_size": 16, "plain_ms": 1000.0,
+                 "mole_ms": 1090.0, "ratio": 1.09, "layer_bytes": 48 << 20}}
+  text = report.overhead_section({**OVERHEAD, "mole": mole})
+  assert "| 64x64x1 | 64 | 48 MiB | 1000 | 1090 | +9.0% |" in text
+  assert "MoLe at scale" not in report.overhead_section(OVERHEAD)
+
+
 def test_data_pipeline_section():
   text = report.data_pipeline_section(PIPELINE)
   assert "| .npz read + encrypt + batch | 600 | 100 MiB (process peak 500 MiB) |" in text

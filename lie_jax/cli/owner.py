@@ -1,4 +1,4 @@
-"""`lie-jax keygen | encrypt | decrypt | predict | inspect`: the data owner's tools.
+"""`lie-jax keygen | encrypt | decrypt | predict | key-model | inspect`: the data owner's tools.
 
   lie-jax keygen --out KEYFILE
   lie-jax encrypt --key KEYFILE [--scheme NAME] [--block-size B] [--per-image-keys]
@@ -6,6 +6,7 @@
                   --in SRC --out DIR
   lie-jax decrypt --key KEYFILE --in DIR --out DIR [--format npz|png]
   lie-jax predict --checkpoint WORKDIR --in DIR|FILES... --out predictions.csv [--key KEYFILE]
+  lie-jax key-model --model WORKDIR --key KEYFILE --out DIR      (a plain ViT -> keyed ViT)
   lie-jax inspect DIR
 
 Without --scheme, encrypt uses `lie_jax.owner.DEFAULT_SCHEME` with per-image keys (the
@@ -242,6 +243,16 @@ def predict(args: argparse.Namespace) -> int:
   return INPUTS_FAILED if result.failures else OK
 
 
+def key_model(args: argparse.Namespace) -> int:
+  from lie_jax.owner import keyed  # pylint: disable=g-import-not-at-top
+  secret = _read_key(args.key, args)
+  out = keyed.key_vit_model(args.model, args.out, secret=secret)
+  print(f"wrote the keyed ViT to {out} (key {secret.fingerprint}); serve it with `lie-jax "
+        f"predict --checkpoint {out} --key KEYFILE` on plain scans, or on a directory from "
+        "`lie-jax encrypt --scheme vit` with this key; keep the plain model to yourself")
+  return OK
+
+
 def inspect(args: argparse.Namespace) -> int:
   from lie_jax.data import encrypted_dir  # pylint: disable=g-import-not-at-top
   from lie_jax.owner import OwnerError  # pylint: disable=g-import-not-at-top
@@ -374,6 +385,16 @@ def register(subparsers) -> None:
   window(p)
   insecure(p)
   quiet(p)
+
+  p = add("key-model", key_model,
+          "Transform a ViT trained on plain images with the key, so that it classifies "
+          "vit-encrypted images as the plain model classifies plain ones (no retraining).")
+  p.add_argument("--model", required=True, metavar="WORKDIR",
+                 help="the plain ViT's training --workdir (backbone vit, adaptation none)")
+  p.add_argument("--key", required=True, metavar="KEYFILE")
+  p.add_argument("--out", required=True, metavar="DIR",
+                 help="a new directory for the keyed model")
+  insecure(p)
 
   p = add("inspect", inspect, "Show what an encrypted dataset holds; verify its checksums.")
   p.add_argument("dir", metavar="DIR")

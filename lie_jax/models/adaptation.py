@@ -267,18 +267,50 @@ class FrozenWeight(nnx.Variable):
 
 
 class AugmentedConv(NamedTuple):
-  """The server's frozen first layer: outputs = vectors @ matrix, reshaped to output_shape."""
+  """The server's frozen first layer, one matrix per chunk of the morphed vector.
 
-  matrix: np.ndarray  # [n, H' * W' * C'] float32
+  The morph M is block-diagonal: chunk j (entries [j*m, (j+1)*m) of a vector, a run of
+  consecutive pixels) is morphed by the core alone, and those pixels reach only a band of
+  R output rows of a convolution. So C_ac = M^-1 . C is stored as `copies` matrices
+  core^-1 . C_j, each [m, R * W' * C'], C_j being C restricted to chunk j's rows and its band
+  of output rows: n * R * W' * C' floats instead of n * H' * W' * C' (with one copy, R = H').
+
+  matrices: [copies, m, R * W' * C'] float32.
+  rows: [copies, R] int32: the output row of each of chunk j's R band rows (H' for a slot past
+    the last row: dropped).
+  output_shape: (H', W', C').
+  """
+
+  matrices: np.ndarray
+  rows: np.ndarray
   output_shape: tuple[int, int, int]
+
+  @property
+  def nbytes(self) -> int:
+    """Bytes of the frozen matrices (the layer's memory)."""
+    return int(np.prod(self.matrices.shape)) * 4
+
+
+def _conv_geometry(size: int, k: int, s: int, padding: str) -> tuple[int, int, int]:
+  """(output size, padding before, padding after) of a convolution along one axis."""
+  if padding == "VALID":
+    return (size - k) // s + 1, 0, 0
+  out = -(-size // s)
+  total = max((out - 1) * s + k - size, 0)
+  return out, total // 2, total - total // 2
 
 
 def augmented_conv(cipher_key: morph.MorphKey, kernel: jax.typing.ArrayLike, *,
                    strides: tuple[int, int] = (1, 1), padding: str = "SAME") -> AugmentedConv:
-  """Builds the augmented convolution C_ac = M^-1 . C (float64), channels permuted.
+  """Builds the augmented convolution C_ac = M^-1 . C (float64), channels permuted, per chunk.
 
-  An owner-side, one-off computation on the host (not jitted). Memory:
-  n x (H' * W' * C') floats.
+  An owner-side, one-off computation on the host (not jitted), chunk by chunk: chunk j's
+  pixels are put one at a time into a crop of the rows its band of output rows reads, the
+  crop is convolved, the outputs' channels are permuted and core^-1 (float64) applied.
+
+  Memory of the result: n * R * W' * C' float32, where m = n / copies pixels span
+  about ceil(m / (W * C)) + 1 image rows and reach R = that + kh - 1 (divided by the stride)
+  output rows. Computing it holds one chunk at a time (m * R * W' * C' float64).
 
   Args:
     cipher_key: the `morph.MorphKey` the images were morphed with.
@@ -293,31 +325,65 @@ def augmented_conv(cipher_key: morph.MorphKey, kernel: jax.typing.ArrayLike, *,
   if not isinstance(cipher_key, morph.MorphKey):
     raise TypeError(f"augmented_conv needs a lie_jax.ciphers.morph.MorphKey, got "
                     f"{type(cipher_key).__name__}")
+  if padding not in ("SAME", "VALID"):
+    raise ValueError(f"padding must be 'SAME' or 'VALID', got {padding!r}")
   kernel = np.asarray(kernel, np.float32)
   h, w, c = cipher_key.geometry.image_shape
   if kernel.ndim != 4 or kernel.shape[2] != c:
     raise ValueError(f"kernel must be [kh, kw, {c}, C_out] (HWIO), got shape {kernel.shape}")
-  n_in = h * w * c
-  basis = jnp.eye(n_in, dtype=jnp.float32).reshape(n_in, h, w, c)
-  # Each output of a basis image is one kernel weight times 1: exact in float32.
-  dense = jax.lax.conv_general_dilated(basis, jnp.asarray(kernel), strides, padding,
-                                       dimension_numbers=("NHWC", "HWIO", "NHWC"),
-                                       precision=jax.lax.Precision.HIGHEST)
-  out_shape = tuple(int(s) for s in dense.shape[1:])
-  perm = np.asarray(morph.channel_permutation(cipher_key, out_shape[-1]))
-  dense = np.asarray(dense, np.float64)[..., perm].reshape(n_in, -1)
-  n = cipher_key.vector_size
-  dense = np.pad(dense, ((0, n - n_in), (0, 0)))  # padded inputs are zero
+  kh, kw, _, c_out = kernel.shape
+  (sh, sw) = strides
+  h_out, pad_top, _ = _conv_geometry(h, kh, sh, padding)
+  w_out, pad_left, pad_right = _conv_geometry(w, kw, sw, padding)
+  copies, m = cipher_key.copies, cipher_key.vector_size // cipher_key.copies
+  n_in, row = h * w * c, w * c
+  # Each chunk's band of output rows: from the first output row its first pixel row reaches
+  # (an output row o reads input rows o * sh - pad_top + [0, kh)).
+  first = [min(j * m, n_in - 1) // row for j in range(copies)]
+  last = [(min((j + 1) * m, n_in) - 1) // row for j in range(copies)]
+  lo = [max(0, -(-(r + pad_top - kh + 1) // sh)) for r in first]
+  hi = [min(h_out - 1, (r + pad_top) // sh) for r in last]
+  band = max(1, max(b - a + 1 for a, b in zip(lo, hi)))
+  crop = (band - 1) * sh + kh
+  perm = np.asarray(morph.channel_permutation(cipher_key, c_out))
   core_inv = np.linalg.inv(np.asarray(cipher_key.core, np.float64))
-  matrix = (core_inv @ dense.reshape(cipher_key.copies, -1, dense.shape[-1]))
-  return AugmentedConv(matrix=matrix.reshape(n, -1).astype(np.float32), output_shape=out_shape)
+  conv = jax.jit(lambda basis: jax.lax.conv_general_dilated(
+      basis, jnp.asarray(kernel), strides, ((0, 0), (pad_left, pad_right)),
+      dimension_numbers=("NHWC", "HWIO", "NHWC"), precision=jax.lax.Precision.HIGHEST))
+  matrices = np.empty((copies, m, band * w_out * c_out), np.float32)
+  rows = np.empty((copies, band), np.int32)
+  for j in range(copies):
+    top = lo[j] * sh - pad_top  # image row of the crop's first row
+    p = np.arange(j * m, min((j + 1) * m, n_in))
+    r, col, ch = p // row - top, (p // c) % w, p % c
+    inside = (r >= 0) & (r < crop)
+    basis = np.zeros((m, crop, w, c), np.float32)
+    basis[np.flatnonzero(inside), r[inside], col[inside], ch[inside]] = 1.0
+    # Each output of a basis crop is one kernel weight times 1: exact in float32.
+    dense = np.asarray(conv(basis), np.float64)[..., perm].reshape(m, -1)
+    matrices[j] = core_inv @ dense
+    slots = lo[j] + np.arange(band)
+    rows[j] = np.where(slots < h_out, slots, h_out)
+  return AugmentedConv(matrices=matrices, rows=rows, output_shape=(h_out, w_out, c_out))
 
 
 def apply_augmented_conv(aug: AugmentedConv, vectors: jax.typing.ArrayLike) -> jax.Array:
-  """Server side: [N, n] morphed vectors -> [N, H', W', C'] first-layer outputs."""
+  """Server side: [N, n] morphed vectors -> [N, H', W', C'] first-layer outputs.
+
+  Each chunk's [m] slice times its matrix gives its band of output rows; the bands are
+  added into place. Compute per image: n * R * W' * C' multiply-adds.
+  """
   vectors = jnp.asarray(vectors)
-  out = jnp.matmul(vectors, jnp.asarray(aug.matrix), precision=jax.lax.Precision.HIGHEST)
-  return out.reshape(*vectors.shape[:-1], *aug.output_shape)
+  matrices = jnp.asarray(aug.matrices)
+  copies, m, _ = matrices.shape
+  h_out, w_out, c_out = aug.output_shape
+  lead = vectors.shape[:-1]
+  chunks = vectors.reshape(-1, copies, m)
+  bands = jnp.einsum("bkm,kmf->bkf", chunks, matrices, precision=jax.lax.Precision.HIGHEST)
+  bands = bands.reshape(chunks.shape[0], copies, -1, w_out, c_out)
+  out = jnp.zeros((chunks.shape[0], h_out + 1, w_out, c_out), bands.dtype)
+  out = out.at[:, jnp.asarray(aug.rows)].add(bands)
+  return out[:, :h_out].reshape(*lead, h_out, w_out, c_out)
 
 
 class MorphAdaptation(nnx.Module):
@@ -336,19 +402,25 @@ class MorphAdaptation(nnx.Module):
     augmented: the `AugmentedConv` to serve.
 
   Attributes:
-    matrix: FrozenWeight [n, H' * W' * C'] float32.
+    matrices: FrozenWeight [copies, m, R * W' * C'] float32 (see `AugmentedConv`).
+    rows: the output rows of each chunk's band (static).
     output_shape: (H', W', C').
     vector_size: n.
   """
 
   def __init__(self, augmented: AugmentedConv):
-    matrix = jnp.asarray(augmented.matrix, jnp.float32)
-    if matrix.ndim != 2 or matrix.shape[1] != int(np.prod(augmented.output_shape)):
-      raise ValueError(f"augmented matrix must be [n, prod(output_shape)], got {matrix.shape} "
-                       f"for output_shape {tuple(augmented.output_shape)}")
-    self.matrix = FrozenWeight(matrix)
-    self.output_shape = tuple(int(s) for s in augmented.output_shape)
-    self.vector_size = int(matrix.shape[0])
+    matrices = jnp.asarray(augmented.matrices, jnp.float32)
+    rows = np.asarray(augmented.rows, np.int32)
+    h_out, w_out, c_out = (int(s) for s in augmented.output_shape)
+    if (matrices.ndim != 3 or rows.shape != (matrices.shape[0], rows.shape[-1])
+        or matrices.shape[2] != rows.shape[-1] * w_out * c_out):
+      raise ValueError(f"augmented matrices must be [copies, m, R * W' * C'] with rows "
+                       f"[copies, R], got {matrices.shape} and {rows.shape} for output_shape "
+                       f"{tuple(augmented.output_shape)}")
+    self.matrices = FrozenWeight(matrices)
+    self.rows = tuple(tuple(r) for r in rows.tolist())  # static: where each band goes
+    self.output_shape = (h_out, w_out, c_out)
+    self.vector_size = int(matrices.shape[0] * matrices.shape[1])
 
   @staticmethod
   def draw_kernel(*, in_channels: int, out_channels: int, kernel_size: int = 3,
@@ -368,8 +440,8 @@ class MorphAdaptation(nnx.Module):
                       rngs: nnx.Rngs | None = None) -> "MorphAdaptation":
     """Draws a first-layer kernel (or takes `kernel`) and builds its augmented layer.
 
-    Owner-side and host-side: builds an n x (H' * W' * C') float64 matrix
-    (for 28x28x1 and 16 channels, 784 x 12544).
+    Owner-side and host-side: builds `augmented_conv`, one chunk at a time (memory of the
+    result: n * R * W' * C' floats, see `AugmentedConv`).
 
     Args:
       cipher_key: the `morph.MorphKey` the images are morphed with.
@@ -404,8 +476,8 @@ class MorphAdaptation(nnx.Module):
                        f"shape {tuple(vectors.shape)}")
     if not jnp.issubdtype(vectors.dtype, jnp.floating):
       raise TypeError(f"morphed vectors must be floating point, got {vectors.dtype}")
-    aug = AugmentedConv(matrix=jax.lax.stop_gradient(self.matrix[...]),
-                              output_shape=self.output_shape)
+    aug = AugmentedConv(matrices=jax.lax.stop_gradient(self.matrices[...]),
+                        rows=np.asarray(self.rows), output_shape=self.output_shape)
     return apply_augmented_conv(aug, vectors)
 
 

@@ -10,11 +10,13 @@ encrypted dataset directory it can train on without the key:
             and decrypt_dataset (refuses a key with another fingerprint)
   predict   loading a model trained by `train_and_evaluate` and classifying
             encrypted directories or new plain scans (encrypted with the key)
+  keyed     a ViT trained on plain images, transformed with the key to serve
+            vit-encrypted images (Kiya et al. 2022), no retraining
 
 What the owner shares with the rest of lie_jax lives in `lie_jax.data`: the
 directory format (`encrypted_dir`), the image decoder (`images`) and the
 cipher built from a key file (`encryption`, the same one the trainer uses).
-The `lie-jax keygen | encrypt | decrypt | predict | inspect` commands
+The `lie-jax keygen | encrypt | decrypt | predict | key-model | inspect` commands
 (`lie_jax.cli.owner`) are thin wrappers over these. Submodules are imported
 on use.
 """

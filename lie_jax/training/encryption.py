@@ -66,10 +66,12 @@ class InputEncoder:
 
 
 def _as_dict(options: Any) -> dict[str, Any]:
-  """config.cipher.options (a ConfigDict, a dict or None) as a plain dict."""
+  """config.cipher.options (a ConfigDict, a dict or None) as a plain dict of the options set
+  (configs/default.py declares every scheme's options as None placeholders)."""
   if not options:
     return {}
-  return dict(options.to_dict() if isinstance(options, ml_collections.ConfigDict) else options)
+  options = options.to_dict() if isinstance(options, ml_collections.ConfigDict) else options
+  return {k: v for k, v in dict(options).items() if v is not None}
 
 
 def _prng_key(cipher_config, seed: int, scheme: str, image_shape: tuple[int, int, int],
