@@ -81,6 +81,25 @@ def _pre_encrypt(scheme: str, encoder: encryption.InputEncoder, batch: dict[str,
   return record.encrypt(encoder.cipher_key, batch["image"])
 
 
+def paired_steps(runs: dict[str, tuple], repeats: int) -> tuple[dict[str, float], float]:
+  """Runs two compiled steps {name: (train_step, model, optimizer, args)} back to back
+  `repeats` times, alternating which goes first; returns ({name: best seconds}, the median
+  over the pairs of first-named / second-named)."""
+  names = list(runs)
+  best = {name: float("inf") for name in names}
+  paired = []
+  for i in range(repeats):
+    took = {}
+    for name in (names if i % 2 == 0 else names[::-1]):
+      train_step, model, optimizer, args = runs[name]
+      start = time.perf_counter()
+      jax.block_until_ready(train_step(model, optimizer, *args))
+      took[name] = time.perf_counter() - start
+      best[name] = min(best[name], took[name])
+    paired.append(took[names[0]] / took[names[1]])
+  return best, float(np.median(paired))
+
+
 def measure(scheme: str, batch: dict[str, jax.Array], repeats: int,
             backbone: str | None = None) -> dict[str, Any]:
   """Times the in-step and pre-encrypted train steps of one scheme; returns its row."""
@@ -104,20 +123,7 @@ def measure(scheme: str, batch: dict[str, jax.Array], repeats: int,
     args = (images, batch["label"], batch["index"])
     jax.block_until_ready(train_step(model, optimizer, *args))  # compile
     runs[name] = (train_step, model, optimizer, args)
-  best = {name: float("inf") for name in runs}
-  paired = []
-  for i in range(repeats):
-    # Alternate which step goes first, so that neither always follows the other.
-    order = list(runs) if i % 2 == 0 else list(runs)[::-1]
-    took = {}
-    for name in order:
-      train_step, model, optimizer, args = runs[name]
-      start = time.perf_counter()
-      jax.block_until_ready(train_step(model, optimizer, *args))
-      took[name] = time.perf_counter() - start
-      best[name] = min(best[name], took[name])
-    paired.append(took["in_step"] / took["pre_encrypted"])
-  ratio = float(np.median(paired))
+  best, ratio = paired_steps(runs, repeats)
   return {"scheme": scheme, "adaptation": config.model.adaptation,
           "backbone": config.model.backbone, "per_image_keys": in_step.per_image_keys,
           "options": {k: list(v) if isinstance(v, tuple) else v
@@ -154,19 +160,11 @@ def measure_mole(size: int, batch_size: int, repeats: int) -> dict[str, Any]:
     args = (inputs, jax.device_put(batch["label"]), jax.device_put(batch["index"]))
     jax.block_until_ready(train_step(model, optimizer, *args))  # compile
     runs[name] = (train_step, model, optimizer, args)
-  best, paired = {"plain": float("inf"), "mole": float("inf")}, []
-  for i in range(repeats):
-    took = {}
-    for name in (["plain", "mole"] if i % 2 == 0 else ["mole", "plain"]):
-      train_step, model, optimizer, args = runs[name]
-      start = time.perf_counter()
-      jax.block_until_ready(train_step(model, optimizer, *args))
-      took[name] = time.perf_counter() - start
-      best[name] = min(best[name], took[name])
-    paired.append(took["mole"] / took["plain"])
+  runs = {"mole": runs["mole"], "plain": runs["plain"]}  # the ratio is mole / plain
+  best, ratio = paired_steps(runs, repeats)
   return {"image_shape": list(shape), "copies": size, "batch_size": batch_size,
           "plain_ms": 1e3 * best["plain"], "mole_ms": 1e3 * best["mole"],
-          "ratio": float(np.median(paired)), "layer_bytes": int(layer_bytes)}
+          "ratio": ratio, "layer_bytes": int(layer_bytes)}
 
 
 def format_row(r: dict[str, Any]) -> str:
