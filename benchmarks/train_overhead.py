@@ -65,7 +65,9 @@ def build_model_and_optimizer(config: ml_collections.ConfigDict, encoder: encryp
       image_shape=image_shape, block_size=encoder.options.get("block_size",
                                                               config.cipher.block_size),
       cipher_key=encoder.cipher_key if config.model.adaptation == "morph" else None,
-      rngs=nnx.Rngs(config.seed), **models.set_options(config.model.get("options")))
+      rngs=nnx.Rngs(config.seed),
+      adaptation_options=models.set_options(config.model.get("adaptation_options")),
+      **models.set_options(config.model.get("options")))
   optimizer = nnx.Optimizer(model, make_optimizer(config.optim, total_steps=1000),
                             wrt=nnx.Param)
   return model, optimizer

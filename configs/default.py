@@ -78,6 +78,13 @@ def get_config() -> ml_collections.ConfigDict:
       "pool": placeholder(str),             # vit: cls | mean
   })
 
+  # Options of the adaptation layer (None: the layer's default): out_channels of the
+  # full-resolution output of block / pixel / morph (default 32, 32, 16; ele keeps the image's
+  # channels and none has no layer: both ignore it).
+  config.model.adaptation_options = ml_collections.ConfigDict({
+      "out_channels": placeholder(int),
+  })
+
   config.optim = ml_collections.ConfigDict()
   config.optim.name = "adamw"          # adamw | sgd (with Nesterov momentum)
   config.optim.learning_rate = 3e-3

@@ -35,8 +35,12 @@ def _abstract_model(config, shape):
       backbone=config.model.backbone, adaptation=config.model.adaptation, num_classes=7,
       image_shape=shape, block_size=config.cipher.block_size,
       rngs=nnx.Rngs(jax.random.key(0, impl="rbg")),
+      adaptation_options=models.set_options(config.model.adaptation_options),
       **models.set_options(config.model.options)))
   model.eval()
+  if model.adaptation is not None and hasattr(model.adaptation, "out_channels"):
+    # The papers' adaptation keeps the image's size: 3 channels into the 224 px stem.
+    assert model.adaptation.out_channels == 3
   return nnx.eval_shape(lambda m, x: m(x), model, jax.ShapeDtypeStruct((1, *shape), jnp.float32))
 
 

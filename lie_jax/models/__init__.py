@@ -166,6 +166,7 @@ def build_model(*, backbone: str, adaptation: str, num_classes: int,
     features, input_shape = (h, w, out), (h, w, c)
   elif adaptation == "ele":
     block_size = check_block_size(block_size, (h, w), "block_size")
+    options.pop("out_channels", None)  # ELE keeps the image's channels
     layer = ELEAdaptation(in_channels=c, block_size=block_size, image_size=(h, w), rngs=rngs,
                           **options)
     features = (h, w, layer.kernel.shape[-1] // (block_size * block_size))

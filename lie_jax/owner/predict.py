@@ -92,7 +92,10 @@ def load_trained_model(checkpoint: str | os.PathLike) -> TrainedModel:
     model = models.build_model(
         backbone=config.model.backbone, adaptation=config.model.adaptation,
         num_classes=int(results["num_classes"]), image_shape=tuple(results["image_shape"]),
-        block_size=int(results["block_size"]), rngs=nnx.Rngs(config.seed), **model_options)
+        block_size=int(results["block_size"]), rngs=nnx.Rngs(config.seed),
+        adaptation_options=models.set_options(
+            results["config"]["model"].get("adaptation_options")),
+        **model_options)
   except (ValueError, TypeError, KeyError, AttributeError) as e:
     raise OwnerError(f"{results_path}: cannot rebuild the model it describes "
                      f"({encrypted_dir.printable(e)[:200]})") from None

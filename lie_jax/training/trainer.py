@@ -388,7 +388,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       num_classes=splits.num_classes, image_shape=image_shape,
       block_size=block_size,
       cipher_key=encoder.cipher_key if config.model.adaptation == "morph" else None,
-      rngs=nnx.Rngs(config.seed), **models.set_options(_as_dict(config.model.get("options"))))
+      rngs=nnx.Rngs(config.seed),
+      adaptation_options=models.set_options(config.model.get("adaptation_options")),
+      **models.set_options(_as_dict(config.model.get("options"))))
   batch_size = config.train.batch_size
   steps_per_epoch = data.steps_per_epoch(len(splits.train.labels), batch_size)
   total_steps = (config.train.num_steps if config.train.get("num_steps", 0) > 0
