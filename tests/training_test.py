@@ -283,3 +283,27 @@ def test_a_killed_two_process_run_resumes(tmp_path):
   steps = [r["step"] for l in (killed / "metrics.jsonl").read_text().splitlines()
            if "val_loss" in (r := json.loads(l))]
   assert steps == [2, 4, 6, 8]
+
+
+def test_a_run_resumes_longer_but_refuses_other_changes_naming_them(tmp_path):
+  from lie_jax.training import train_and_evaluate
+  config = tiny_config("le", "block")
+  config.train.num_steps = 3
+  train_and_evaluate(config, str(tmp_path))
+  longer = tiny_config("le", "block")  # 6 steps, evaluated every 3, logged every 2
+  longer.train.log_every_steps = 2
+  results = train_and_evaluate(longer, str(tmp_path))
+  assert results["steps"] == 6
+  lines = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  assert [l["step"] for l in lines if "val_accuracy" in l] == [3, 6]
+  assert [l["step"] for l in lines if "val_accuracy" not in l] == [1, 2, 3, 4, 6]
+  other = tiny_config("le", "block")
+  other.optim.learning_rate = 0.01
+  other.cipher.block_size = 7
+  with pytest.raises(ValueError, match=r"cipher\.block_size \(4 -> 7\); optim\.learning_rate "
+                                       r"\(0\.003 -> 0\.01\)\. A resumed run may change only"):
+    train_and_evaluate(other, str(tmp_path))
+  shorter = tiny_config("le", "block")
+  shorter.train.num_steps = 4
+  with pytest.raises(ValueError, match="checkpoints at step 6, beyond this config's 4 steps"):
+    train_and_evaluate(shorter, str(tmp_path))

@@ -52,6 +52,12 @@ class Checkpoints:
                       force=True)
     self.manager.wait_until_finished()
 
+  def metadata(self, step: int) -> dict[str, Any]:
+    """The JSON metadata saved at `step`, without reading any array."""
+    restored = self.manager.restore(step, args=ocp.args.Composite(
+        metadata=ocp.args.JsonRestore()))
+    return dict(restored.metadata or {})
+
   def restore(self, step: int, objects: dict[str, Any]) -> dict[str, Any]:
     """Restores the objects in place from `step`; returns the saved metadata."""
     templates = {name: nnx.to_pure_dict(nnx.state(obj)) for name, obj in objects.items()}

@@ -336,15 +336,36 @@ def _public_config(config: ml_collections.ConfigDict) -> dict[str, Any]:
   return json.loads(config.to_json_best_effort())
 
 
+# Fields a resumed run may change: how long it trains, how it logs, evaluates and
+# checkpoints, how data are held. Anything else changes what the run is.
+RESUMABLE_FIELDS = frozenset({
+    "train.num_epochs", "train.num_steps", "train.log_every_steps", "train.eval_every_steps",
+    "train.checkpoint_every_steps", "train.eval_batch_size", "train.progress_bar",
+    "train.tensorboard", "data.in_memory", "data.download"})
+
+
+def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
+  if not isinstance(tree, dict):
+    return {prefix: tree}
+  out: dict[str, Any] = {}
+  for k, v in tree.items():
+    out.update(_flat(v, f"{prefix}.{k}" if prefix else str(k)))
+  return out
+
+
 def _run_fingerprint(config: ml_collections.ConfigDict) -> str:
-  """Hash of everything that shapes the run (not display options such as the progress bar,
-  nor whether data are held in memory)."""
-  public = _public_config(config)
-  public.get("train", {}).pop("progress_bar", None)
-  public.get("train", {}).pop("tensorboard", None)
-  public.get("data", {}).pop("in_memory", None)
-  public.get("data", {}).pop("download", None)
+  """Hash of everything that shapes the run (not RESUMABLE_FIELDS)."""
+  public = {k: v for k, v in _flat(_public_config(config)).items()
+            if k not in RESUMABLE_FIELDS}
   return hashlib.sha256(json.dumps(public, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _changed_fields(saved: dict[str, Any], config: ml_collections.ConfigDict) -> list[str]:
+  """'field (old -> new)' for every field outside RESUMABLE_FIELDS that differs between the
+  checkpointed run's config and `config`."""
+  old, new = _flat(saved), _flat(_public_config(config))
+  return [f"{k} ({old.get(k)!r} -> {new.get(k)!r})" for k in sorted(set(old) | set(new))
+          if k not in RESUMABLE_FIELDS and old.get(k) != new.get(k)]
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
@@ -359,7 +380,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   Args:
     config: see configs/default.py for the fields.
     workdir: output directory: checkpoints/, best/, metrics.jsonl, results.json.
-      Rerunning with the same workdir resumes from the last checkpoint.
+      Rerunning with the same workdir resumes from the last checkpoint. The resumed
+      config may differ only in RESUMABLE_FIELDS (train longer, log or evaluate at
+      another cadence; the learning-rate schedule then follows the new length);
+      any other difference is refused, naming each field.
 
   Returns:
     The results dict also written to workdir/results.json (test_accuracy,
@@ -406,12 +430,20 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   start_step, best = 0, {"val_accuracy": -1.0, "step": 0}
   writer = jax.process_index() == 0  # one process writes metrics and results
   run_id = _run_fingerprint(config)
+  public_config = _public_config(config)
   if ckpts.latest_step() is not None:
     start_step = ckpts.latest_step()
-    saved = ckpts.restore(start_step, {"model": model, "optimizer": optimizer})
-    if saved.get("run") != run_id:
-      raise ValueError(f"workdir {workdir!r} holds checkpoints of a run with another config; "
-                       "resume with the same config, or use a new --workdir")
+    saved = ckpts.metadata(start_step)  # the config check first: shapes may differ
+    changed = (_changed_fields(saved["config"], config) if isinstance(saved.get("config"), dict)
+               else [] if saved.get("run") == run_id else ["(a run saved without its config)"])
+    if changed:
+      raise ValueError(f"workdir {workdir!r} holds checkpoints of a run with another config: "
+                       f"{'; '.join(changed)}. A resumed run may change only "
+                       f"{', '.join(sorted(RESUMABLE_FIELDS))}; use a new --workdir")
+    if start_step > total_steps:
+      raise ValueError(f"workdir {workdir!r} holds checkpoints at step {start_step}, beyond this "
+                       f"config's {total_steps} steps; train longer or use a new --workdir")
+    ckpts.restore(start_step, {"model": model, "optimizer": optimizer})
     best = saved["best"]
     if writer:
       _truncate_jsonl(metrics_path, start_step)
@@ -467,9 +499,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         board.flush()
       if val["accuracy"] > best["val_accuracy"]:
         best = {"val_accuracy": val["accuracy"], "step": done}
-        best_ckpt.save(done, {"model": model}, {"best": best, "run": run_id})
+        best_ckpt.save(done, {"model": model}, {"best": best, "run": run_id,
+                                                "config": public_config})
     if done % ckpt_every == 0 or done == total_steps:
-      ckpts.save(done, {"model": model, "optimizer": optimizer}, {"best": best, "run": run_id})
+      ckpts.save(done, {"model": model, "optimizer": optimizer},
+                 {"best": best, "run": run_id, "config": public_config})
   train_time = time.perf_counter() - start_time
   if board is not None:
     board.close()
