@@ -18,8 +18,8 @@ The workdir must be one directory every process sees (checkpoints are written
 together); process 0 writes metrics.jsonl and results.json.
 """
 
+import json
 import os
-
 
 from absl import app
 from absl import flags
@@ -61,7 +61,7 @@ def main(argv):
   if _DISTRIBUTED.value:
     initialize_distributed()
   results = train_and_evaluate(_CONFIG.value, _WORKDIR.value)
-  print({k: v for k, v in results.items() if k != "config"})
+  print(json.dumps({k: v for k, v in results.items() if k != "config"}, indent=1))
 
 
 if __name__ == "__main__":

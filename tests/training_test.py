@@ -307,3 +307,13 @@ def test_a_run_resumes_longer_but_refuses_other_changes_naming_them(tmp_path):
   shorter.train.num_steps = 4
   with pytest.raises(ValueError, match="checkpoints at step 6, beyond this config's 4 steps"):
     train_and_evaluate(shorter, str(tmp_path))
+
+
+def test_train_py_prints_the_results_as_json(tmp_path):
+  config_path = tmp_path / "cfg.py"
+  _write_config(config_path, num_steps=2, eval_every_steps=2)
+  out = subprocess.run(_train_cmd(config_path, tmp_path / "work"), check=True, cwd=ROOT,
+                       capture_output=True, text=True).stdout
+  printed = json.loads(out[out.index("{"):])
+  on_disk = json.loads((tmp_path / "work" / "results.json").read_text())
+  assert printed == {k: v for k, v in on_disk.items() if k != "config"}

@@ -306,8 +306,12 @@ def inspect(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------
 
 
+KEY_HELP = "the owner's secret key file (from `lie-jax keygen`)"
+
+
 def register(subparsers) -> None:
   """Adds the data owner's subcommands to `subparsers`."""
+  from lie_jax.owner import dataset  # pylint: disable=g-import-not-at-top
 
   def add(name: str, run, help_text: str) -> argparse.ArgumentParser:
     p = subparsers.add_parser(name, help=help_text, description=help_text)
@@ -338,9 +342,9 @@ def register(subparsers) -> None:
   p = add("encrypt", encrypt,
           "Encrypt a dataset (MedMNIST .npz, or class folders of PNG/JPEG/DICOM) into an "
           "encrypted dataset directory that a server can train on without the key.")
-  p.add_argument("--key", required=True, metavar="KEYFILE")
+  p.add_argument("--key", required=True, metavar="KEYFILE", help=KEY_HELP)
   p.add_argument("--scheme", metavar="NAME",
-                 help="le, ele, etc, pe, huang2022, vit, morph or blockwise (default: huang2022 "
+                 help=f"{', '.join(dataset.storable_schemes())} (default: huang2022 "
                       "with per-image keys, the strongest configuration within 2 points of "
                       "plain accuracy in docs/FRONTIER.md; no scheme is safe: docs/SECURITY.md)")
   p.add_argument("--block-size", type=_positive, metavar="B",
@@ -355,15 +359,21 @@ def register(subparsers) -> None:
                  help="any unusable input is fatal (nothing is written)")
   p.add_argument("--shard-size", type=_positive, default=1024, metavar="N",
                  help="images per shard (default 1024)")
-  p.add_argument("--in", dest="src", required=True, metavar="SRC")
-  p.add_argument("--out", required=True, metavar="DIR")
+  p.add_argument("--in", dest="src", required=True, metavar="SRC",
+                 help="the plain dataset: a MedMNIST-layout .npz, or a folder of class folders "
+                      "(PNG/JPEG/TIFF/DICOM, optionally under train/ val/ test/)")
+  p.add_argument("--out", required=True, metavar="DIR",
+                 help="the encrypted dataset directory to write (new, or an interrupted run of "
+                      "this same command, which resumes)")
   insecure(p)
   quiet(p)
 
   p = add("decrypt", decrypt, "Decrypt an encrypted dataset directory (invertible schemes).")
-  p.add_argument("--key", required=True, metavar="KEYFILE")
-  p.add_argument("--in", dest="src", required=True, metavar="DIR")
-  p.add_argument("--out", required=True, metavar="DIR", help="a new directory")
+  p.add_argument("--key", required=True, metavar="KEYFILE", help=KEY_HELP)
+  p.add_argument("--in", dest="src", required=True, metavar="DIR",
+                 help="the encrypted dataset directory (from `lie-jax encrypt`)")
+  p.add_argument("--out", required=True, metavar="DIR",
+                 help="a new directory for the decrypted images")
   p.add_argument("--format", choices=("npz", "png"), default="npz",
                  help="npz: <name>.npz in the MedMNIST layout (default); png: "
                       "<split>/<class>/<index>.png")
@@ -377,8 +387,11 @@ def register(subparsers) -> None:
                  help="the training run's --workdir (results.json and best/)")
   p.add_argument("--in", dest="inputs", nargs="+", required=True, metavar="DIR|FILE",
                  help="an encrypted dataset directory, or image files / folders")
-  p.add_argument("--out", required=True, metavar="CSV")
-  p.add_argument("--key", metavar="KEYFILE", help="encrypts plain images like the training data")
+  p.add_argument("--out", required=True, metavar="CSV",
+                 help="the predictions (one row per image: id, class, probabilities)")
+  p.add_argument("--key", metavar="KEYFILE",
+                 help="the owner's key file: encrypts plain images like the training data "
+                      "(not needed for an encrypted dataset directory)")
   p.add_argument("--split", action="append", choices=("train", "val", "test"),
                  help="splits of an encrypted directory to predict (default: all)")
   resize(p)
@@ -391,7 +404,7 @@ def register(subparsers) -> None:
           "vit-encrypted images as the plain model classifies plain ones (no retraining).")
   p.add_argument("--model", required=True, metavar="WORKDIR",
                  help="the plain ViT's training --workdir (backbone vit, adaptation none)")
-  p.add_argument("--key", required=True, metavar="KEYFILE")
+  p.add_argument("--key", required=True, metavar="KEYFILE", help=KEY_HELP)
   p.add_argument("--out", required=True, metavar="DIR",
                  help="a new directory for the keyed model")
   insecure(p)

@@ -125,7 +125,8 @@ def run_attack_command(args) -> int:
   """`lie-jax attack`: one attack, a JSON report and a PNG grid."""
   from lie_jax.attacks import suite
 
-  # Names first, so a typo fails before any data is loaded.
+  # Names first, so a typo fails before any data is loaded; chosen-plaintext = chosen_plaintext.
+  args.attack = args.attack.replace("-", "_")
   suite.check_applicable(args.attack, args.scheme, per_image_keys=args.per_image_keys)
   victims, known, description = load_images(args.data, num_images=args.num_images,
                                             train_images=args.train_images)

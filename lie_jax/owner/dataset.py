@@ -117,6 +117,11 @@ def _remove_tmp_files(directory: Path) -> None:
           entry.unlink()
 
 
+def storable_schemes() -> tuple[str, ...]:
+  """The schemes `encrypt_dataset` can store: those whose ciphertexts are images (not morph)."""
+  return tuple(name for name, record in ciphers.SCHEMES.items() if record.storable)
+
+
 def check_scheme(scheme: str, *, block_size: int | None, options: dict[str, Any] | None,
                  per_image_keys: bool) -> dict[str, Any]:
   """The `generate_key` options for storing `scheme` ciphertexts, as JSON values.
@@ -129,10 +134,10 @@ def check_scheme(scheme: str, *, block_size: int | None, options: dict[str, Any]
       uint8 images, a block size for a scheme without blocks, or per-image
       keys for a scheme without them.
   """
-  try:
-    record = ciphers.get_scheme(scheme)
-  except ValueError as e:
-    raise OwnerError(str(e)) from None
+  if scheme not in ciphers.SCHEMES:
+    raise OwnerError(f"unknown scheme {scheme!r}; an encrypted dataset can hold one of "
+                     f"{', '.join(storable_schemes())}")
+  record = ciphers.get_scheme(scheme)
   if not record.storable:
     raise OwnerError(f"scheme {scheme!r} cannot be stored as an encrypted dataset: its "
                      "ciphertexts are not images (and a model on them needs the key); train "

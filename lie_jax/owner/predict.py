@@ -284,12 +284,12 @@ def predict_files(trained: TrainedModel, paths: Sequence[str | os.PathLike], *,
   enc = trained.results["encryption"]
   shape = tuple(trained.results["image_shape"])
   if enc["scheme"] != "none":
+    if enc.get("key_fingerprint") == "seed":  # said first: no --key can help
+      raise OwnerError("the model was trained with experiment keys derived from the run's seed, "
+                       "not from a key file: its encryption cannot be reproduced with --key")
     if secret is None:
       raise OwnerError(f"the model was trained on {enc['scheme']}-encrypted images: pass --key "
                        "KEYFILE to encrypt these plain images the same way")
-    if enc.get("key_fingerprint") == "seed":
-      raise OwnerError("the model was trained with experiment keys derived from the run's seed, "
-                       "not from a key file: its encryption cannot be reproduced with --key")
     if enc.get("key_fingerprint") != secret.fingerprint:
       raise OwnerError(f"wrong key: the key file's fingerprint is {secret.fingerprint}, but the "
                        f"model was trained on images encrypted under {enc.get('key_fingerprint')}")
