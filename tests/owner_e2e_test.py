@@ -55,6 +55,14 @@ def test_keygen_encrypt_inspect_train_predict_decrypt(tmp_path):
   assert [r["id"] for r in rows] == [f"test/{i}" for i in range(SIZES["test"])]
   accuracy = np.mean([int(r["predicted_label"]) == int(r["label"]) for r in rows])
   assert accuracy == pytest.approx(results["test_accuracy"], abs=1e-9)
+  # With labels, predict reports what a clinician asks for: the trainer's own numbers.
+  out = texts[-1].stdout
+  sens = results["test_sensitivity"]
+  assert f"sensitivity {100 * sens:.1f}%" in out and "confusion matrix" in out
+  specificity = results["test_specificity"]
+  positive = results["label_names"][1]
+  assert f"specificity {100 * specificity:.1f}% (positive class: {positive})" in out
+  assert (tmp_path / "pred_confusion.png").exists()
 
   # New plain scans: the owner encrypts them with the key; same predictions as stored ciphertexts.
   scans = tmp_path / "new_scans"

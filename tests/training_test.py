@@ -37,6 +37,11 @@ def test_train_and_evaluate_smoke(tmp_path, cipher, adaptation):
   assert 0.0 <= results["test_accuracy"] <= 1.0 and 0.0 <= results["test_auc"] <= 1.0
   assert results["cipher"] == cipher and results["steps"] == 6
   assert ("test_accuracy_plain_inputs" in results) == (cipher == "pe")
+  cm = np.array(results["test_clinical"]["confusion_matrix"])
+  assert cm.sum() == 624 and np.trace(cm) / cm.sum() == pytest.approx(results["test_accuracy"])
+  assert results["test_sensitivity"] == pytest.approx(cm[1, 1] / cm[1].sum())  # pneumonia
+  assert results["test_specificity"] == pytest.approx(cm[0, 0] / cm[0].sum())
+  assert set(results["test_clinical"]["per_class"]) == {"normal", "pneumonia"}
   lines = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
   evals = [l for l in lines if "val_accuracy" in l]
   train = [l for l in lines if "val_accuracy" not in l]

@@ -218,6 +218,26 @@ def decrypt(args: argparse.Namespace) -> int:
   return OK
 
 
+def _print_clinical(m: dict[str, Any], names: list[str], out: str) -> None:
+  """The labelled inputs' scores: accuracy, AUC, sensitivity, specificity, confusion matrix."""
+  from lie_jax.training import metrics as metrics_lib  # pylint: disable=g-import-not-at-top
+  pct = lambda v: "n/a" if v is None else f"{100 * v:.1f}%"
+  which = f" (positive class: {names[1]})" if len(names) == 2 else " (mean over classes)"
+  print(f"accuracy {pct(m['accuracy'])}, AUC {m['auc']:.3f}, sensitivity "
+        f"{pct(m['sensitivity'])}, specificity {pct(m['specificity'])}{which}")
+  width = max(len(n) for n in names) + 2
+  print("confusion matrix (rows: true, columns: predicted):")
+  print(" " * width + "".join(f"{n:>{width}}" for n in names))
+  for name, row in zip(names, m["confusion_matrix"]):
+    print(f"{name:<{width}}" + "".join(f"{v:>{width}}" for v in row))
+  for name, c in m["per_class"].items():
+    print(f"  {name}: precision {pct(c['precision'])}, recall {pct(c['recall'])}, "
+          f"specificity {pct(c['specificity'])}, {c['support']} images")
+  figure = os.path.splitext(out)[0] + "_confusion.png"
+  if metrics_lib.confusion_figure(m["confusion_matrix"], names, figure, title="predictions"):
+    print(f"wrote {figure}")
+
+
 def predict(args: argparse.Namespace) -> int:
   from lie_jax.owner import predict as predict_lib  # pylint: disable=g-import-not-at-top
   from lie_jax.data import encrypted_dir  # pylint: disable=g-import-not-at-top
@@ -239,6 +259,8 @@ def predict(args: argparse.Namespace) -> int:
   predict_lib.write_csv(args.out, result)
   print(f"wrote {len(result.rows)} predictions to {args.out} (model step {trained.step}, "
         f"{trained.results['encryption']['scheme']})")
+  if result.metrics is not None:
+    _print_clinical(result.metrics, trained.results["label_names"], args.out)
   _report_failures(result.failures)
   return INPUTS_FAILED if result.failures else OK
 

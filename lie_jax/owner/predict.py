@@ -191,6 +191,9 @@ class Predictions(NamedTuple):
   rows: list[dict[str, Any]]
   failures: list[inputs.FailedInput]
   columns: list[str]
+  # With known labels (an encrypted directory): accuracy, auc and the clinical metrics
+  # (`lie_jax.training.metrics.clinical_metrics`); None otherwise.
+  metrics: dict[str, Any] | None = None
 
 
 def _rows(ids, logits, label_names, true_labels=None) -> tuple[list[dict[str, Any]], list[str]]:
@@ -255,9 +258,12 @@ def predict_encrypted_dir(trained: TrainedModel, directory: str | os.PathLike, *
     ids += [f"{split}/{i}" for i in indices]
     logits.append(_logits(trained.model, images, progress=progress))
     labels.append(split_labels)
-  rows, columns = _rows(ids, np.concatenate(logits), trained.results["label_names"],
-                        np.concatenate(labels))
-  return Predictions(rows, [], columns)
+  from lie_jax.training import metrics as metrics_lib  # pylint: disable=g-import-not-at-top
+  logits, labels = np.concatenate(logits), np.concatenate(labels)
+  rows, columns = _rows(ids, logits, trained.results["label_names"], labels)
+  scores = {**metrics_lib.classification_metrics(logits, labels),
+            **metrics_lib.clinical_metrics(logits, labels, trained.results["label_names"])}
+  return Predictions(rows, [], columns, scores)
 
 
 def _expand(paths: Sequence[str | os.PathLike]) -> list[tuple[Path, str]]:

@@ -179,7 +179,9 @@ def make_steps(encoder: encryption.InputEncoder):
 
 
 def _evaluate(model, eval_step, mesh: _Mesh, split: data.ArrayDataset, name: str, batch_size: int,
-              *, plain: bool = False) -> dict[str, float]:
+              *, plain: bool = False, label_names: Any = None) -> dict[str, Any]:
+  """accuracy, auc, loss of `split`; with `label_names`, also "clinical"
+  (`metrics.clinical_metrics`: confusion matrix, sensitivity, specificity, per class)."""
   model.eval()
   logits, labels = [], []
   for batch in data.eval_batches(split, batch_size=batch_size, **mesh.shard()):
@@ -194,6 +196,8 @@ def _evaluate(model, eval_step, mesh: _Mesh, split: data.ArrayDataset, name: str
   result = metrics_lib.classification_metrics(logits, labels)
   result["loss"] = float(optax.softmax_cross_entropy_with_integer_labels(
       jnp.asarray(logits), jnp.asarray(labels)).mean())
+  if label_names is not None:
+    result["clinical"] = metrics_lib.clinical_metrics(logits, labels, label_names)
   return result
 
 
@@ -511,12 +515,19 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   if best_ckpt.latest_step() is not None:
     best_ckpt.restore(best_ckpt.latest_step(), {"model": model})
   # No test split (a train/ val/ folder, flat class folders): no test metrics, said so.
-  test = (_evaluate(model, eval_step, mesh, splits.test, "test", eval_bs)
+  test = (_evaluate(model, eval_step, mesh, splits.test, "test", eval_bs,
+                    label_names=splits.label_names)
           if splits.test is not None else {"accuracy": None, "auc": None, "loss": None})
+  clinical = test.get("clinical")
   results = {
       "test_accuracy": test["accuracy"],
       "test_auc": test["auc"],
       "test_loss": test["loss"],
+      # Sensitivity and specificity of the positive class 1 (two classes; else means over
+      # classes), the confusion matrix and per-class precision/recall: metrics.clinical_metrics.
+      "test_sensitivity": clinical and clinical["sensitivity"],
+      "test_specificity": clinical and clinical["specificity"],
+      "test_clinical": clinical,
       "best_val_accuracy": best["val_accuracy"],
       "best_step": best["step"],
       # The split that chose the checkpoint (never the test split).
@@ -552,6 +563,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     plain = _evaluate(model, eval_step, mesh, splits.test, "test", eval_bs, plain=True)
     results["test_accuracy_plain_inputs"] = plain["accuracy"]
     results["test_auc_plain_inputs"] = plain["auc"]
+  if writer and clinical is not None:
+    metrics_lib.confusion_figure(clinical["confusion_matrix"], splits.label_names,
+                                 os.path.join(workdir, "confusion_test.png"),
+                                 title=f"test split, {encoder.scheme}")
   if writer:
     encrypted_dir.atomic_write(os.path.join(workdir, "results.json"),
                                (json.dumps(results, indent=1) + "\n").encode())
