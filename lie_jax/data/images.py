@@ -118,16 +118,39 @@ def _first(value: Any) -> float:
   return float(value)
 
 
+def _voi_to_uint8(values: np.ndarray, ds: Any) -> np.ndarray:
+  """The file's first VOI transform, by pydicom's `apply_voi_lut` (a VOI LUT Sequence, or the
+  window with its VOI LUT Function: LINEAR, LINEAR_EXACT or SIGMOID), scaled from its output
+  range to 0..255 and rounded.
+
+  The output range is what the transform gives far below and far above every value (pydicom
+  takes it from the bits stored, the rescale, or the LUT's entries)."""
+  from pydicom.pixels import apply_voi_lut  # pylint: disable=g-import-not-at-top
+  with np.errstate(over="ignore"):  # SIGMOID's exp at the range probes
+    out = np.asarray(apply_voi_lut(values, ds), np.float64)
+    if "VOILUTSequence" in ds:
+      lut = np.asarray(ds.VOILUTSequence[0].LUTData, np.float64).reshape(-1)
+      low, high = float(lut.min()), float(lut.max())
+    else:
+      low, high = (float(v) for v in apply_voi_lut(np.array([-1e30, 1e30]), ds))
+  if high <= low:
+    raise ValueError("DICOM VOI transform with an empty output range")
+  return np.clip(np.rint((out - low) / (high - low) * 255.0), 0, 255).astype(np.uint8)
+
+
 def read_dicom(path: PathLike, *,
                window: tuple[float, float] | None = None) -> tuple[np.ndarray, str]:
   """Decodes one DICOM file to uint8 [H, W, 1] (or [H, W, 3] for 8-bit colour).
 
   Args:
     path: the file.
-    window: (center, width) to apply; None: the file's window tags, else its min..max.
+    window: (center, width) to apply; None: the file's own VOI transform (its VOI LUT
+      Sequence, else its first window with its VOI LUT Function, through pydicom's
+      `apply_voi_lut`), else its min..max.
 
   Returns:
-    (image, how), how in "fixed", "tags", "minmax" (the window used) or "rgb".
+    (image, how), how in "fixed", "voi_lut", "tags", "minmax" (what mapped the values
+    to 0..255) or "rgb".
 
   Raises:
     ValueError: pydicom is not installed, or the file cannot be used (the
@@ -160,13 +183,13 @@ def read_dicom(path: PathLike, *,
   from pydicom.pixels import apply_modality_lut  # pylint: disable=g-import-not-at-top
   values = np.asarray(apply_modality_lut(pixels, ds), dtype=np.float64)
   if window is not None:
-    center, width, how = float(window[0]), float(window[1]), "fixed"
-  elif "WindowCenter" in ds and "WindowWidth" in ds:
-    center, width, how = _first(ds.WindowCenter), _first(ds.WindowWidth), "tags"
+    image, how = window_to_uint8(values, float(window[0]), float(window[1])), "fixed"
+  elif "VOILUTSequence" in ds or ("WindowCenter" in ds and "WindowWidth" in ds):
+    image, how = _voi_to_uint8(values, ds), ("voi_lut" if "VOILUTSequence" in ds else "tags")
   else:
     low, high = float(values.min()), float(values.max())
-    center, width, how = (low + high + 1) / 2, max(high - low + 1, 1.0), "minmax"
-  image = window_to_uint8(values, center, width)
+    image = window_to_uint8(values, (low + high + 1) / 2, max(high - low + 1, 1.0))
+    how = "minmax"
   if str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper() == "MONOCHROME1":
     image = 255 - image
   return image[..., None], how

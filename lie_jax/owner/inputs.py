@@ -219,12 +219,14 @@ def _window_record(window, windows: Counter) -> dict[str, Any]:
             "files": int(sum(windows.values())),
             "note": "modality LUT, then linear window (DICOM PS3.3 C.11.2.1.2) to 0..255; "
                     "MONOCHROME1 inverted"}
-  return {"window": "per-file WindowCenter/WindowWidth tags, else the image's min..max",
+  return {"window": "per-file VOI LUT Sequence or WindowCenter/WindowWidth tags (with their "
+                    "VOI LUT Function), else the image's min..max",
+          "files_using_voi_lut": windows.get("voi_lut", 0),
           "files_using_tags": windows.get("tags", 0),
           "files_using_minmax": windows.get("minmax", 0),
           "files_rgb": windows.get("rgb", 0),
-          "note": "modality LUT, then linear window (DICOM PS3.3 C.11.2.1.2) to 0..255; "
-                  "MONOCHROME1 inverted"}
+          "note": "modality LUT, then the file's VOI transform (pydicom apply_voi_lut: DICOM "
+                  "PS3.3 C.11.2) scaled to 0..255; MONOCHROME1 inverted"}
 
 
 def _preprocessing(resize_to, channels) -> dict[str, Any]:
