@@ -7,7 +7,7 @@
   lie-jax decrypt --key KEYFILE --in DIR --out DIR [--format npz|png]
   lie-jax predict --checkpoint WORKDIR --in DIR|FILES... --out predictions.csv [--key KEYFILE]
   lie-jax key-model --model WORKDIR --key KEYFILE --out DIR      (a plain ViT -> keyed ViT)
-  lie-jax inspect DIR
+  lie-jax inspect DIR [--montage PNG [--count N] [--split S] [--key KEYFILE]]
 
 Without --scheme, encrypt uses `lie_jax.owner.DEFAULT_SCHEME` with per-image keys (the
 strongest configuration within 2 points of plain accuracy in docs/FRONTIER.md).
@@ -284,6 +284,14 @@ def inspect(args: argparse.Namespace) -> int:
     raise OwnerError(str(e)) from None
   checks = encrypted_dir.verify(args.dir, manifest, progress=not args.quiet)
   bad = [c for c in checks if not c.ok]
+  if args.montage and not bad:
+    from lie_jax.owner import montage as montage_lib  # pylint: disable=g-import-not-at-top
+    secret = _read_key(args.key, args) if args.key else None
+    made = montage_lib.montage(args.dir, args.montage, count=args.count, split=args.split,
+                               secret=secret)
+    print(f"wrote {args.montage}: {made['count']} {made['split']} images"
+          f"{' | decrypted' if made['decrypted'] else ''}"
+          f"{'; ' + made['note'] if made['note'] else ''}", file=sys.stderr)
   if args.json:  # JSON escapes every control character itself
     print(json.dumps({"manifest": manifest, "shards_ok": not bad,
                       "bad_shards": [c._asdict() for c in bad]}, indent=1, sort_keys=True,
@@ -432,6 +440,16 @@ def register(subparsers) -> None:
   insecure(p)
 
   p = add("inspect", inspect, "Show what an encrypted dataset holds; verify its checksums.")
-  p.add_argument("dir", metavar="DIR")
+  p.add_argument("dir", metavar="DIR", help="the encrypted dataset directory")
+  p.add_argument("--montage", metavar="PNG",
+                 help="also write a PNG grid of its images (with --key: each next to its "
+                      "decryption)")
+  p.add_argument("--count", type=_positive, default=16, metavar="N",
+                 help="images in the montage (default 16)")
+  p.add_argument("--split", choices=("train", "val", "test"),
+                 help="split of the montage (default: the first present)")
+  p.add_argument("--key", metavar="KEYFILE",
+                 help="the owner's key file: the montage shows decrypted images too")
   p.add_argument("--json", action="store_true", help="print the manifest and checks as JSON")
+  insecure(p)
   quiet(p)
