@@ -25,8 +25,6 @@ import lie_jax
 NOTEBOOK_DIR = pathlib.Path(__file__).resolve().parents[1] / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 COLAB = "https://colab.research.google.com/github/lie-jax/lie_jax/blob/main/notebooks/"
-PINNED_INSTALL = ('%pip install --quiet '
-                  '"lie-jax[notebooks] @ git+https://github.com/lie-jax/lie_jax@v')
 CELL_TIMEOUT_S = 600
 NOTEBOOK_BUDGET_S = 600  # "a few minutes on 2 CPU cores", with room for a loaded machine
 
@@ -60,16 +58,46 @@ def test_committed_without_outputs(path):
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
 def test_colab_badge_and_pinned_install(path):
-  """Each notebook opens with its Colab badge, then installs the pinned release where missing."""
+  """Each notebook opens with its Colab badge, then installs lie_jax where missing: from the
+  checkout it sits in, else the release pinned to the package version."""
   cells = _cells(path)
   assert cells[0]["cell_type"] == "markdown" and COLAB + path.name in _source(cells[0]), (
       f"{path.name}: the first cell must hold the Colab badge linking to {COLAB + path.name}")
   install = next((_source(c) for c in cells if c["cell_type"] == "code"), "")
-  assert PINNED_INSTALL + lie_jax.__version__ + '"' in install, (
-      f"{path.name}: the first code cell must install lie-jax v{lie_jax.__version__} "
-      f"(pinned to the package version)")
-  assert "except ImportError:" in install, (
+  assert f'RELEASE = "lie-jax[notebooks]=={lie_jax.__version__}"' in install, (
+      f"{path.name}: the install cell must pin lie-jax {lie_jax.__version__}")
+  assert 'importlib.util.find_spec("lie_jax") is None' in install, (
       f"{path.name}: the install must be skipped where lie_jax is already importable")
+
+
+def _install_commands(source: str, cwd: pathlib.Path, monkeypatch) -> list[str]:
+  """What the install cell would %pip install, run as Python with lie_jax missing."""
+  import importlib.util
+  import os
+  import re
+  commands = []
+  code = re.sub(r'%pip install --quiet "(.*)"', r'_commands.append(f"\1")', source)
+  code = code.replace("import lie_jax\n", "").replace(
+      'print("lie_jax", lie_jax.__version__)', "")
+  monkeypatch.chdir(cwd)
+  monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a, **k: None)
+  exec(compile(code, "install-cell", "exec"), {"_commands": commands, "os": os})  # noqa: S102
+  return commands
+
+
+def test_the_install_cell_installs_the_checkout_or_the_release(tmp_path, monkeypatch):
+  import subprocess
+  import sys
+  source = next(_source(c) for c in _cells(NOTEBOOKS[0]) if c["cell_type"] == "code")
+  checkout = NOTEBOOK_DIR.parent
+  [from_checkout] = _install_commands(source, NOTEBOOK_DIR, monkeypatch)
+  assert from_checkout == f"{checkout}[notebooks]"
+  [from_release] = _install_commands(source, tmp_path, monkeypatch)
+  assert from_release == f"lie-jax[notebooks]=={lie_jax.__version__}"
+  # pip accepts the checkout's command (resolving it without installing anything).
+  subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run", "--no-deps",
+                  "--quiet", from_checkout], check=True, cwd=tmp_path,
+                 capture_output=True, timeout=300)
 
 
 def _this_interpreters_kernel(tmp_path: pathlib.Path):
