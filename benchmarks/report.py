@@ -19,6 +19,7 @@ from typing import Any, Callable
 import lie_jax
 from benchmarks import encrypt_throughput
 from benchmarks import train_overhead
+from benchmarks import train_throughput
 from lie_jax.attacks import report as attacks_report
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -27,7 +28,7 @@ DOCS = os.path.join(ROOT, "docs")
 OUT = os.path.join(DOCS, "RESULTS.md")
 # The results files the report requires, in the order of its sections.
 FILES = ("accuracy.json", "encrypt_throughput.json", "train_overhead.json", "data_pipeline.json",
-         "security.json")
+         "train_throughput.json", "security.json")
 ACCURACY_FIGURE = "accuracy.png"
 THROUGHPUT_FIGURE = "throughput.png"
 
@@ -185,6 +186,18 @@ def data_pipeline_section(result: dict) -> str:
           f"consumes (.npz), {png['images_per_s'] / model['images_per_s']:.0f}x from PNG files.")
 
 
+def train_throughput_section(result: dict) -> str:
+  """Images/s at 224 px per backbone, plain and with every scheme + adaptation."""
+  rows = "\n".join(train_throughput.format_row(r) for r in result["results"])
+  checks = "\n".join(f"- {line}" for line in result["checks"])
+  shape = "x".join(map(str, result["image_shape"]))
+  return (f"## Training throughput at {shape}\n\nMachine: {_machine(result['machine'])}. "
+          f"Command: `{result['command']}`. The jitted train step of configs/medmnist.py "
+          f"(encryption inside the step) on random images, median of the timed steps after "
+          f"compiling. Target: every scheme + adaptation at <= {result['target']}x the same "
+          f"backbone's plain step.\n\n{train_throughput.HEADER}\n{rows}\n\n{checks}")
+
+
 def security_section(result: dict) -> str:
   """The security table: `lie_jax.attacks.report.markdown_table` of the results rows."""
   broken = sorted({r["scheme"] for r in result["results"] if r["breaks"]})
@@ -216,6 +229,7 @@ SECTIONS: dict[str, Callable[[dict], str]] = {
     "encrypt_throughput.json": throughput_section,
     "train_overhead.json": overhead_section,
     "data_pipeline.json": data_pipeline_section,
+    "train_throughput.json": train_throughput_section,
     "security.json": security_section,
 }
 

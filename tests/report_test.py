@@ -78,8 +78,26 @@ PIPELINE = {"machine": MACHINE, "command": "python -m benchmarks.data_pipeline",
             "pipeline_rss_within_budget": True, "dataset_over_4x_budget": True,
             "bound_npz": "model", "bound_png_folder": "model"}
 
+TRAIN_THROUGHPUT = {
+    "machine": MACHINE, "command": "python -m benchmarks.train_throughput", "target": 1.15,
+    "image_shape": [224, 224, 3],
+    "results": [{"backbone": "resnet18", "scheme": "none", "adaptation": "none", "step_s": 1.0,
+                 "images_per_s": 8.0},
+                {"backbone": "resnet18", "scheme": "le", "adaptation": "block", "step_s": 1.1,
+                 "images_per_s": 7.3, "ratio": 1.1},
+                {"backbone": "resnet18", "scheme": "morph", "skipped": "24 GiB"}],
+    "checks": ["PASS resnet18 + le: 1.10x the plain step (target <= 1.15)"]}
+
 ALL = {"accuracy.json": ACCURACY, "encrypt_throughput.json": THROUGHPUT,
-       "train_overhead.json": OVERHEAD, "data_pipeline.json": PIPELINE, "security.json": SECURITY}
+       "train_overhead.json": OVERHEAD, "data_pipeline.json": PIPELINE,
+       "train_throughput.json": TRAIN_THROUGHPUT, "security.json": SECURITY}
+
+
+def test_train_throughput_section():
+  text = report.train_throughput_section(TRAIN_THROUGHPUT)
+  assert "## Training throughput at 224x224x3" in text
+  assert "| resnet18 | le | block | 1100 | 7.3 | 1.10 | PASS |" in text
+  assert "| resnet18 | morph | – | – | – | – | skipped: 24 GiB |" in text
 
 
 def test_overhead_section_lists_mole_at_scale():
@@ -198,8 +216,8 @@ def test_security_section():
 def test_render_orders_sections_and_renders_only_given_files():
   text = report.render(ALL)
   headings = [line for line in text.splitlines() if line.startswith("## ")]
-  assert [h.split()[1] for h in headings] == ["Accuracy", "Encryption", "Training-step", "Input",
-                                              "Security:"]
+  assert [h.split()[1] for h in headings] == ["Accuracy", "Encryption", "Training-step",
+                                              "Input", "Training", "Security:"]
   without_security = report.render({k: v for k, v in ALL.items() if k != "security.json"})
   assert "## Security" not in without_security
 
