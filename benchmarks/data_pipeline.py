@@ -67,8 +67,8 @@ def generate(path: Path, count: int, *, seed: int = 0) -> None:
       names = {i.filename: i.file_size for i in archive.infolist()}
     if names.get("train_images.npy", 0) >= expected:
       return
-  base = data.load_dataset("pneumoniamnist").train.images[..., 0]
-  labels = data.load_dataset("pneumoniamnist").train.labels
+  bundled = data.load_dataset("pneumoniamnist").train
+  base, labels = bundled.images[..., 0], bundled.labels
   rng = np.random.default_rng(seed)
   path.parent.mkdir(parents=True, exist_ok=True)
   tmp = path.with_name(path.name + ".tmp")

@@ -109,10 +109,16 @@ def accuracy_section(result: dict) -> str:
           f"layer]({ACCURACY_FIGURE})\n\n" + "\n".join(rows))
 
 
+def _rows_and_checks(format_row: Callable[[dict], str], rows: list[dict],
+                     checks: list[str]) -> tuple[str, str]:
+  """A results table's rows and its check lines as Markdown."""
+  return "\n".join(format_row(r) for r in rows), "\n".join(f"- {line}" for line in checks)
+
+
 def throughput_section(result: dict) -> str:
-  rows = "\n".join(encrypt_throughput.format_row(r) for r in result["results"])
+  rows, checks = _rows_and_checks(encrypt_throughput.format_row, result["results"],
+                                  result["floor_checks"])
   floors = ", ".join(f">= {v:g}x on {k}" for k, v in result["le_floors"].items())
-  checks = "\n".join(f"- {line}" for line in result["floor_checks"])
   return (f"## Encryption throughput ({result['num_images']:,} images per shape)\n\n"
           f"Machine: {_machine(result['machine'])}. Command: `{result['command']}`. "
           f"jit / NumPy: the jitted shared-key path over the independent NumPy reference "
@@ -126,8 +132,8 @@ def throughput_section(result: dict) -> str:
 
 
 def overhead_section(result: dict) -> str:
-  rows = "\n".join(train_overhead.format_row(r) for r in result["results"])
-  checks = "\n".join(f"- {line}" for line in result["floor_checks"])
+  rows, checks = _rows_and_checks(train_overhead.format_row, result["results"],
+                                  result["floor_checks"])
   return (f"## Training-step cost of encrypting inside the step (batch {result['batch_size']})"
           f"\n\nMachine: {_machine(result['machine'])}. Command: `{result['command']}`. "
           f"For every scheme in its configs/pneumoniamnist.py configuration, the jitted train "
@@ -188,8 +194,8 @@ def data_pipeline_section(result: dict) -> str:
 
 def train_throughput_section(result: dict) -> str:
   """Images/s at 224 px per backbone, plain and with every scheme + adaptation."""
-  rows = "\n".join(train_throughput.format_row(r) for r in result["results"])
-  checks = "\n".join(f"- {line}" for line in result["checks"])
+  rows, checks = _rows_and_checks(train_throughput.format_row, result["results"],
+                                  result["checks"])
   shape = "x".join(map(str, result["image_shape"]))
   return (f"## Training throughput at {shape}\n\nMachine: {_machine(result['machine'])}. "
           f"Command: `{result['command']}`. The jitted train step of configs/medmnist.py "

@@ -53,7 +53,7 @@ def get_config(arg: str = "dermamnist,none,none"):
   scheme = positional[0]
   if len(positional) < 3:  # the backbone: resnet18, or the ViT for the vit scheme
     positional = (positional + [""])[:2] + ["vit" if scheme == "vit" else "resnet18"]
-  if scheme in ("vit",) and not any(f.startswith("block=") for f in fields):
+  if scheme == "vit" and not any(f.startswith("block=") for f in fields):
     fields.append("block=16")
   config = pneumoniamnist.get_config(",".join(positional + [f for f in fields if "=" in f]))
   config.data.name = dataset

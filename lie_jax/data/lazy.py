@@ -100,7 +100,7 @@ class LazyImages:
              np.zeros((0, *self.shape[1:]), np.uint8))
     if rest:
       offset = () if isinstance(key, (int, np.integer)) else (slice(None),)
-      out = out[offset + rest] if Ellipsis in rest else out[(*offset, *rest)]
+      out = out[(*offset, *rest)]
     return out
 
   def __iter__(self) -> Iterator[np.ndarray]:

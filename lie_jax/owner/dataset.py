@@ -117,6 +117,25 @@ def _remove_tmp_files(directory: Path) -> None:
           entry.unlink()
 
 
+def manifest_cipher(manifest: dict[str, Any], secret: keys.SecretKey,
+                    where: str | os.PathLike) -> encryption.Cipher:
+  """The cipher an encrypted directory's manifest records, under the owner's key and the
+  directory's nonce (call `verify_manifest` first).
+
+  Raises:
+    OwnerError: the manifest's cipher cannot be rebuilt.
+  """
+  info = manifest["cipher"]
+  try:
+    return encryption.key_file_cipher(secret, info["scheme"],
+                                      image_shape=tuple(manifest["image_shape"]),
+                                      options=info.get("options") or {},
+                                      per_image_keys=info.get("per_image_keys", False),
+                                      nonce=bytes.fromhex(info["nonce"]))
+  except (ValueError, TypeError) as e:
+    raise OwnerError(f"{where}: cannot rebuild the cipher from the manifest ({e})") from None
+
+
 def storable_schemes() -> tuple[str, ...]:
   """The schemes `encrypt_dataset` can store: those whose ciphertexts are images (not morph)."""
   return tuple(name for name, record in ciphers.SCHEMES.items() if record.storable)
@@ -514,13 +533,7 @@ def decrypt_dataset(src: str | os.PathLike, out: str | os.PathLike, *, secret: k
     raise OwnerError(f"{len(bad)} shard(s) of {src} are damaged ({bad[0].file}: "
                      f"{bad[0].problem}); run `lie-jax inspect {src}`")
   shape = tuple(manifest["image_shape"])
-  try:
-    cipher = encryption.key_file_cipher(secret, scheme, image_shape=shape,
-                                        options=cipher_info.get("options") or {},
-                                        per_image_keys=cipher_info.get("per_image_keys", False),
-                                        nonce=bytes.fromhex(cipher_info["nonce"]))
-  except (ValueError, TypeError) as e:
-    raise OwnerError(f"{src}: cannot rebuild the cipher from the manifest ({e})") from None
+  cipher = manifest_cipher(manifest, secret, src)
   make_bar = progress_factory(progress)
   label_names = manifest["label_names"]
   plain: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}

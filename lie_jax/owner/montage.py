@@ -46,7 +46,6 @@ def montage(directory: str | os.PathLike, out: str | os.PathLike, *, count: int 
   """
   from PIL import Image  # pylint: disable=g-import-not-at-top
   from lie_jax import ciphers  # pylint: disable=g-import-not-at-top
-  from lie_jax.data import encryption  # pylint: disable=g-import-not-at-top
   from lie_jax.owner import dataset  # pylint: disable=g-import-not-at-top
 
   if count < 1:
@@ -71,11 +70,7 @@ def montage(directory: str | os.PathLike, out: str | os.PathLike, *, count: int 
   if secret is not None:
     dataset.verify_manifest(manifest, secret, Path(directory))
     if cipher_info["scheme"] in ciphers.INVERTIBLE:
-      cipher = encryption.key_file_cipher(
-          secret, cipher_info["scheme"], image_shape=tuple(manifest["image_shape"]),
-          options=cipher_info.get("options") or {},
-          per_image_keys=cipher_info.get("per_image_keys", False),
-          nonce=bytes.fromhex(cipher_info["nonce"]))
+      cipher = dataset.manifest_cipher(manifest, secret, directory)
       decrypted = dataset.apply_cipher(cipher.decrypt, images, indices, split)
     else:
       note = f"{cipher_info['scheme']} is lossy: no decrypted images"

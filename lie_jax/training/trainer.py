@@ -330,12 +330,6 @@ def _shared_nonce(workdir: str) -> bytes:
   return bytes(buf[1:1 + int(buf[0])])
 
 
-def _as_dict(options: Any) -> dict[str, Any]:
-  if not options:
-    return {}
-  return dict(options.to_dict() if isinstance(options, ml_collections.ConfigDict) else options)
-
-
 def _public_config(config: ml_collections.ConfigDict) -> dict[str, Any]:
   return json.loads(config.to_json_best_effort())
 
@@ -418,7 +412,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       cipher_key=encoder.cipher_key if config.model.adaptation == "morph" else None,
       rngs=nnx.Rngs(config.seed),
       adaptation_options=models.set_options(config.model.get("adaptation_options")),
-      **models.set_options(_as_dict(config.model.get("options"))))
+      **models.set_options(config.model.get("options")))
   batch_size = config.train.batch_size
   steps_per_epoch = data.steps_per_epoch(len(splits.train.labels), batch_size)
   total_steps = (config.train.num_steps if config.train.get("num_steps", 0) > 0
