@@ -1,6 +1,6 @@
 """Test accuracy on PneumoniaMNIST: plain images vs every scheme, with and without adaptation.
 
-Runs train_and_evaluate for each configuration of configs/pneumoniamnist.py
+Runs train_and_evaluate for each configuration of lie_jax/configs/pneumoniamnist.py
 and each seed in turn (minutes each on a CPU) and writes
 benchmarks/results/accuracy.json: one row per (configuration, seed), updated
 in place, so runs can be added later (the report shows mean and spread over
@@ -23,7 +23,7 @@ import jax
 
 import lie_jax
 from benchmarks.encrypt_throughput import machine
-from configs import pneumoniamnist
+from lie_jax.configs import pneumoniamnist
 from lie_jax.training import train_and_evaluate
 
 RUNS = ("none,none", "le,block", "le,none", "ele,ele", "ele,none", "etc,block", "etc,none",
@@ -44,7 +44,7 @@ def config_of(run: str) -> str:
 
 
 def train_one(run: str, workdir: str) -> dict[str, Any]:
-  """Trains one run spec (configs/pneumoniamnist.py) and returns its results row."""
+  """Trains one run spec (lie_jax/configs/pneumoniamnist.py) and returns its results row."""
   config = pneumoniamnist.get_config(run)
   config.train.progress_bar = False
   name = run.replace(",", "_").replace("=", "-")
@@ -56,7 +56,7 @@ def train_one(run: str, workdir: str) -> dict[str, Any]:
           "block_size": int(config.cipher.block_size),
           **{k: result[k] for k in keep if k in result},
           "wall_s": time.perf_counter() - start,
-          "command": f"python train.py --config configs/pneumoniamnist.py:{run} "
+          "command": f"python -m lie_jax.train --config pneumoniamnist:{run} "
                      f"--workdir workdir/{name}"}
 
 

@@ -15,7 +15,7 @@ upsampled with noise. Then, each in a fresh process:
   folder     the same pipeline over --png-images 224 px PNG files decoded per batch
              (`load_image_folder`, lazy): the decode cost of an image folder.
   model      the model's training step at 224 px (the scheme's configuration from
-             configs/pneumoniamnist.py: backbone, adaptation, block size, keys), with
+             lie_jax/configs/pneumoniamnist.py: backbone, adaptation, block size, keys), with
              encryption inside the step as `train_and_evaluate` runs it, images/s.
 
 Prints which of pipeline and model bounds training, and writes
@@ -123,7 +123,7 @@ def _reset_peak() -> None:
 
 def _config(scheme: str):
   from benchmarks import frontier  # pylint: disable=g-import-not-at-top
-  from configs import pneumoniamnist  # pylint: disable=g-import-not-at-top
+  from lie_jax.configs import pneumoniamnist  # pylint: disable=g-import-not-at-top
   return pneumoniamnist.get_config(f"{scheme},{frontier.ADAPTATION[scheme]}")
 
 

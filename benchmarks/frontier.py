@@ -63,7 +63,7 @@ ADAPTATION = {name: s.native_adaptation for name, s in ciphers.SCHEMES.items()}
 
 def _defining_mode(scheme: str) -> bool:
   """Whether a scheme is defined with per-image keys (PE and Huang 2022: "no key management")."""
-  from configs import pneumoniamnist
+  from lie_jax.configs import pneumoniamnist
   return bool(pneumoniamnist.get_config(f"{scheme},{ADAPTATION[scheme]}").cipher.per_image_keys)
 
 
@@ -72,7 +72,7 @@ def configurations(block_sizes: Sequence[int] | None = DEFAULT_BLOCK_SIZES
   """Every (scheme, key mode, block size) of the frontier, with its accuracy run spec.
 
   block_sizes None: each scheme's own block size. A spec names a key mode or block size
-  only where it differs from the scheme's defining one (configs/pneumoniamnist.py), so
+  only where it differs from the scheme's defining one (lie_jax/configs/pneumoniamnist.py), so
   `le,block` is the same run in benchmarks/accuracy.py and here.
   """
   out = []

@@ -136,7 +136,7 @@ def overhead_section(result: dict) -> str:
                                   result["floor_checks"])
   return (f"## Training-step cost of encrypting inside the step (batch {result['batch_size']})"
           f"\n\nMachine: {_machine(result['machine'])}. Command: `{result['command']}`. "
-          f"For every scheme in its configs/pneumoniamnist.py configuration, the jitted train "
+          f"For every scheme in its lie_jax/configs/pneumoniamnist.py configuration, the jitted train "
           f"step that encrypts the plain batch itself against the same step (same model and "
           f"adaptation, same batch) fed the batch already encrypted, in {result['repeats']} "
           f"back-to-back pairs: step times are the best of the {result['repeats']}, the ratio "
@@ -198,7 +198,7 @@ def train_throughput_section(result: dict) -> str:
                                   result["checks"])
   shape = "x".join(map(str, result["image_shape"]))
   return (f"## Training throughput at {shape}\n\nMachine: {_machine(result['machine'])}. "
-          f"Command: `{result['command']}`. The jitted train step of configs/medmnist.py "
+          f"Command: `{result['command']}`. The jitted train step of lie_jax/configs/medmnist.py "
           f"(encryption inside the step) on random images, median of the timed steps after "
           f"compiling. Target: every scheme + adaptation at <= {result['target']}x the same "
           f"backbone's plain step.\n\n{train_throughput.HEADER}\n{rows}\n\n{checks}")

@@ -1,6 +1,6 @@
 """Training-step cost of encrypting inside the step, for every scheme.
 
-For every scheme, in its configuration from configs/pneumoniamnist.py (its own
+For every scheme, in its configuration from lie_jax/configs/pneumoniamnist.py (its own
 adaptation layer and backbone, its block size, and per-image keys where that
 config uses them: pe, huang2022), times two jitted train steps
 (`lie_jax.training.trainer.make_steps`) of the same model on the same batch of
@@ -44,7 +44,7 @@ import numpy as np
 from flax import nnx
 
 from benchmarks.encrypt_throughput import machine
-from configs import pneumoniamnist
+from lie_jax.configs import pneumoniamnist
 from lie_jax import ciphers
 from lie_jax import data
 from lie_jax import models

@@ -1,7 +1,7 @@
 """Training throughput at 224 px: ResNet-18, DenseNet-121 and ViT-S/16, plain vs every scheme.
 
 For each backbone, the jitted train step (`lie_jax.training.trainer.make_steps`, encryption
-inside the step as `train_and_evaluate` runs it) of configs/medmnist.py at 224x224x3: plain
+inside the step as `train_and_evaluate` runs it) of lie_jax/configs/medmnist.py at 224x224x3: plain
 images, and every scheme with its own adaptation layer and that config's block size and
 key mode. Times --steps steps after compiling, on random images (the rate does not depend
 on the content), and reports images/s and the step time relative to the same backbone on
@@ -29,7 +29,7 @@ import numpy as np
 
 from benchmarks import train_overhead
 from benchmarks.encrypt_throughput import machine
-from configs import medmnist
+from lie_jax.configs import medmnist
 from lie_jax import ciphers
 from lie_jax.training import encryption
 from lie_jax.training.trainer import make_steps

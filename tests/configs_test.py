@@ -1,4 +1,4 @@
-"""The realistic-size configs (configs/medmnist.py, configs/huang2022.py): every dataset and
+"""The realistic-size configs (lie_jax/configs/medmnist.py, lie_jax/configs/huang2022.py): every dataset and
 scheme builds, the model builds at its size, MedMNIST files download through the config."""
 
 import urllib.request
@@ -8,8 +8,8 @@ import jax.numpy as jnp
 import pytest
 from flax import nnx
 
-from configs import huang2022
-from configs import medmnist
+from lie_jax.configs import huang2022
+from lie_jax.configs import medmnist
 from lie_jax import data
 from lie_jax import models
 from lie_jax.data import sources

@@ -130,12 +130,12 @@ def test_a_scheme_the_jigsaw_restores_at_224_px_never_holds_nor_becomes_the_defa
 
 
 def test_the_defaults_follow_the_measured_frontier():
-  """Issue 18: `lie-jax encrypt`'s default and the README's first command (configs/quickstart.py)
+  """Issue 18: `lie-jax encrypt`'s default and the README's first command (lie_jax/configs/quickstart.py)
   are the configuration the committed results show strongest within 2 points of plain."""
   import json
   import os
 
-  from configs import quickstart
+  from lie_jax.configs import quickstart
   from lie_jax import owner
 
   def load(name):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from configs import pneumoniamnist
+from lie_jax.configs import pneumoniamnist
 from lie_jax import cli
 from lie_jax import data
 from lie_jax import keys

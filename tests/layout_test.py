@@ -24,7 +24,7 @@ import pytest
 PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "lie_jax"
 
 RANK = {"ciphers": 0, "data": 1, "models": 2, "training": 3, "owner": 4, "attacks": 4,
-        "cli": 5, "__main__": 6}
+        "cli": 5, "configs": 5, "__main__": 6, "train": 6}
 ANYONE_MAY_IMPORT = ("keys", "chacha", "root")
 MAY_IMPORT = {"keys": {"ciphers", "chacha", "root"}, "chacha": set(), "root": set()}
 

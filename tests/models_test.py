@@ -361,15 +361,17 @@ def test_every_backbone_option_is_declared_in_the_config_and_settable_from_the_c
   from absl import flags
   from ml_collections import config_flags
 
-  from configs import default
+  from lie_jax.configs import default
   declared = default.get_config().model.options
   for name in models.BACKBONES:
     for option, value in models.option_defaults(name).items():
       assert option in declared, f"{name}.{option} is not declared in config.model.options"
       assert declared[option] is None  # unset: the backbone's default
-  argv = ["train.py", "--config=configs/default.py", "--config.model.backbone=resnet18",
-          "--config.model.options.imagenet_stem=True", "--config.model.options.dropout_rate=0.25"]
-  flag_values = flags.FlagValues()  # as train.py defines it, on this argv
+  from lie_jax import train
+  argv = train.resolve_config_argv([
+      "train.py", "--config=default", "--config.model.backbone=resnet18",
+      "--config.model.options.imagenet_stem=True", "--config.model.options.dropout_rate=0.25"])
+  flag_values = flags.FlagValues()  # as lie_jax.train defines it, on this argv
   config_flags.DEFINE_config_file("config", None, flag_values=flag_values, lock_config=True,
                                   sys_argv=argv)
   flag_values(argv)

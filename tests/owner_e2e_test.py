@@ -17,7 +17,7 @@ from tests.owner_test import write_xray_npz
 
 
 def tiny_encrypted_dir_config(path):
-  from configs import encrypted_dir
+  from lie_jax.configs import encrypted_dir
   config = encrypted_dir.get_config()
   config.data.path = str(path)
   return tiny.shrink(config, num_steps=4, eval_every_steps=2, eval_batch_size=64,

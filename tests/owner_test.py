@@ -205,7 +205,7 @@ def test_loader_reads_the_directory_without_a_key(world):
 @pytest.mark.parametrize("scheme,per_image_keys", [("le", False), ("pe", True)])
 def test_offline_encryption_equals_on_device_encryption_with_the_same_key_file(
     world, tmp_path, scheme, per_image_keys):
-  from configs import default
+  from lie_jax.configs import default
   from lie_jax.training import encryption
   secret = keys.read_key_file(world["key"])
   out = tmp_path / "enc"

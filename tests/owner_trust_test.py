@@ -267,7 +267,7 @@ def test_shard_arrays_that_disagree_with_the_manifest_are_refused(world, tmp_pat
 
 
 def _results(backbone="small_resnet", **changes):
-  from configs import default
+  from lie_jax.configs import default
   config = default.get_config()
   config.model.backbone = backbone
   results = {"encryption": {"scheme": "le", "options": {"block_size": 4},
@@ -591,7 +591,7 @@ def test_a_fifo_as_key_file_is_refused_without_blocking(world, tmp_path):
 
 
 def test_seed_keys_are_refused_on_anything_but_the_bundled_dataset(world, tmp_path):
-  from configs import default
+  from lie_jax.configs import default
   from lie_jax.training import train_and_evaluate
   config = default.get_config()
   config.data.path = str(world["tmp"] / "xray.npz")  # "real" data, no key file

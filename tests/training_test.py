@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from configs import default
+from lie_jax.configs import default
 from lie_jax.training import metrics as metrics_lib
 from tests import tiny
 
@@ -73,7 +73,7 @@ def _write_config(path, **overrides):
 
 
 def _train_cmd(config_path, workdir):
-  return [sys.executable, os.path.join(ROOT, "train.py"), f"--config={config_path}",
+  return [sys.executable, "-m", "lie_jax.train", f"--config={config_path}",
           f"--workdir={workdir}"]
 
 
@@ -209,7 +209,7 @@ def _free_port():
 
 
 def _two_processes(config_path, workdir, env_base):
-  """Starts train.py --distributed as 2 processes x 2 fake CPU devices (README's recipe)."""
+  """Starts `python -m lie_jax.train --distributed` as 2 processes x 2 fake CPU devices (README's recipe)."""
   port = _free_port()
   procs = []
   for i in range(2):

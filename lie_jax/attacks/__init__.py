@@ -1,6 +1,7 @@
 """The security suite: published attacks on learnable image encryption, and their scores.
 
-Modules:
+Modules::
+
   metrics:                 SSIM and PSNR (JAX, batched).
   chosen_plaintext:        Chang & Case key recovery for shared-key block transforms.
   feature_reconstruction:  ciphertext-only FR attacks on PE (basic, advanced).

@@ -676,11 +676,12 @@ def min_chosen_plaintexts(scheme: str, image_shape: tuple[int, int, int],
 class KnownImagesEstimate(NamedTuple):
   """How many known images recover a shared key, measured on a sample.
 
-  pairs: the fewest known (plain, cipher) pairs that decrypt every held-out
-    sample image exactly (`min_known_pairs`), or None when the whole pool
-    does not suffice.
-  pool: the known images tried (pairs is "more than pool" when None).
-  victims: the held-out sample images that had to be decrypted.
+  Attributes:
+    pairs: the fewest known (plain, cipher) pairs that decrypt every held-out
+      sample image exactly (`min_known_pairs`), or None when the whole pool
+      does not suffice.
+    pool: the known images tried (pairs is "more than pool" when None).
+    victims: the held-out sample images that had to be decrypted.
   """
 
   pairs: int | None

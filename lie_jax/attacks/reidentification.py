@@ -22,7 +22,8 @@ either, and a constant or blank reconstruction, equally similar to all, ranks
 last instead of first). The top-k identification rate is the share of
 reconstructions with rank <= k; chance (a uniformly random guess) is k/N.
 
-Similarities (higher is more similar):
+Similarities (higher is more similar)::
+
   ncc (default): normalised cross-correlation (Pearson's r over all pixels and
     channels). Invariant to a global gain and offset of either image, so an
     attack that recovers structure but not the intensity scale (feature
@@ -264,7 +265,7 @@ def true_ranks(scores: ArrayLike, *, rtol: float = TIE_RTOL) -> np.ndarray:
 
   rank[i] = 1 + #{j != i : scores[i, j] >= scores[i, i] - tol}: ties with
   wrong candidates count against the truth, where scores within
-  tol = rtol * |scores[i, i]| + 1e-12 of the truth's (floating-point noise)
+  `tol = rtol * |scores[i, i]| + 1e-12` of the truth's (floating-point noise)
   count as ties. NaN scores count as -inf.
 
   Args:

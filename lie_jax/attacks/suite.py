@@ -7,7 +7,8 @@ plaintexts through an encryption oracle under the victim's key, known
 what it recovers against the plain images. Key material never leaves this
 function: results hold images and scores only.
 
-Baselines that every result carries:
+Baselines that every result carries::
+
   cipher floor: SSIM / PSNR of the ciphertext itself to the plain image
     (morph, whose ciphertexts are float vectors: of `known_plaintext.cipher_view`,
     the vectors reshaped to the image and min-max rescaled per image to 0..255,
@@ -16,6 +17,7 @@ Baselines that every result carries:
     image (when training images are given): what an attacker gets by
     knowing only the kind of image. On PneumoniaMNIST this is high (the
     X-rays look alike), so a score must beat it to show recovered content.
+
 Re-identification (`reidentification.identification_rates`): every
 reconstruction ranks the N victims' plain images by normalised
 cross-correlation; top-1 and top-5 identification rates are reported next to

@@ -86,5 +86,4 @@ def key_space_bits(scheme: str, *, image_shape: tuple[int, int, int],
 __all__ = [
     "SCHEMES", "INVERTIBLE", "PRNG_KEY_BITS", "KeySpace", "Scheme", "get_scheme",
     "key_space_bits", "BlockTransform", "KeyGeometry", "COLOR_PERMUTATIONS", "apply_transform",
-    "block_positions", "blockify", "unblockify", "pad_to_blocks", *SCHEMES,
-]
+    "block_positions", "blockify", "unblockify", "pad_to_blocks", *SCHEMES]

@@ -320,11 +320,11 @@ class Scheme:
     name: the scheme's name (`lie_jax.ciphers.SCHEMES` key, config `cipher.name`).
     title: the publication it implements, in a few words.
     key_type: the class of its cipher keys.
-    generate_key: (key, *, image_shape, **options) -> cipher key.
-    encrypt: (cipher_key, images, ...) -> ciphertexts.
+    generate_key: `(key, *, image_shape, **options) -> cipher key`.
+    encrypt: `(cipher_key, images, ...) -> ciphertexts`.
     decrypt: its inverse, or None for lossy schemes.
     encrypt_image / decrypt_image: the same for one [H, W, C] image (what vmap maps).
-    nominal_key_space_bits: (*, image_shape, **options) -> bits.
+    nominal_key_space_bits: `(*, image_shape, **options) -> bits`.
     options: `generate_key`'s options and their defaults.
     kind: "block", "pixel" (per-pixel) or "linear" (a matrix on the flat image).
     scrambles_blocks: the key permutes block positions (what jigsaw solvers attack).
@@ -334,7 +334,7 @@ class Scheme:
     storable: its ciphertexts are images that an encrypted dataset can hold.
     plain_inputs_claim: its paper claims a model trained on its ciphertexts also
       classifies plain images (the trainer measures it).
-    cipher_dtype: (**options) -> dtype of the ciphertexts.
+    cipher_dtype: `(**options) -> dtype` of the ciphertexts.
   """
 
   name: str

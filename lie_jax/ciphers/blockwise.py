@@ -2,7 +2,8 @@
 transformation with secret key for adversarially robust defense", IEEE TIFS 2021.
 
 One key shared by every block (block size B, d = B*B*C values), with any of
-three transforms, applied in this order:
+three transforms, applied in this order::
+
   "shuffle": pixel shuffling, y[i] = x[perm[i]] inside every block;
   "flip":    bit flipping, y[i] = 255 - y[i] where flip_mask[i] (a keyed half
              of the d positions: exactly floor(d/2) of them);
@@ -13,6 +14,7 @@ three transforms, applied in this order:
              drawn table, with the same input and output format. Outputs are
              uint16 codes 0..999 (exactly invertible); rescale with
              `codes / 999` for a network.
+
 "shuffle" and "flip" keep dtype uint8.
 
 Example:

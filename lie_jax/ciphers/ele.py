@@ -53,8 +53,7 @@ def generate_key(key: jax.Array, *, image_shape: tuple[int, int, int], block_siz
   k_perm, k_block = jax.random.split(key)
   d = block_size * block_size * geometry.channels
   return ELEKey(perms=_core.random_permutations(k_perm, nb, 2 * d),
-                block_perm=jax.random.permutation(k_block, nb).astype(jnp.int32),
-                geometry=geometry)
+                block_perm=jax.random.permutation(k_block, nb).astype(jnp.int32), geometry=geometry)
 
 
 def _transform(cipher_key: ELEKey) -> _core.BlockTransform:

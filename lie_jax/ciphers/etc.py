@@ -1,6 +1,7 @@
 """EtC: encryption-then-compression block scrambling (Kurihara, Kiya et al.).
 
-Per image key, applied in this order:
+Per image key, applied in this order::
+
   1. block scrambling: output block j is input block `block_perm[j]`
      (row-major block order);
   2. rotation of every block by `rotation[j]` * 90 degrees counter-clockwise
@@ -9,6 +10,7 @@ Per image key, applied in this order:
   3. negative-positive of the whole block (x -> 255 - x) where `negate[j]`;
   4. colour shuffle: output channel c is channel `COLOR_PERMUTATIONS[color[j]][c]`
      (the 6 permutations of (0, 1, 2) in lexicographic order; C = 1 skips it).
+
 Every transform is indexed by the output block position j. The colour shuffle
 gathers into a new array (in-place swaps through views duplicate a channel).
 
@@ -85,17 +87,15 @@ def generate_key(key: jax.Array, *, image_shape: tuple[int, int, int],
                 rotation=jax.random.randint(k_rot, (nb,), 0, 4, jnp.int32),
                 flip=jax.random.randint(k_flip, (nb,), 0, 3, jnp.int32),
                 negate=jax.random.bernoulli(k_neg, 0.5, (nb,)),
-                color=jax.random.randint(k_col, (nb,), 0, colors, jnp.int32),
-                geometry=geometry)
+                color=jax.random.randint(k_col, (nb,), 0, colors, jnp.int32), geometry=geometry)
 
 
 def _transform(cipher_key: EtCKey) -> _core.BlockTransform:
   g = cipher_key.geometry
   table = jnp.asarray(within_block_permutations(g.block_size, g.channels))
-  return _core.BlockTransform(
-      block_perm=cipher_key.block_perm,
-      value_perm=table[cipher_key.rotation, cipher_key.flip, cipher_key.color],
-      xor=cipher_key.negate[:, None].astype(jnp.uint8) * 255)
+  perm = table[cipher_key.rotation, cipher_key.flip, cipher_key.color]
+  return _core.BlockTransform(block_perm=cipher_key.block_perm, value_perm=perm,
+                              xor=cipher_key.negate[:, None].astype(jnp.uint8) * 255)
 
 
 _encrypt_one = functools.partial(_core.transform_image, transform=_transform)

@@ -3,11 +3,13 @@ learnable image encryption on medical images", IEEE Access 10:66345-66355.
 
 A RECONSTRUCTION. The full text was not available to us; this follows
 secondary descriptions of the work, which list three client-side stages built
-on PE (`lie_jax.ciphers.pe`):
+on PE (`lie_jax.ciphers.pe`)::
+
   1. negative-positive transform (per value, keyed: x -> 255 - x);
   2. colour channel shuffling with a secret key (per pixel);
   3. a block-wise "statistical" filter that fills every B x B block, channel
      by channel, with one statistic of it: "median", "mean", "max" or "min".
+
 Stages 1-2 are exactly PE's transform. Stage 3 is lossy, so this scheme has
 NO decrypt. Integer rounding of the statistics (our choice): mean =
 floor(sum / count + 1/2); median = the mean of the two middle values rounded
@@ -66,8 +68,7 @@ def generate_key(key: jax.Array, *, image_shape: tuple[int, int, int], block_siz
   """Draws a key: PE's negation bits and colour orders, plus the filter settings."""
   geometry = _core.make_geometry(image_shape, block_size=block_size)
   pixel_key = pe.generate_key(key, image_shape=geometry.image_shape)
-  return Huang2022Key(pixel_key=pixel_key, geometry=geometry,
-                      statistic=_check_statistic(statistic))
+  return Huang2022Key(pixel_key=pixel_key, geometry=geometry, statistic=_check_statistic(statistic))
 
 
 def _filter_one(image: jax.Array, block_size: int, statistic: str) -> jax.Array:

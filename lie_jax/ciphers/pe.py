@@ -76,8 +76,7 @@ def key_from_arrays(negate: ArrayLike, color: ArrayLike | None = None) -> PEKey:
     raise ValueError(f"color must be [{h}, {w}] integers, got {color.dtype} {color.shape}")
   if color.min(initial=0) < 0 or color.max(initial=0) > (5 if c == 3 else 0):
     raise ValueError(f"color codes must be in 0..{5 if c == 3 else 0}")
-  return PEKey(negate=jnp.asarray(negate.astype(bool)), color=jnp.asarray(color),
-               geometry=geometry)
+  return PEKey(negate=jnp.asarray(negate.astype(bool)), color=jnp.asarray(color), geometry=geometry)
 
 
 def pixel_transform(cipher_key: PEKey) -> _core.BlockTransform:

@@ -27,7 +27,9 @@ Example:
 from lie_jax.data.encrypted_dir import is_encrypted_dir
 from lie_jax.data.pipeline import epoch_order
 from lie_jax.data.pipeline import eval_batches
+from lie_jax.data.pipeline import flip_and_shift
 from lie_jax.data.pipeline import random_flip_and_shift
+from lie_jax.data.pipeline import random_flip_and_shift_jax
 from lie_jax.data.pipeline import steps_per_epoch
 from lie_jax.data.pipeline import train_batch_indices
 from lie_jax.data.pipeline import train_batches
@@ -53,4 +55,6 @@ __all__ = [
     "load_encrypted_dir", "is_encrypted_dir",
     "steps_per_epoch", "epoch_order", "train_batch_indices", "train_batches", "eval_batches",
     "random_flip_and_shift",
+    "random_flip_and_shift_jax",
+    "flip_and_shift",
 ]

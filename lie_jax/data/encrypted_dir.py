@@ -1,6 +1,6 @@
 """The encrypted dataset directory: manifest, shards, checksums, atomic writes.
 
-Layout of a directory written by `lie-jax encrypt` (`lie_jax.owner.dataset`):
+Layout of a directory written by `lie-jax encrypt` (`lie_jax.owner.dataset`)::
 
   DIR/manifest.json                 what the directory holds (below)
   DIR/shards/<split>-<k:05d>.npz    images [n, H, W, C] uint8 (ciphertexts),

@@ -19,7 +19,7 @@ cipher key generated from `prng`.
 
 Nonces. Per-image keys depend only on (split, index): two datasets encrypted
 under one key file without nonces give image i the same key, and then
-|cA - cB| == |pA - pB| leaks one patient's scan from another's. Every
+`|cA - cB| == |pA - pB|` leaks one patient's scan from another's. Every
 dataset encryption therefore draws `lie_jax.keys.new_nonce()`, stores it in
 its manifest and passes it here (`nonce=`); the nonce changes every key,
 per-image and shared alike, so decrypting needs the same nonce. nonce=None

@@ -214,9 +214,10 @@ class ImageInfo(NamedTuple):
 class DecodedImage(NamedTuple):
   """A decoded file.
 
-  image: uint8 [H, W, C], C = 1 or 3.
-  dicom_window: for DICOM, the window used ("fixed", "tags", "minmax" or
-    "rgb", see `read_dicom`); None for other files.
+  Attributes:
+    image: uint8 [H, W, C], C = 1 or 3.
+    dicom_window: for DICOM, the window used ("fixed", "tags", "minmax" or
+      "rgb", see `read_dicom`); None for other files.
   """
 
   image: np.ndarray

@@ -7,7 +7,8 @@ for. `lie_jax.data.pipeline` indexes one batch at a time, so a training run
 holds a few batches, whatever the dataset's size. `np.asarray(lazy)` reads
 everything (for small splits, attacks, notebooks).
 
-Kinds:
+Kinds::
+
   NpyRows        rows of an uncompressed .npy array at a byte offset of a file
                  (a .npy file, or a stored member of an .npz: MedMNIST files,
                  the data owner's shards), read with positioned reads (`os.pread`;

@@ -62,6 +62,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import grain
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from lie_jax.data.sources import ArrayDataset
@@ -204,11 +206,9 @@ def train_batches(dataset: ArrayDataset, *, batch_size: int, seed: int, start_st
 
   Returns:
     An endless iterator of dicts, for step start_step, start_step + 1, ...
-    (B = batch_size / shard_count):
-      "image": [B, H, W, C] uint8,
-      "label": [B] int32,
-      "index": [B] int32, the examples' indices in `dataset` (e.g. for
-        per-image cipher keys: `encrypt_per_image(key, images, indices=...)`).
+    (B = batch_size / shard_count): "image" [B, H, W, C] uint8, "label" [B] int32 and
+    "index" [B] int32, the examples' indices in `dataset` (e.g. for per-image cipher keys:
+    `encrypt_per_image(key, images, indices=...)`).
 
   Raises:
     TypeError, ValueError: malformed dataset, batch_size, seed or start_step.
@@ -296,10 +296,45 @@ def random_flip_and_shift(rng: np.random.Generator, images: np.ndarray, *, max_s
   if images.ndim != 4:
     raise ValueError(f"images must be [B, H, W, C], got shape {images.shape}")
   max_shift = _nonnegative_int(max_shift, "max_shift")
-  b, h, w, _ = images.shape
+  b = images.shape[0]
   dy, dx = rng.integers(-max_shift, max_shift + 1, size=(2, b))
   mirrored = rng.random(b) < 0.5 if flip else np.zeros(b, bool)
-  rows = np.clip(np.arange(h)[None, :] - dy[:, None], 0, h - 1)  # [B, H] source row
-  cols = np.clip(np.arange(w)[None, :] - dx[:, None], 0, w - 1)  # [B, W] source column
-  cols = np.where(mirrored[:, None], w - 1 - cols, cols)
-  return images[np.arange(b)[:, None, None], rows[:, :, None], cols[:, None, :]]
+  return flip_and_shift(images, dy, dx, mirrored)
+
+
+def flip_and_shift(images, dy, dx, mirrored):
+  """Image i shifted by (dy[i], dx[i]) with edge padding, then mirrored left-right where
+  mirrored[i]: one gather, NumPy in and out, or JAX (jit-able) for JAX arrays."""
+  xp = jnp if isinstance(images, jax.Array) else np
+  b, h, w = images.shape[:3]
+  rows = xp.clip(xp.arange(h)[None, :] - dy[:, None], 0, h - 1)  # [B, H] source row
+  cols = xp.clip(xp.arange(w)[None, :] - dx[:, None], 0, w - 1)  # [B, W] source column
+  cols = xp.where(mirrored[:, None], w - 1 - cols, cols)
+  return images[xp.arange(b)[:, None, None], rows[:, :, None], cols[:, None, :]]
+
+
+def random_flip_and_shift_jax(key: jax.Array, images: jax.Array, *, max_shift: int = 2,
+                              flip: bool = True) -> jax.Array:
+  """`random_flip_and_shift` in JAX, jit-able: what the server applies to ciphertexts inside
+  the train step (`config.data.augment_ciphertexts`), after encryption.
+
+  Valid only where it commutes with the cipher: pixel-wise schemes with a fresh key per image
+  (PE), see the module docstring; the trainer refuses it for every other scheme.
+
+  Args:
+    key: a JAX PRNG key (the trainer folds the step into the run's seed).
+    images: [B, H, W, C], any dtype (the trainer passes the float model inputs).
+    max_shift: largest shift in pixels (>= 0).
+    flip: whether to flip.
+
+  Returns:
+    [B, H, W, C], same dtype as `images`.
+  """
+  if images.ndim != 4:
+    raise ValueError(f"images must be [B, H, W, C], got shape {images.shape}")
+  max_shift = _nonnegative_int(max_shift, "max_shift")
+  k_shift, k_flip = jax.random.split(key)
+  b = images.shape[0]
+  dy, dx = jax.random.randint(k_shift, (2, b), -max_shift, max_shift + 1)
+  mirrored = (jax.random.bernoulli(k_flip, 0.5, (b,)) if flip else jnp.zeros(b, bool))
+  return flip_and_shift(jnp.asarray(images), dy, dx, mirrored)

@@ -691,7 +691,7 @@ def load_encrypted_dir(path: PathLike, *, verify: bool = True,
   """Loads an encrypted dataset directory written by `lie-jax encrypt`, without any key.
 
   The images are the owner's ciphertexts, used as they are: train on them
-  with `config.cipher.name = "manifest"` (configs/encrypted_dir.py), which
+  with `config.cipher.name = "manifest"` (lie_jax/configs/encrypted_dir.py), which
   takes the scheme and block size from the directory's manifest.json
   (`lie_jax.data.encrypted_dir.read_manifest`) and never encrypts again.
 

@@ -1,7 +1,7 @@
 """Classifiers (Flax NNX) that train on encrypted images.
 
 A model is an adaptation layer matched to the cipher (or none) followed by
-a backbone; `build_model` composes them by name:
+a backbone; `build_model` composes them by name::
 
   backbone:   "resnet18", "small_resnet", "densenet121", "vgg16", "vit", "xception"
   adaptation: "none", "block" (LE, EtC, blockwise), "ele", "pixel" (PE,
@@ -14,7 +14,7 @@ A ViT trained on plain images serves vit-encrypted images after
 Models are built in training mode; call `model.eval()` for inference.
 
 Usage (not run as a doctest: building a model compiles one initializer per
-parameter shape, too slow for the doctest suite):
+parameter shape, too slow for the doctest suite)::
 
   model = models.build_model(backbone="small_resnet", adaptation="block", num_classes=10,
                              image_shape=(28, 28, 1), block_size=4, rngs=nnx.Rngs(0))

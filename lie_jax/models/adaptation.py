@@ -275,10 +275,11 @@ class AugmentedConv(NamedTuple):
   core^-1 . C_j, each [m, R * W' * C'], C_j being C restricted to chunk j's rows and its band
   of output rows: n * R * W' * C' floats instead of n * H' * W' * C' (with one copy, R = H').
 
-  matrices: [copies, m, R * W' * C'] float32.
-  rows: [copies, R] int32: the output row of each of chunk j's R band rows (H' for a slot past
-    the last row: dropped).
-  output_shape: (H', W', C').
+  Attributes:
+    matrices: [copies, m, R * W' * C'] float32.
+    rows: [copies, R] int32: the output row of each of chunk j's R band rows (H' for a slot
+      past the last row: dropped).
+    output_shape: (H', W', C').
   """
 
   matrices: np.ndarray
@@ -490,7 +491,7 @@ class AdaptedClassifier(nnx.Module):
     input_shape: the shape of one input: (H, W, C) for images, (n,) for
       morphed vectors.
 
-  Call: [N, *input_shape] float32 -> logits [N, num_classes] float32.
+  Call: `[N, *input_shape] float32 -> logits [N, num_classes] float32`.
   """
 
   def __init__(self, *, adaptation: nnx.Module | None, backbone: nnx.Module,

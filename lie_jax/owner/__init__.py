@@ -22,7 +22,7 @@ on use.
 """
 
 
-# What `lie-jax encrypt` uses when no --scheme is named, and configs/quickstart.py trains on:
+# What `lie-jax encrypt` uses when no --scheme is named, and lie_jax/configs/quickstart.py trains on:
 # the configuration docs/FRONTIER.md shows strongest within 2 points of plain accuracy
 # (`benchmarks.frontier.strongest`; tests/frontier_test.py keeps the two in step). It is the
 # least bad measured, not a safe one (its best attack still tells whose scan it is far above

@@ -70,13 +70,14 @@ SAMPLE_SIZE = 40
 class EncryptResult(NamedTuple):
   """What `encrypt_dataset` did.
 
-  manifest: the manifest written (or found).
-  failures: inputs left out.
-  written: shards written by this call.
-  kept: shards kept from an interrupted run (or a finished one).
-  sample: up to SAMPLE_SIZE plain images of the largest split, in memory only
-    (never written), for measuring what known images reveal
-    (`lie_jax.attacks.known_plaintext_exact.known_images_to_recover`).
+  Attributes:
+    manifest: the manifest written (or found).
+    failures: inputs left out.
+    written: shards written by this call.
+    kept: shards kept from an interrupted run (or a finished one).
+    sample: up to SAMPLE_SIZE plain images of the largest split, in memory only
+      (never written), for measuring what known images reveal
+      (`lie_jax.attacks.known_plaintext_exact.known_images_to_recover`).
   """
 
   manifest: dict[str, Any]

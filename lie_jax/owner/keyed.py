@@ -1,6 +1,6 @@
 """A ViT trained on plain images, served on encrypted ones (Kiya et al. 2022): no retraining.
 
-The owner trains a ViT on plain images (configs/pneumoniamnist.py:none,none,vit, or any
+The owner trains a ViT on plain images (--config pneumoniamnist:none,none,vit, or any
 config with backbone "vit" and adaptation "none"), then `key_vit_model` transforms it with
 the owner's key file: the patch embedding's rows and the position embeddings are permuted
 as the `vit` cipher permutes pixels and blocks (`lie_jax.models.keyed_vit`). The keyed model

@@ -36,10 +36,11 @@ _BATCH = 256
 class TrainedModel(NamedTuple):
   """A restored classifier and what its training run recorded.
 
-  model: the NNX model in eval mode; maps [N, H, W, C] float32 in [0, 1] to
-    logits [N, num_classes].
-  results: the run's results.json (encryption, label_names, image_shape, ...).
-  step: the checkpoint step restored.
+  Attributes:
+    model: the NNX model in eval mode; maps [N, H, W, C] float32 in [0, 1] to
+      logits [N, num_classes].
+    results: the run's results.json (encryption, label_names, image_shape, ...).
+    step: the checkpoint step restored.
   """
 
   model: Any

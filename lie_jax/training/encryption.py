@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import ml_collections
 from jax.typing import ArrayLike
 
+from lie_jax import ciphers
 from lie_jax import keys
 from lie_jax.data import encrypted_dir
 from lie_jax.data import encryption
@@ -67,7 +68,7 @@ class InputEncoder:
 
 def _as_dict(options: Any) -> dict[str, Any]:
   """config.cipher.options (a ConfigDict, a dict or None) as a plain dict of the options set
-  (configs/default.py declares every scheme's options as None placeholders)."""
+  (lie_jax/configs/default.py declares every scheme's options as None placeholders)."""
   if not options:
     return {}
   options = options.to_dict() if isinstance(options, ml_collections.ConfigDict) else options
@@ -129,6 +130,33 @@ def make_input_encoder(cipher_config, *, image_shape: tuple[int, int, int],
   return InputEncoder(scheme, lambda images, indices, split: _to_float(
       cipher.encrypt(images, indices, split)), cipher.cipher_key, fingerprint, options,
                       per_image_keys, nonce=nonce.hex() if fingerprint != "seed" else None)
+
+
+def ciphertext_augmentation_error(encoder: InputEncoder) -> str | None:
+  """Why the server may not flip and shift `encoder`'s ciphertexts (None: it may).
+
+  A flip or shift moves whole pixels. It maps a ciphertext to a ciphertext of the augmented
+  image only for a cipher that transforms each pixel in place with its own key, drawn fresh
+  for every image (PE, Sirichotedumrong et al. 2019): the moved key is another random key.
+  Block ciphers mix pixels inside and across blocks (no key reproduces a flipped or shifted
+  block), a lossy block filter (huang2022) averages blocks that a shift misaligns, and with
+  one shared key the moved key is not the key: the model would see ciphertexts under keys it
+  never trains on elsewhere.
+  """
+  if encoder.scheme == PLAIN:
+    return None
+  scheme = ciphers.get_scheme(encoder.scheme)
+  if scheme.kind != "pixel" or encoder.options.get("block_size", 1) != 1:
+    return (f"{encoder.scheme} is a {scheme.kind} cipher"
+            + (f" with {encoder.options['block_size']}x{encoder.options['block_size']} blocks"
+               if encoder.options.get("block_size", 1) != 1 else "")
+            + ": a flip or shift of its ciphertexts is no ciphertext of the augmented image; "
+            "augment plain images before encryption (config.data.augment) instead")
+  if not encoder.per_image_keys:
+    return (f"{encoder.scheme} with one shared key: a shifted ciphertext is encrypted under "
+            "a moved key, not the key; set config.cipher.per_image_keys=True (PE's defining "
+            "mode) or augment plain images before encryption (config.data.augment)")
+  return None
 
 
 def encrypted_data_cipher(data_config) -> dict[str, Any] | None:

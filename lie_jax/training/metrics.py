@@ -64,12 +64,12 @@ def clinical_metrics(logits: np.ndarray, labels: np.ndarray,
   """What a clinician asks for first, from logits [N, K] and labels [N].
 
   Returns:
-    {"confusion_matrix": [[...]] (rows: true class, columns: predicted),
-     "per_class": {name: {"precision", "recall" (= sensitivity), "specificity", "support"}},
-     "sensitivity", "specificity": for two classes, of the positive class 1 (e.g.
-       PneumoniaMNIST's "pneumonia"); for more, the means over classes (one vs rest),
-     "balanced_accuracy": the mean recall over classes}.
-    A ratio with an empty denominator (no such example or prediction) is None.
+    A dict: "confusion_matrix" [[...]] (rows: true class, columns: predicted);
+    "per_class" {name: {"precision", "recall" (= sensitivity), "specificity", "support"}};
+    "sensitivity" and "specificity": for two classes, of the positive class 1 (e.g.
+    PneumoniaMNIST's "pneumonia"), for more the means over classes (one vs rest);
+    "balanced_accuracy": the mean recall over classes. A ratio with an empty denominator
+    (no such example or prediction) is None.
   """
   k = logits.shape[-1]
   names = [str(i) for i in range(k)] if label_names is None else [str(n) for n in label_names]

@@ -25,6 +25,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from typing import Any, Iterator
 
 import chex
@@ -148,20 +149,28 @@ def _encode(encoder: encryption.InputEncoder, images: jax.Array, indices: jax.Ar
   return inputs
 
 
-def make_steps(encoder: encryption.InputEncoder):
+def make_steps(encoder: encryption.InputEncoder,
+               augment_inputs: Callable[[jax.Array, jax.Array], jax.Array] | None = None):
   """The jitted (train_step, eval_step) pair, encrypting inputs with `encoder` inside.
 
+  Args:
+    encoder: the input encoder (encryption, or scaling of stored ciphertexts).
+    augment_inputs: None, or `(step, inputs) -> inputs` applied to the encrypted training
+      inputs: the server's augmentation of ciphertexts (`config.data.augment_ciphertexts`).
+
   Returns:
-    train_step(model, optimizer, images, labels, indices) -> {"loss", "total_loss",
+    train_step(model, optimizer, images, labels, indices, step=0) -> {"loss", "total_loss",
       "accuracy"} (scalars), updating model and optimizer in place; and
     eval_step(model, images, indices, split, plain=False) -> logits [B, num_classes].
     images: uint8 [B, H, W, C] (or the data owner's stored ciphertexts),
     labels and indices: int [B].
   """
   @nnx.jit
-  def train_step(model, optimizer, images, labels, indices):
+  def train_step(model, optimizer, images, labels, indices, step=0):
     _check_batch(encoder, images, indices, labels)
     inputs = _encode(encoder, images, indices, "train")
+    if augment_inputs is not None:
+      inputs = augment_inputs(step, inputs)
     grad_fn = nnx.value_and_grad(_loss_fn, has_aux=True)
     (total, (loss, logits)), grads = grad_fn(model, inputs, labels)
     optimizer.update(model, grads)
@@ -262,6 +271,37 @@ def _truncate_jsonl(path: str, max_step: int) -> None:
       except (ValueError, KeyError, TypeError):
         continue  # a torn line from an older, non-atomic writer
   encrypted_dir.atomic_write(path, "".join(keep).encode())
+
+
+# Separates the server's augmentation stream from the seed's other uses (keys, init, order).
+_CIPHERTEXT_AUGMENT_STREAM = 0x617567  # "aug"
+
+
+def _ciphertext_augmentation(config: ml_collections.ConfigDict,
+                             encoder: encryption.InputEncoder):
+  """`(step, inputs) -> inputs` for config.data.augment_ciphertexts (the server flips and
+  shifts ciphertexts inside the step), or None. ValueError where it is invalid for the cipher
+  (`encryption.ciphertext_augmentation_error`), and where config.data.augment asks to augment
+  plain images that the server never sees (data the owner encrypted)."""
+  owner_side = bool(config.data.get("augment", False))
+  server_side = bool(config.data.get("augment_ciphertexts", False))
+  if encoder.pre_encrypted and owner_side:
+    raise ValueError("config.data.augment flips and shifts plain images before encryption, but "
+                     "this dataset arrives encrypted by its owner: augment before `lie-jax "
+                     "encrypt`, or set config.data.augment_ciphertexts=True (PE with per-image "
+                     "keys only) to augment the ciphertexts")
+  if not server_side:
+    return None
+  if owner_side:
+    raise ValueError("config.data.augment (plain images, before encryption) and "
+                     "config.data.augment_ciphertexts (ciphertexts, after) are both set: "
+                     "choose one")
+  reason = encryption.ciphertext_augmentation_error(encoder)
+  if reason is not None:
+    raise ValueError(f"config.data.augment_ciphertexts: {reason}")
+  base = jax.random.fold_in(jax.random.key(config.seed), _CIPHERTEXT_AUGMENT_STREAM)
+  return lambda step, inputs: data.random_flip_and_shift_jax(jax.random.fold_in(base, step),
+                                                             inputs)
 
 
 def _check_key_origin(config: ml_collections.ConfigDict) -> None:
@@ -373,10 +413,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   data owner (`lie-jax encrypt`; source "encrypted" or "auto"), the images
   are already ciphertexts: nothing is encrypted again, no key is needed, and
   the scheme and block size come from its manifest (`config.cipher.name =
-  "manifest"`, see configs/encrypted_dir.py).
+  "manifest"`, see lie_jax/configs/encrypted_dir.py).
 
   Args:
-    config: see configs/default.py for the fields.
+    config: see lie_jax/configs/default.py for the fields.
     workdir: output directory: checkpoints/, best/, metrics.jsonl, results.json.
       Rerunning with the same workdir resumes from the last checkpoint. The resumed
       config may differ only in RESUMABLE_FIELDS (train longer, log or evaluate at
@@ -420,7 +460,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   optimizer = nnx.Optimizer(model, make_optimizer(config.optim, total_steps), wrt=nnx.Param)
   mesh = _Mesh(batch_size)
   mesh.replicate(model, optimizer)
-  train_step, eval_step = make_steps(encoder)
+  train_step, eval_step = make_steps(encoder, _ciphertext_augmentation(config, encoder))
 
   ckpts = checkpoints.Checkpoints(os.path.join(workdir, "checkpoints"))
   best_ckpt = checkpoints.Checkpoints(os.path.join(workdir, "best"), max_to_keep=1)
@@ -451,6 +491,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   eval_every = config.train.eval_every_steps or steps_per_epoch
   ckpt_every = config.train.checkpoint_every_steps or eval_every
   eval_bs = config.train.get("eval_batch_size", batch_size)
+  # Owner-side augmentation: plain images, before the step encrypts them.
   augment = data.random_flip_and_shift if config.data.get("augment", False) else None
   batches: Iterator[dict] = data.train_batches(splits.train, batch_size=batch_size,
                                                seed=config.seed, start_step=start_step,
@@ -466,7 +507,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   tick, images_seen, start_time = time.perf_counter(), 0, time.perf_counter()
   for step in progress:
     batch = mesh.put_batch({k: v for k, v in next(batches).items() if k != "mask"})
-    out = train_step(model, optimizer, batch["image"], batch["label"], batch["index"])
+    out = train_step(model, optimizer, batch["image"], batch["label"], batch["index"], step)
     images_seen += batch_size
     done = step + 1
     if done % config.train.log_every_steps == 0 or done == total_steps:

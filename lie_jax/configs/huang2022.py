@@ -1,18 +1,18 @@
 """The setup of Huang et al. 2022 on an image folder: DenseNet-121 or Xception at 256x256.
 
-  python train.py --config configs/huang2022.py:BACKBONE[,SCHEME[,ADAPTATION]][,NAME=VALUE...] \
+  python -m lie_jax.train --config huang2022:BACKBONE[,SCHEME[,ADAPTATION]][,NAME=VALUE...] \
       --config.data.path=/data/scans --workdir workdir/huang2022_densenet
 
 BACKBONE: densenet121 (default) | xception, both with their ImageNet stems. SCHEME: huang2022
 (default, a fresh key for every image, the paper's "no key management") or any scheme of
-configs/pneumoniamnist.py, with keys=, block=, seed= as there. The paper's training setup: SGD
+lie_jax/configs/pneumoniamnist.py, with keys=, block=, seed= as there. The paper's training setup: SGD
 with momentum 0.9, batch 35, 256x256 inputs (every image resized on read). The data: an image
 folder (class subfolders, optionally under train/ val/ test/; PNG, JPEG, TIFF or DICOM),
 read per batch when large.
 
-  python train.py --config configs/huang2022.py:densenet121 --config.data.path=/data/scans \
+  python -m lie_jax.train --config huang2022:densenet121 --config.data.path=/data/scans \
       --workdir workdir/huang_densenet
-  python train.py --config configs/huang2022.py:xception,none,none --config.data.path=... \
+  python -m lie_jax.train --config huang2022:xception,none,none --config.data.path=... \
       --workdir workdir/plain_xception            # the same network on plain images
 
 Expected: not measured yet (no 256 px dataset and no GPU here); the learning rate and epochs
@@ -22,7 +22,7 @@ result in docs/RESULTS.md.
 
 import ml_collections
 
-from configs import pneumoniamnist
+from lie_jax.configs import pneumoniamnist
 
 BACKBONES = ("densenet121", "xception")
 

@@ -1,30 +1,42 @@
 """PneumoniaMNIST (bundled real chest X-rays) with any scheme and adaptation.
 
-  python train.py --config configs/pneumoniamnist.py:SCHEME,ADAPTATION --workdir workdir/NAME
+  python -m lie_jax.train --config pneumoniamnist:SCHEME,ADAPTATION --workdir workdir/NAME
 
-SCHEME: none | le | ele | etc | pe | huang2022 | vit | morph | blockwise
-ADAPTATION: none | block | ele | pixel | morph (default: the scheme's own)
+SCHEME: none | le | ele | etc | pe | huang2022 | vit | morph | blockwise.
+ADAPTATION: none | block | ele | pixel | morph (default: the scheme's own).
 BACKBONE (optional third field): small_resnet (default; vit for the vit scheme) | resnet18 |
-  densenet121 | vgg16 | vit, e.g. `none,none,vit` is the plain baseline of the ViT cipher.
+densenet121 | vgg16 | vit, e.g. `none,none,vit` is the plain baseline of the ViT cipher.
+
 Further fields NAME=VALUE (any order, after SCHEME): keys=shared|per_image (default: the
-  scheme's defining mode: per_image for pe and huang2022), block=B (block size, a divisor of
-  28), seed=S, e.g. `le,block,keys=per_image,block=7,seed=2` (what benchmarks.frontier runs).
+scheme's defining mode: per_image for pe and huang2022), block=B (block size, a divisor of
+28), seed=S, e.g. `le,block,keys=per_image,block=7,seed=2` (what benchmarks.frontier runs);
+augment=owner (default: flips and shifts of the plain images before encryption) | ciphertexts
+(the server flips and shifts the ciphertexts: PE with per-image keys only, e.g.
+`pe,pixel,augment=ciphertexts`, the setting of Sirichotedumrong et al. 2019) | none;
+data=PATH: a MedMNIST-layout .npz in place of PneumoniaMNIST, e.g. the RGB patches of
+`python -m benchmarks.rgb_patches` (`etc,block,data=workdir/rgb_patches/ihc_dab.npz`).
 
-  python train.py --config configs/pneumoniamnist.py:none,none   --workdir workdir/plain
-  python train.py --config configs/pneumoniamnist.py:le,block    --workdir workdir/le_block
-  python train.py --config configs/pneumoniamnist.py:le,none     --workdir workdir/le_none
-  python train.py --config configs/pneumoniamnist.py:pe,pixel    --workdir workdir/pe_pixel
+  python -m lie_jax.train --config pneumoniamnist:none,none   --workdir workdir/plain
+  python -m lie_jax.train --config pneumoniamnist:le,block    --workdir workdir/le_block
+  python -m lie_jax.train --config pneumoniamnist:le,none     --workdir workdir/le_none
+  python -m lie_jax.train --config pneumoniamnist:pe,pixel    --workdir workdir/pe_pixel
 
-Expected (measured, one seed, small ResNet, 12 epochs; docs/RESULTS.md has them all, made by
-`python -m benchmarks.accuracy`): test accuracy on encrypted test images
-  none,none 0.859 | le,block 0.862 | etc,block 0.859 | morph,morph 0.861 | huang2022,pixel 0.848
-  pe,pixel 0.846 | blockwise,block 0.846 | ele,ele 0.843 | vit,none 0.832 (none,none,vit 0.829)
-  le,none 0.848 | etc,none 0.841 | ele,none 0.833 | pe,none 0.808
-Single seeds: the test split is shifted from val, so expect these to move by a few points
-between seeds (spread over seeds not yet measured).
+Expected (measured by `python -m benchmarks.accuracy`, small ResNet, 12 epochs, 3 seeds: mean
+and spread; docs/RESULTS.md has every run): test accuracy on encrypted test images::
+
+  none,none 0.843 +- 0.022 | le,block 0.842 +- 0.026 | etc,block 0.848 +- 0.013
+  ele,ele 0.851 +- 0.007 | pe,pixel 0.851 +- 0.017 | huang2022,pixel 0.847 +- 0.004
+  blockwise,block 0.851 +- 0.007 | morph,morph 0.866 +- 0.005
+  vit,none 0.827 +- 0.013 (its plain baseline none,none,vit 0.833 +- 0.004)
+  one seed: le,none 0.848 | etc,none 0.841 | ele,none 0.833 | pe,none 0.808
+
+The test split is shifted from val (a different hospital period), so single runs move by a
+few points between seeds.
 """
 
-from configs import default
+import os
+
+from lie_jax.configs import default
 from lie_jax import ciphers
 
 # Each scheme's own adaptation layer, from its record (block-wise for block ciphers,
@@ -33,7 +45,10 @@ NATIVE_ADAPTATION = {"none": "none",
                      **{name: s.native_adaptation for name, s in ciphers.SCHEMES.items()}}
 
 
-SETTINGS = ("keys", "block", "seed")
+SETTINGS = ("keys", "block", "seed", "augment", "data")
+# augment=: who flips and shifts the training images (owner: plain images, before encryption;
+# ciphertexts: the server, after, PE with per-image keys only; none).
+AUGMENT = {"owner": (True, False), "ciphertexts": (False, True), "none": (False, False)}
 
 
 def parse(arg: str) -> tuple[str, str, str, dict[str, str]]:
@@ -84,9 +99,16 @@ def get_config(arg: str = "le,block"):
     config.cipher.block_size = _int_setting(settings, "block")
   if _int_setting(settings, "seed") is not None:
     config.seed = _int_setting(settings, "seed")
+  if settings.get("data"):
+    if not settings["data"].endswith(".npz"):
+      raise ValueError(f"data= wants a MedMNIST-layout .npz file, got {settings['data']!r}")
+    config.data.source, config.data.path = "npz", settings["data"]
+    config.data.name = os.path.splitext(os.path.basename(settings["data"]))[0]
   # Flips and small shifts of the plain images (on-device encryption runs after
   # them: the owner-side augmentation of SCHEMES.md), 12 epochs.
-  config.data.augment = True
+  if settings.get("augment", "owner") not in AUGMENT:
+    raise ValueError(f"augment= is one of {sorted(AUGMENT)}, got {settings['augment']!r}")
+  config.data.augment, config.data.augment_ciphertexts = AUGMENT[settings.get("augment", "owner")]
   config.train.num_epochs = 12
   config.train.batch_size = 64
   config.optim.warmup_steps = 50

@@ -1,15 +1,17 @@
 """MedMNIST+ at 224x224 (any single-label 2D dataset), with any scheme, adaptation and backbone.
 
-  python train.py --workdir workdir/NAME \
-      --config configs/medmnist.py:DATASET,SCHEME[,ADAPTATION[,BACKBONE]][,NAME=VALUE...]
+  python -m lie_jax.train --workdir workdir/NAME \
+      --config medmnist:DATASET,SCHEME[,ADAPTATION[,BACKBONE]][,NAME=VALUE...]
 
 DATASET: pathmnist | dermamnist | octmnist | pneumoniamnist | retinamnist | breastmnist |
-  bloodmnist | tissuemnist | organamnist | organcmnist | organsmnist (ChestMNIST is
-  multi-label: not supported). Label names come from the MedMNIST metadata
-  (`lie_jax.data.sources.MEDMNIST_LABEL_NAMES`).
-SCHEME, ADAPTATION, keys=, block=, seed=: as configs/pneumoniamnist.py. BACKBONE: resnet18
-  (default; with the 224 px stem), densenet121, xception, vgg16 or vit (ViT-S/16: patch 16,
-  dim 384, depth 12, 6 heads; also the default for the vit scheme, whose blocks are 16x16).
+bloodmnist | tissuemnist | organamnist | organcmnist | organsmnist (ChestMNIST is
+multi-label: not supported). Label names come from the MedMNIST metadata
+(`lie_jax.data.sources.MEDMNIST_LABEL_NAMES`).
+
+SCHEME, ADAPTATION, keys=, block=, seed=: as lie_jax/configs/pneumoniamnist.py. BACKBONE: resnet18
+(default; with the 224 px stem), densenet121, xception, vgg16 or vit (ViT-S/16: patch 16,
+dim 384, depth 12, 6 heads; also the default for the vit scheme, whose blocks are 16x16).
+
 size=S: the MedMNIST+ size, 224 (default), 128, 64 or 28.
 
 The file {DATASET}_{S}.npz is read from ~/.medmnist (MedMNIST's own default folder) and
@@ -17,10 +19,10 @@ downloaded from Zenodo on first use (`config.data.download`); offline, copy it t
 --config.data.path=/path/to/file.npz. Splits over 256 MiB are read per batch (at 224 px
 PathMNIST's train split is 4.2 GB), never loaded whole.
 
-  python train.py --config configs/medmnist.py:dermamnist,none,none --workdir workdir/derma_plain
-  python train.py --config configs/medmnist.py:pathmnist,etc,block,block=16 \
+  python -m lie_jax.train --config medmnist:dermamnist,none,none --workdir workdir/derma_plain
+  python -m lie_jax.train --config medmnist:pathmnist,etc,block,block=16 \
       --workdir workdir/path_etc
-  python train.py --config configs/medmnist.py:bloodmnist,vit,none --workdir workdir/blood_vit
+  python -m lie_jax.train --config medmnist:bloodmnist,vit,none --workdir workdir/blood_vit
 
 Expected: not measured yet (a 224 px ResNet-18 step takes seconds on the 2-core CPU this
 project is developed on); run it on a GPU and record the result in docs/RESULTS.md.
@@ -28,7 +30,7 @@ project is developed on); run it on a GPU and record the result in docs/RESULTS.
 
 import os
 
-from configs import pneumoniamnist
+from lie_jax.configs import pneumoniamnist
 from lie_jax.data import sources
 
 DATASETS = tuple(sorted(sources.MEDMNIST_LABEL_NAMES))

@@ -3,7 +3,7 @@
 Variants import this file and override a few fields (see quickstart.py and
 pneumoniamnist.py). Any field can also be overridden on the command line:
 
-  python train.py --config configs/default.py --workdir workdir/default \
+  python -m lie_jax.train --config default --workdir workdir/default \
       --config.cipher.name=pe --config.model.adaptation=pixel
 """
 
@@ -25,7 +25,10 @@ def get_config() -> ml_collections.ConfigDict:
   # Without a validation split, this share of train (seeded by `seed`) becomes one: the
   # checkpoint is never selected on the test split.
   config.data.val_fraction = 0.1
-  config.data.augment = False          # flips/shifts: valid before block encryption or for PE
+  config.data.augment = False          # owner side: flips/shifts of plain images, then encrypt
+  # Server side: flips/shifts of the ciphertexts inside the train step (PE with per-image keys
+  # only: refused, with the reason, for block ciphers and shared keys).
+  config.data.augment_ciphertexts = False
   # None: splits over data.IN_MEMORY_BYTES (256 MiB) are read per batch, never materialised;
   # True / False: always in memory / always read per batch.
   config.data.in_memory = ml_collections.config_dict.placeholder(bool)

@@ -3,7 +3,7 @@
   lie-jax keygen --out hospital.key
   lie-jax encrypt --key hospital.key --scheme le --block-size 4 \
       --in lie_jax/data/pneumoniamnist.npz --out workdir/xray-le
-  python train.py --config configs/encrypted_dir.py --workdir workdir/encrypted_dir \
+  python -m lie_jax.train --config encrypted_dir --workdir workdir/encrypted_dir \
       --config.data.path=workdir/xray-le
 
 The images in the directory are already encrypted, so nothing is encrypted
@@ -11,10 +11,10 @@ again: the scheme and block size for the adaptation layer come from its
 manifest.json (`cipher.name = "manifest"`), and no key file is configured.
 With LE 4x4 on the bundled PneumoniaMNIST this is the quickstart's run on
 the owner's ciphertexts instead of on-device ones: expected test accuracy
->= 0.80, as configs/quickstart.py.
+>= 0.80, as lie_jax/configs/quickstart.py.
 """
 
-from configs import default
+from lie_jax.configs import default
 
 
 def get_config():
