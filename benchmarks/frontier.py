@@ -40,6 +40,7 @@ from benchmarks import accuracy
 from benchmarks.encrypt_throughput import machine
 from lie_jax import ciphers
 from lie_jax.attacks import suite
+from lie_jax.configs import pneumoniamnist
 
 RESULTS = os.path.join(os.path.dirname(__file__), "results")
 SECURITY_OUT = os.path.join(RESULTS, "frontier_security.json")
@@ -58,12 +59,11 @@ PLAIN_RUN = "none,none"
 # next to it.
 PLAIN_RUNS = {"vit": "none,none,vit"}
 # Schemes the frontier trains: every scheme, with its own adaptation layer.
-ADAPTATION = {name: s.native_adaptation for name, s in ciphers.SCHEMES.items()}
+ADAPTATION = pneumoniamnist.NATIVE_ADAPTATION
 
 
 def _defining_mode(scheme: str) -> bool:
   """Whether a scheme is defined with per-image keys (PE and Huang 2022: "no key management")."""
-  from lie_jax.configs import pneumoniamnist
   return bool(pneumoniamnist.get_config(f"{scheme},{ADAPTATION[scheme]}").cipher.per_image_keys)
 
 

@@ -87,26 +87,52 @@ def _mean_spread(row: dict, metric: str) -> str:
   return f"{mean:.3f}" if row["n"] == 1 else f"{mean:.3f} ± {row[f'{metric}_std']:.3f}"
 
 
-def accuracy_section(result: dict) -> str:
+def _accuracy_table(groups: list[dict]) -> str:
   rows = ["| run (scheme,adaptation[,backbone][,settings]) | backbone | seeds | test accuracy | "
           "test AUC | plain-input accuracy | best val accuracy | steps | wall time | command |",
           "|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
-  for r in accuracy_groups(result):
+  for r in groups:
     rows.append(f"| {r['config']} | {r.get('backbone', '')} | {r['n']} | "
                 f"{_mean_spread(r, 'test_accuracy')} | {_mean_spread(r, 'test_auc')} | "
                 f"{_mean_spread(r, 'test_accuracy_plain_inputs')} | "
                 f"{_mean_spread(r, 'best_val_accuracy')} | "
                 f"{r['steps']} | {r['wall_s'] / 60:.1f} min | `{r['command']}` |")
-  return (f"## Accuracy on PneumoniaMNIST (test split, encrypted test images)\n\n"
+  return "\n".join(rows)
+
+
+def _dataset_of(config: str) -> str | None:
+  """The data= file of a run spec (None: the bundled PneumoniaMNIST)."""
+  return next((f.split("=", 1)[1] for f in config.split(",") if f.startswith("data=")), None)
+
+
+def accuracy_section(result: dict) -> str:
+  groups = accuracy_groups(result)
+  others: dict[str, list[dict]] = {}
+  for g in groups:
+    if _dataset_of(g["config"]):
+      others.setdefault(_dataset_of(g["config"]), []).append(g)
+  text = (f"## Accuracy on PneumoniaMNIST (test split, encrypted test images)\n\n"
           f"Machine: {_machine(result['machine'])}. Mean ± sample standard deviation over the "
           f"seeds of each run (seed=S in the run spec; the command shows the first seed); "
           f"`python -m benchmarks.accuracy` made this table. PneumoniaMNIST's test split has "
           f"more normal scans (37.5%) than train and val (26%), so the test accuracy of short "
           f"runs moves by several points between checkpoints and seeds; the AUC is the "
           f"steadier comparison. Plain-input accuracy: the same model on unencrypted test "
-          f"images (reported for PE, whose paper claims it works).\n\n"
+          f"images (reported for PE, whose paper claims it works). PE's claims end to end: "
+          f"`pe,pixel,augment=ciphertexts` trains on ciphertexts that the server itself flips "
+          f"and shifts (`config.data.augment_ciphertexts`), every train and test image under "
+          f"its own fresh key, and is scored on encrypted and on plain test images.\n\n"
           f"![Test accuracy and AUC, plain and every scheme with and without its adaptation "
-          f"layer]({ACCURACY_FIGURE})\n\n" + "\n".join(rows))
+          f"layer]({ACCURACY_FIGURE})\n\n"
+          + _accuracy_table([g for g in groups if not _dataset_of(g["config"])]))
+  for path, rows in others.items():
+    text += (f"\n\n### RGB: {path}\n\n"
+             f"Colour the label depends on: 32x32 patches of scikit-image's immunohistochemistry "
+             f"image, DAB-positive (brown) against DAB-negative, split by position "
+             f"(`python -m benchmarks.rgb_patches`: where the data come from and what the labels "
+             f"are). The first runs of PE's and EtC's colour shuffles on colour; same model and "
+             f"settings as above.\n\n" + _accuracy_table(rows))
+  return text
 
 
 def _rows_and_checks(format_row: Callable[[dict], str], rows: list[dict],
@@ -142,7 +168,28 @@ def overhead_section(result: dict) -> str:
           f"back-to-back pairs: step times are the best of the {result['repeats']}, the ratio "
           f"is the median over the pairs of their ratio. Floor: ratio <= {result['floor']} "
           f"for every scheme.\n\n{train_overhead.HEADER}\n{rows}\n\n{checks}"
-          + _mole_lines(result.get("mole", {})))
+          + _mole_lines(result.get("mole", {}))
+          + _mole_training_lines(result.get("mole_training", {})))
+
+
+def _mole_training_lines(runs: dict) -> str:
+  """VGG-16 + MoLe and plain VGG-16 trained end to end (`--mole-train SIZE`)."""
+  if not runs:
+    return ""
+  rows = "\n".join(
+      f"| {'x'.join(map(str, r['image_shape']))} | {r['epochs']} ({r['plain']['steps']} steps) | "
+      f"{r['plain']['test_accuracy']:.3f} / {r['plain']['test_auc']:.3f} | "
+      f"{r['mole']['test_accuracy']:.3f} / {r['mole']['test_auc']:.3f} | "
+      f"{r['plain']['train_s'] / 60:.1f} min | {r['mole']['train_s'] / 60:.1f} min | "
+      f"{100 * (r['time_ratio'] - 1):+.1f}% | `{r['command']}` |"
+      for _, r in sorted(runs.items(), key=lambda kv: int(kv[0])))
+  return ("\n\nMoLe trained end to end (`python -m benchmarks.train_overhead --mole-train SIZE`, "
+          "one seed, batch 16): VGG-16 on the morphed vectors through MoLe's augmented first "
+          "layer against plain VGG-16 on the images, same settings and data "
+          "(PneumoniaMNIST resized); test accuracy / AUC on the test split and the training "
+          "loop's time (its steps and the validation after every epoch).\n\n"
+          "| image | epochs | plain VGG-16 acc / AUC | VGG-16 + MoLe acc / AUC | plain time | "
+          "MoLe time | time overhead | command |\n|---|---|---:|---:|---:|---:|---:|---|\n" + rows)
 
 
 def _mole_lines(mole: dict) -> str:

@@ -1,4 +1,4 @@
-"""An RGB classification set from a real stained tissue image that scikit-image ships.
+r"""An RGB classification set from a real stained tissue image that scikit-image ships.
 
 Every accuracy of the PneumoniaMNIST table is grayscale, so the colour shuffles of PE and
 EtC never had colour to shuffle. This set makes the label depend on colour: 32x32 patches

@@ -1,4 +1,4 @@
-"""Train a classifier on encrypted images.
+r"""Train a classifier on encrypted images.
 
   python -m lie_jax.train --config quickstart --workdir workdir/quickstart
 
@@ -13,9 +13,9 @@ coordinator itself (SLURM, Cloud TPU); elsewhere set JAX_COORDINATOR_ADDRESS
 (host:port of process 0), JAX_NUM_PROCESSES and JAX_PROCESS_ID on every process:
 
   JAX_COORDINATOR_ADDRESS=host0:1234 JAX_NUM_PROCESSES=2 JAX_PROCESS_ID=0 \
-      python train.py --config ... --workdir shared/dir --distributed     # on host 0
+      python -m lie_jax.train --config ... --workdir shared/dir --distributed   # on host 0
   JAX_COORDINATOR_ADDRESS=host0:1234 JAX_NUM_PROCESSES=2 JAX_PROCESS_ID=1 \
-      python train.py --config ... --workdir shared/dir --distributed     # on host 1
+      python -m lie_jax.train --config ... --workdir shared/dir --distributed   # on host 1
 
 The workdir must be one directory every process sees (checkpoints are written
 together); process 0 writes metrics.jsonl and results.json.
@@ -34,7 +34,10 @@ from ml_collections import config_flags
 
 from lie_jax.training import train_and_evaluate
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Configuration file.", lock_config=True)
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "A shipped config's name (quickstart, pneumoniamnist:SCHEME,ADAPTATION, "
+    "medmnist:..., huang2022:..., encrypted_dir, default) or a config file's path[:ARGS].",
+    lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints and results.")
 _DISTRIBUTED = flags.DEFINE_bool("distributed", False,
                                  "Call jax.distributed.initialize() (multi-host runs).")

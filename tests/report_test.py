@@ -108,6 +108,29 @@ def test_overhead_section_lists_mole_at_scale():
   assert "MoLe at scale" not in report.overhead_section(OVERHEAD)
 
 
+def test_overhead_section_lists_mole_trained_end_to_end():
+  run = lambda acc, auc, secs: {"test_accuracy": acc, "test_auc": auc, "steps": 588,
+                                "train_s": secs, "best_val_accuracy": 0.9}
+  trained = {"64": {"image_shape": [64, 64, 1], "copies": 64, "batch_size": 16, "epochs": 2,
+                    "plain": run(0.84, 0.93, 600.0), "mole": run(0.82, 0.91, 690.0),
+                    "time_ratio": 1.15, "command": "python -m benchmarks.train_overhead "
+                                                  "--mole-train 64"}}
+  text = report.overhead_section({**OVERHEAD, "mole_training": trained})
+  assert ("| 64x64x1 | 2 (588 steps) | 0.840 / 0.930 | 0.820 / 0.910 | 10.0 min | 11.5 min | "
+          "+15.0% | `python -m benchmarks.train_overhead --mole-train 64` |") in text
+  assert "MoLe trained end to end" not in report.overhead_section(OVERHEAD)
+
+
+def test_accuracy_runs_on_other_data_get_their_own_table():
+  rgb = "data=workdir/rgb_patches/ihc_dab.npz"
+  rows = [_run("none,none", 0.85, 0.95), _run(f"etc,block,{rgb}", 0.70, 0.80),
+          _run(f"etc,block,{rgb},seed=1", 0.72, 0.82)]
+  text = report.accuracy_section({**ACCURACY, "results": rows})
+  main, rgb_part = text.split("### RGB: workdir/rgb_patches/ihc_dab.npz")
+  assert "| none,none |" in main and "etc,block" not in main
+  assert f"| etc,block,{rgb} |  | 2 | 0.710 ± 0.014 | 0.810 ± 0.014 |" in rgb_part
+
+
 def test_data_pipeline_section():
   text = report.data_pipeline_section(PIPELINE)
   assert "| .npz read + encrypt + batch | 600 | 100 MiB (process peak 500 MiB) |" in text

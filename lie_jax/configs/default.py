@@ -1,4 +1,4 @@
-"""Default configuration: every field, with the values most runs start from.
+r"""Default configuration: every field, with the values most runs start from.
 
 Variants import this file and override a few fields (see quickstart.py and
 pneumoniamnist.py). Any field can also be overridden on the command line:

@@ -1,4 +1,4 @@
-"""Train on an encrypted dataset directory written by the data owner: the server has no key.
+r"""Train on an encrypted dataset directory written by the data owner: the server has no key.
 
   lie-jax keygen --out hospital.key
   lie-jax encrypt --key hospital.key --scheme le --block-size 4 \

@@ -1,4 +1,4 @@
-"""The setup of Huang et al. 2022 on an image folder: DenseNet-121 or Xception at 256x256.
+r"""The setup of Huang et al. 2022 on an image folder: DenseNet-121 or Xception at 256x256.
 
   python -m lie_jax.train --config huang2022:BACKBONE[,SCHEME[,ADAPTATION]][,NAME=VALUE...] \
       --config.data.path=/data/scans --workdir workdir/huang2022_densenet

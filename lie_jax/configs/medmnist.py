@@ -1,4 +1,4 @@
-"""MedMNIST+ at 224x224 (any single-label 2D dataset), with any scheme, adaptation and backbone.
+r"""MedMNIST+ at 224x224 (any single-label 2D dataset), with any scheme, adaptation and backbone.
 
   python -m lie_jax.train --workdir workdir/NAME \
       --config medmnist:DATASET,SCHEME[,ADAPTATION[,BACKBONE]][,NAME=VALUE...]
