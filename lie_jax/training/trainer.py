@@ -107,6 +107,23 @@ class _Mesh:
       return jax.random.wrap_key_data(data, impl=jax.random.key_impl(x))
     return jax.make_array_from_process_local_data(self.replicated, np.asarray(x))
 
+  @staticmethod
+  def local(x: jax.Array) -> np.ndarray:
+    """This process's rows of a global batch output, in order: the rows of its `shard()` part
+    of the batch (a replicated output is sliced to that part)."""
+    if jax.process_count() == 1:
+      return np.asarray(x)
+    parts = {}
+    for shard in x.addressable_shards:
+      rows = shard.index[0] if shard.index else slice(None)
+      parts[rows.indices(x.shape[0])[:2]] = shard.data
+    spans = sorted(parts)
+    if spans[0] == (0, x.shape[0]):  # replicated: every process holds the whole batch
+      n, i = jax.process_count(), jax.process_index()
+      size = x.shape[0] // n
+      return np.asarray(parts[spans[0]])[i * size:(i + 1) * size]
+    return np.concatenate([np.asarray(parts[span]) for span in spans])
+
   def gather(self, x: jax.Array | np.ndarray) -> np.ndarray:
     """The whole value of a batch-sharded output, or of every process's local part
     concatenated in process order, on every process (NumPy)."""
@@ -192,16 +209,17 @@ def _evaluate(model, eval_step, mesh: _Mesh, split: data.ArrayDataset, name: str
   """accuracy, auc, loss of `split`; with `label_names`, also "clinical"
   (`metrics.clinical_metrics`: confusion matrix, sensitivity, specificity, per class)."""
   model.eval()
-  logits, labels = [], []
+  logits, labels, masks = [], [], []  # this process's rows; gathered once at the end
   for batch in data.eval_batches(split, batch_size=batch_size, **mesh.shard()):
     device_batch = mesh.put_batch({k: batch[k] for k in ("image", "index")})
-    out = mesh.gather(eval_step(model, device_batch["image"], device_batch["index"], name,
-                                plain))
-    mask = mesh.gather(batch["mask"])
-    logits.append(out[mask])
-    labels.append(mesh.gather(batch["label"])[mask])
+    logits.append(mesh.local(eval_step(model, device_batch["image"], device_batch["index"],
+                                       name, plain)))
+    labels.append(batch["label"])
+    masks.append(batch["mask"])
   model.train()
-  logits, labels = np.concatenate(logits), np.concatenate(labels)
+  mask = mesh.gather(np.concatenate(masks))
+  logits = mesh.gather(np.concatenate(logits))[mask]
+  labels = mesh.gather(np.concatenate(labels))[mask]
   result = metrics_lib.classification_metrics(logits, labels)
   result["loss"] = float(optax.softmax_cross_entropy_with_integer_labels(
       jnp.asarray(logits), jnp.asarray(labels)).mean())
