@@ -196,7 +196,11 @@ def train_mole(size: int, epochs: int, batch_size: int, workdir: str) -> dict[st
     config.cipher.options.copies = size  # one core copy per image row, as --mole measures
     config.train.batch_size, config.train.num_epochs = batch_size, epochs
     config.train.progress_bar = False
-    result = train_and_evaluate(config, os.path.join(workdir, f"{name}_{size}"))
+    run_dir = os.path.join(workdir, f"{name}_{size}")
+    if os.path.exists(run_dir):  # a resumed run's time would be only its last part
+      raise SystemExit(f"{run_dir} exists: remove it (or pass another --workdir) to time the "
+                       "whole training run")
+    result = train_and_evaluate(config, run_dir)
     rows[name] = {"run": run, "test_accuracy": result["test_accuracy"],
                   "test_auc": result["test_auc"], "best_val_accuracy": result["best_val_accuracy"],
                   "steps": result["steps"], "train_s": result["train_time_s_this_run"]}

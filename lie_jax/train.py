@@ -75,11 +75,16 @@ def resolve_config(value: str) -> str:
   path, sep, arg = value.partition(":")
   if os.path.isfile(path):
     return value
-  name = pathlib.PurePath(path).name.removesuffix(".py")
-  if name in shipped_configs():
+  # A bare name, or the checkout's old configs/NAME.py; any other missing path is an error
+  # (never another experiment with the same file name).
+  pure = pathlib.PurePath(path)
+  name = pure.name.removesuffix(".py")
+  if pure.parent in (pathlib.PurePath("."), pathlib.PurePath("configs")) and (
+      name in shipped_configs()):
     return f"{CONFIG_DIR / (name + '.py')}{sep}{arg}"
-  raise flags.IllegalFlagValueError(f"--config {path!r}: no such file and no shipped config of that name "
-                       f"(shipped: {', '.join(shipped_configs())})")
+  known = "" if pure.parent != pathlib.PurePath(".") else (
+      f" and no shipped config of that name (shipped: {', '.join(shipped_configs())})")
+  raise flags.IllegalFlagValueError(f"--config {path!r}: no such file{known}")
 
 
 def resolve_config_argv(argv: list[str]) -> list[str]:

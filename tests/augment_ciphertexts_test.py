@@ -143,3 +143,15 @@ def test_a_pe_run_with_server_augmentation_trains_and_differs_from_one_without(t
   bad.data.augment, bad.data.augment_ciphertexts = False, True
   with pytest.raises(ValueError, match="le is a block cipher"):
     train_and_evaluate(bad, str(tmp_path / "le"))
+
+
+def test_the_servers_augmentation_follows_the_seed_and_the_step():
+  config = tiny_config("pe", "pixel")
+  config.data.augment, config.data.augment_ciphertexts = False, True
+  augment = trainer._ciphertext_augmentation(config, _encoder("pe", True))
+  x = jnp.asarray(_images((8, 12, 12, 1), seed=4), jnp.float32)
+  np.testing.assert_array_equal(augment(3, x), augment(3, x))  # resumable: (seed, step) decide
+  assert not np.array_equal(augment(3, x), augment(4, x))
+  config.seed = 1
+  other_seed = trainer._ciphertext_augmentation(config, _encoder("pe", True))
+  assert not np.array_equal(augment(3, x), other_seed(3, x))

@@ -97,3 +97,30 @@ def test_huang2022_config_is_the_papers_setup(backbone):
   assert plain.cipher.name == "none" and plain.model.backbone == backbone
   with pytest.raises(ValueError, match="needs path="):
     data.load_dataset(config.data.name, source=config.data.source, path=config.data.path)
+
+
+def test_pneumoniamnist_augment_and_data_settings():
+  from lie_jax.configs import pneumoniamnist
+  owner = pneumoniamnist.get_config("pe,pixel")
+  assert (owner.data.augment, owner.data.augment_ciphertexts) == (True, False)
+  server = pneumoniamnist.get_config("pe,pixel,augment=ciphertexts")
+  assert (server.data.augment, server.data.augment_ciphertexts) == (False, True)
+  off = pneumoniamnist.get_config("le,block,augment=none")
+  assert (off.data.augment, off.data.augment_ciphertexts) == (False, False)
+  rgb = pneumoniamnist.get_config("etc,block,data=some/dir/ihc_dab.npz")
+  assert (rgb.data.source, rgb.data.path, rgb.data.name) == ("npz", "some/dir/ihc_dab.npz",
+                                                             "ihc_dab")
+  assert not rgb.cipher.allow_seed_keys  # a data= file is not known to be public
+  with pytest.raises(ValueError, match=r"augment= is one of \['ciphertexts', 'none', 'owner'\]"):
+    pneumoniamnist.get_config("pe,pixel,augment=server")
+  with pytest.raises(ValueError, match="data= wants a MedMNIST-layout .npz file"):
+    pneumoniamnist.get_config("le,block,data=scans/")
+
+
+@pytest.mark.parametrize("module,arg", [(medmnist, "pathmnist,le,block,data=/x/y.npz"),
+                                        (medmnist, "pathmnist,pe,pixel,augment=owner"),
+                                        (huang2022, "densenet121,huang2022,pixel,data=a.npz")])
+def test_configs_with_their_own_data_refuse_the_data_settings(module, arg):
+  with pytest.raises(ValueError, match=r"(data|augment)= is not a setting of the (medmnist|"
+                     r"huang2022) config .*use --config.data.path"):
+    module.get_config(arg)

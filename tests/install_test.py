@@ -55,6 +55,10 @@ def test_config_names_resolve_to_the_shipped_files_and_paths_stay_paths(tmp_path
                                     "--config=quickstart", "--workdir=w"])
   assert argv == ["prog", "--config", str(shipped / "default.py"), "--config.seed=3",
                   f"--config={shipped / 'quickstart.py'}", "--workdir=w"]
+  # A missing path elsewhere is an error, never the shipped config of the same file name.
+  with pytest.raises(flags.Error, match=r"^--config '/no/such/mount/pneumoniamnist.py': no such "
+                     r"file$"):
+    train.resolve_config("/no/such/mount/pneumoniamnist.py:le,block")
   with pytest.raises(flags.Error, match=r"--config 'nope': no such file and no shipped config "
                      r"of that name \(shipped: default, encrypted_dir, huang2022"):
     train.resolve_config("nope:le")

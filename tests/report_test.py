@@ -126,7 +126,7 @@ def test_accuracy_runs_on_other_data_get_their_own_table():
   rows = [_run("none,none", 0.85, 0.95), _run(f"etc,block,{rgb}", 0.70, 0.80),
           _run(f"etc,block,{rgb},seed=1", 0.72, 0.82)]
   text = report.accuracy_section({**ACCURACY, "results": rows})
-  main, rgb_part = text.split("### RGB: workdir/rgb_patches/ihc_dab.npz")
+  main, rgb_part = text.split("### Other data: workdir/rgb_patches/ihc_dab.npz")
   assert "| none,none |" in main and "etc,block" not in main
   assert f"| etc,block,{rgb} |  | 2 | 0.710 ± 0.014 | 0.810 ± 0.014 |" in rgb_part
 

@@ -322,3 +322,14 @@ def test_train_py_prints_the_results_as_json(tmp_path):
   printed = json.loads(out[out.index("{"):])
   on_disk = json.loads((tmp_path / "work" / "results.json").read_text())
   assert printed == {k: v for k, v in on_disk.items() if k != "config"}
+
+
+def test_a_run_saved_before_a_field_existed_resumes_while_the_field_is_off():
+  from lie_jax.training import trainer
+  config = tiny_config("pe", "pixel")
+  saved = trainer._public_config(config)
+  del saved["data"]["augment_ciphertexts"]  # a checkpoint written before the field existed
+  assert trainer._changed_fields(saved, config) == []
+  config.data.augment_ciphertexts = True
+  assert trainer._changed_fields(saved, config) == [
+      "data.augment_ciphertexts (None -> True)"]

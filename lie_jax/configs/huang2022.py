@@ -32,6 +32,7 @@ def get_config(arg: str = "densenet121"):
   if backbone not in BACKBONES:
     raise ValueError(f"backbone is one of {BACKBONES}, got {backbone!r}")
   fields = rest.split(",") if rest else ["huang2022"]
+  pneumoniamnist.reject_data_settings(fields, "huang2022")
   positional = [f for f in fields if "=" not in f]
   positional = (positional + [""])[:2] + [backbone]
   config = pneumoniamnist.get_config(",".join(positional + [f for f in fields if "=" in f]))

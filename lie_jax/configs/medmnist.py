@@ -45,6 +45,7 @@ def get_config(arg: str = "dermamnist,none,none"):
     raise ValueError(f"unknown MedMNIST dataset {dataset!r}; choose one of {list(DATASETS)} "
                      "(chestmnist is multi-label: not supported)")
   fields = rest.split(",") if rest else ["none"]
+  pneumoniamnist.reject_data_settings(fields, "medmnist")
   size = 224
   for field in [f for f in fields if f.startswith("size=")]:
     fields.remove(field)

@@ -66,6 +66,16 @@ def parse(arg: str) -> tuple[str, str, str, dict[str, str]]:
   return scheme, adaptation, backbone, settings
 
 
+def reject_data_settings(fields: list[str], config_name: str) -> None:
+  """For the configs built on this one that set their own data (medmnist, huang2022): data= and
+  augment= would be overwritten, so they are refused, pointing at the config fields."""
+  for field in fields:
+    if field.startswith(("data=", "augment=")):
+      raise ValueError(f"{field.split('=')[0]}= is not a setting of the {config_name} config "
+                       "(it sets its own data and augmentation): use --config.data.path, "
+                       "--config.data.augment or --config.data.augment_ciphertexts")
+
+
 def _int_setting(settings: dict[str, str], name: str) -> int | None:
   if name not in settings:
     return None

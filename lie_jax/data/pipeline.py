@@ -27,7 +27,7 @@ gathered uint8 [B, H, W, C] batch with `rng = np.random.default_rng([seed, 1, s]
 so it too is a pure function of (seed, step). Which images it may see depends
 on the cipher:
 
-  * Pixel-wise ciphers (PE; any scheme with 1 x 1 blocks) transform each pixel
+  * Pixel-wise ciphers (PE) transform each pixel
     in place with that pixel's key. A flip or integer shift only moves whole
     pixels, so augmenting a ciphertext equals encrypting the augmented plain
     image under the key moved the same way (at the edges, edge padding repeats
@@ -303,13 +303,16 @@ def random_flip_and_shift(rng: np.random.Generator, images: np.ndarray, *, max_s
 
 
 def flip_and_shift(images, dy, dx, mirrored):
-  """Image i shifted by (dy[i], dx[i]) with edge padding, then mirrored left-right where
-  mirrored[i]: one gather, NumPy in and out, or JAX (jit-able) for JAX arrays."""
+  """Image i mirrored left-right where mirrored[i], then shifted by (dy[i], dx[i]) with edge
+  padding: one gather, NumPy in and out, or JAX (jit-able; one gather per image, mapped over
+  the batch so that a batch-sharded input stays sharded) for JAX arrays."""
   xp = jnp if isinstance(images, jax.Array) else np
   b, h, w = images.shape[:3]
   rows = xp.clip(xp.arange(h)[None, :] - dy[:, None], 0, h - 1)  # [B, H] source row
   cols = xp.clip(xp.arange(w)[None, :] - dx[:, None], 0, w - 1)  # [B, W] source column
   cols = xp.where(mirrored[:, None], w - 1 - cols, cols)
+  if xp is jnp:
+    return jax.vmap(lambda image, r, c: image[r[:, None], c[None, :]])(images, rows, cols)
   return images[xp.arange(b)[:, None, None], rows[:, :, None], cols[:, None, :]]
 
 

@@ -107,22 +107,21 @@ class _Mesh:
       return jax.random.wrap_key_data(data, impl=jax.random.key_impl(x))
     return jax.make_array_from_process_local_data(self.replicated, np.asarray(x))
 
-  @staticmethod
-  def local(x: jax.Array) -> np.ndarray:
-    """This process's rows of a global batch output, in order: the rows of its `shard()` part
-    of the batch (a replicated output is sliced to that part)."""
+  def local(self, x: jax.Array) -> np.ndarray:
+    """This process's rows of a global batch output, in the order `put_batch` placed its part
+    of the batch: the rows the batch sharding gives this process's devices, taken from
+    whichever local shards hold them (any output sharding, replicated included)."""
     if jax.process_count() == 1:
       return np.asarray(x)
-    parts = {}
-    for shard in x.addressable_shards:
-      rows = shard.index[0] if shard.index else slice(None)
-      parts[rows.indices(x.shape[0])[:2]] = shard.data
-    spans = sorted(parts)
-    if spans[0] == (0, x.shape[0]):  # replicated: every process holds the whole batch
-      n, i = jax.process_count(), jax.process_index()
-      size = x.shape[0] // n
-      return np.asarray(parts[spans[0]])[i * size:(i + 1) * size]
-    return np.concatenate([np.asarray(parts[span]) for span in spans])
+    n = x.shape[0]
+    span = lambda index: (index[0] if index else slice(None)).indices(n)[:2]
+    wanted = sorted({span(i) for i in self.batch.addressable_devices_indices_map(x.shape).values()})
+    held = [(span(s.index), s.data) for s in x.addressable_shards]
+    out = []
+    for start, stop in wanted:
+      (lo, _), part = next(((lo, hi), d) for (lo, hi), d in held if lo <= start and stop <= hi)
+      out.append(np.asarray(part)[start - lo:stop - lo])
+    return np.concatenate(out)
 
   def gather(self, x: jax.Array | np.ndarray) -> np.ndarray:
     """The whole value of a batch-sharded output, or of every process's local part
@@ -420,8 +419,11 @@ def _changed_fields(saved: dict[str, Any], config: ml_collections.ConfigDict) ->
   """'field (old -> new)' for every field outside RESUMABLE_FIELDS that differs between the
   checkpointed run's config and `config`."""
   old, new = _flat(saved), _flat(_public_config(config))
+  # A field added since the run was saved is unchanged when it holds its off value (the
+  # run could not set it: e.g. data.augment_ciphertexts False).
+  added = {k for k in set(new) - set(old) if new[k] in (None, False)}
   return [f"{k} ({old.get(k)!r} -> {new.get(k)!r})" for k in sorted(set(old) | set(new))
-          if k not in RESUMABLE_FIELDS and old.get(k) != new.get(k)]
+          if k not in RESUMABLE_FIELDS and k not in added and old.get(k) != new.get(k)]
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
