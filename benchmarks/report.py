@@ -190,15 +190,16 @@ def _mole_training_lines(runs: dict) -> str:
       f"{r['plain']['test_accuracy']:.3f} / {r['plain']['test_auc']:.3f} | "
       f"{r['mole']['test_accuracy']:.3f} / {r['mole']['test_auc']:.3f} | "
       f"{r['plain']['train_s'] / 60:.1f} min | {r['mole']['train_s'] / 60:.1f} min | "
-      f"{100 * (r['time_ratio'] - 1):+.1f}% | `{r['command']}` |"
+      f"`{r['command']}` |"
       for _, r in sorted(runs.items(), key=lambda kv: int(kv[0])))
   return ("\n\nMoLe trained end to end (`python -m benchmarks.train_overhead --mole-train SIZE`, "
           "one seed, batch 16): VGG-16 on the morphed vectors through MoLe's augmented first "
           "layer against plain VGG-16 on the images, same settings and data "
           "(PneumoniaMNIST resized); test accuracy / AUC on the test split and the training "
-          "loop's time (its steps and the validation after every epoch).\n\n"
+          "loop's wall time (its steps and the validation after every epoch; indicative only: "
+          "other jobs may share the CPU, the paired step times above are the overhead).\n\n"
           "| image | epochs | plain VGG-16 acc / AUC | VGG-16 + MoLe acc / AUC | plain time | "
-          "MoLe time | time overhead | command |\n|---|---|---:|---:|---:|---:|---:|---|\n" + rows)
+          "MoLe time | command |\n|---|---|---:|---:|---:|---:|---|\n" + rows)
 
 
 def _mole_lines(mole: dict) -> str:
