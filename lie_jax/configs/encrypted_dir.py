@@ -1,5 +1,7 @@
 r"""Train on an encrypted dataset directory written by the data owner: the server has no key.
 
+Commands::
+
   lie-jax keygen --out hospital.key
   lie-jax encrypt --key hospital.key --scheme le --block-size 4 \
       --in lie_jax/data/pneumoniamnist.npz --out workdir/xray-le

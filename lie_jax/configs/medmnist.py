@@ -17,7 +17,7 @@ size=S: the MedMNIST+ size, 224 (default), 128, 64 or 28.
 The file {DATASET}_{S}.npz is read from ~/.medmnist (MedMNIST's own default folder) and
 downloaded from Zenodo on first use (`config.data.download`); offline, copy it there or pass
 --config.data.path=/path/to/file.npz. Splits over 256 MiB are read per batch (at 224 px
-PathMNIST's train split is 4.2 GB), never loaded whole.
+PathMNIST's train split is 4.2 GB), never loaded whole. Examples::
 
   python -m lie_jax.train --config medmnist:dermamnist,none,none --workdir workdir/derma_plain
   python -m lie_jax.train --config medmnist:pathmnist,etc,block,block=16 \
