@@ -208,6 +208,17 @@ def train_mole(size: int, epochs: int, batch_size: int, workdir: str) -> dict[st
           "epochs": epochs, **rows, "time_ratio": rows["mole"]["train_s"] / rows["plain"]["train_s"]}
 
 
+def _add_mole_row(out: str, section: str, size: int, row: dict[str, Any], flags: str) -> None:
+  """Adds one MoLe row (with its command and machine) to `out`'s section, keeping the rest."""
+  with open(out) as f:
+    result = json.load(f)
+  row = {**row, "command": f"python -m benchmarks.train_overhead {flags}", "machine": machine()}
+  result.setdefault(section, {})[str(size)] = row
+  print(json.dumps(row, indent=1))
+  with open(out, "w") as f:
+    json.dump(result, f, indent=1)
+
+
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--schemes", nargs="+", default=list(ciphers.SCHEMES),
@@ -228,27 +239,14 @@ def main() -> None:
   parser.add_argument("--workdir", default="workdir/mole_train", help="for --mole-train")
   args = parser.parse_args()
   if args.mole_train:
-    with open(args.out) as f:
-      result = json.load(f)
-    row = {**train_mole(args.mole_train, args.epochs, 16, args.workdir),
-           "command": f"python -m benchmarks.train_overhead --mole-train {args.mole_train}"
-                      + (f" --epochs {args.epochs}" if args.epochs != 2 else ""),
-           "machine": machine()}
-    result.setdefault("mole_training", {})[str(args.mole_train)] = row
-    print(json.dumps(row, indent=1))
-    with open(args.out, "w") as f:
-      json.dump(result, f, indent=1)
+    _add_mole_row(args.out, "mole_training", args.mole_train,
+                  train_mole(args.mole_train, args.epochs, 16, args.workdir),
+                  f"--mole-train {args.mole_train}"
+                  + (f" --epochs {args.epochs}" if args.epochs != 2 else ""))
     return
   if args.mole:
-    with open(args.out) as f:
-      result = json.load(f)
-    row = {**measure_mole(args.mole, 16, 10),
-           "command": f"python -m benchmarks.train_overhead --mole {args.mole}",
-           "machine": machine()}
-    result.setdefault("mole", {})[str(args.mole)] = row
-    print(json.dumps(row, indent=1))
-    with open(args.out, "w") as f:
-      json.dump(result, f, indent=1)
+    _add_mole_row(args.out, "mole", args.mole, measure_mole(args.mole, 16, 10),
+                  f"--mole {args.mole}")
     return
   splits = data.load_dataset("pneumoniamnist")
   batch = next(data.train_batches(splits.train, batch_size=args.batch_size, seed=0))

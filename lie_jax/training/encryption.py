@@ -146,10 +146,10 @@ def ciphertext_augmentation_error(encoder: InputEncoder) -> str | None:
   if encoder.scheme == PLAIN:
     return None
   scheme = ciphers.get_scheme(encoder.scheme)
-  if scheme.kind != "pixel" or encoder.options.get("block_size", 1) != 1:
+  block = encoder.options.get("block_size", 1)
+  if scheme.kind != "pixel" or block != 1:
     return (f"{encoder.scheme} is a {scheme.kind} cipher"
-            + (f" with {encoder.options['block_size']}x{encoder.options['block_size']} blocks"
-               if encoder.options.get("block_size", 1) != 1 else "")
+            + (f" with {block}x{block} blocks" if block != 1 else "")
             + ": a flip or shift of its ciphertexts is no ciphertext of the augmented image; "
             "augment plain images before encryption (config.data.augment) instead")
   if not encoder.per_image_keys:
