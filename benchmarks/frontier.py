@@ -15,7 +15,11 @@ hours: run it on an idle machine or a GPU, it resumes where it stopped).
 
   python -m benchmarks.frontier --measure             # measure what is missing, then write
   python -m benchmarks.frontier                       # write from the results files
-  python -m benchmarks.frontier --measure --block-sizes 4 7 --seeds 0 1 2
+  python -m benchmarks.frontier --measure --block-sizes 7 --seeds 0 1 2
+
+`--block-sizes` adds block sizes to each block scheme's own (4; huang2022's filter: 2), so
+the table keeps the schemes' defining rows and sets the others beside them; the ViT cipher's
+plain baseline is a plain ViT with the same patch size.
 
 A configuration "holds" when it is within ACCURACY_MARGIN of plain accuracy, its best attack
 identifies no more than chance + REID_MARGIN, stays below the mean-image SSIM, and no exact
@@ -24,8 +28,9 @@ realistic resolution does not restore it: 28x28 images in 4x4 blocks (49 pieces)
 small for any jigsaw, so the frontier also reads benchmarks/results/jigsaw.json (224x224 real
 scans in 16x16 blocks, `python -m benchmarks.jigsaw`) and counts a scheme broken there when
 the solver keeps at least JIGSAW_BREAK of the plain image's block adjacencies (mean over the
-images, up to the whole image's symmetry). That applies to any key mode: the solver needs
-no key and no other image.
+images, up to the whole image's symmetry); for the ViT cipher the solver first reads the
+pixel shuffle off the ciphertext (`lie_jax.attacks.pixel_layout`). That applies to any key
+mode: the solver needs no key and no other image.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from typing import Any, Sequence
 from benchmarks import accuracy
 from benchmarks.encrypt_throughput import machine
 from lie_jax import ciphers
+from lie_jax.attacks import pixel_layout
 from lie_jax.attacks import suite
 from lie_jax.configs import pneumoniamnist
 
@@ -51,13 +57,17 @@ JIGSAW_BREAK = 0.25
 DOCS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs")
 ACCURACY_MARGIN = 0.02
 REID_MARGIN = suite.REID_MARGIN  # the suite's verdict margin, one number
-# None: each scheme's own block size (28x28 PneumoniaMNIST: block sizes must divide 28).
-DEFAULT_BLOCK_SIZES = None
+# Block sizes the frontier sets beside each block scheme's own (28x28 PneumoniaMNIST: block
+# sizes must divide 28; 14 and 28 leave 4 and 1 blocks, nothing to scramble).
+DEFAULT_BLOCK_SIZES = (7,)
+IMAGE_SIZE = 28
 PLAIN_RUN = "none,none"
 # The plain baseline of each scheme: the same backbone on plain images (the ViT cipher trains a
-# ViT, whose plain accuracy differs from the small ResNet's); the best plain model is reported
-# next to it.
+# ViT, whose plain accuracy differs from the small ResNet's; `plain_run` gives it the cipher's
+# patch size); the best plain model is reported next to it.
 PLAIN_RUNS = {"vit": "none,none,vit"}
+# Huang 2022's block filter is defined for these sizes (lie_jax.ciphers.huang2022).
+HUANG2022_BLOCKS = (2, 4, 7)
 # Schemes the frontier trains: every scheme, with its own adaptation layer.
 ADAPTATION = pneumoniamnist.NATIVE_ADAPTATION
 
@@ -67,22 +77,37 @@ def _defining_mode(scheme: str) -> bool:
   return bool(pneumoniamnist.get_config(f"{scheme},{ADAPTATION[scheme]}").cipher.per_image_keys)
 
 
+def plain_run(scheme: str, block_size: int | None) -> str:
+  """The run a configuration's accuracy is compared with: the same backbone on plain images
+  (for the ViT cipher a plain ViT whose patches are the cipher's blocks)."""
+  run = PLAIN_RUNS.get(scheme, PLAIN_RUN)
+  own = ciphers.SCHEMES[scheme].options.get("block_size") if scheme in ciphers.SCHEMES else None
+  if scheme in PLAIN_RUNS and block_size is not None and block_size != own:
+    run += f",block={block_size}"
+  return run
+
+
 def configurations(block_sizes: Sequence[int] | None = DEFAULT_BLOCK_SIZES
                    ) -> list[dict[str, Any]]:
   """Every (scheme, key mode, block size) of the frontier, with its accuracy run spec.
 
-  block_sizes None: each scheme's own block size. A spec names a key mode or block size
-  only where it differs from the scheme's defining one (lie_jax/configs/pneumoniamnist.py), so
-  `le,block` is the same run in benchmarks/accuracy.py and here.
+  Each block scheme at its own block size and at every size of `block_sizes` that divides the
+  image (None or empty: its own only). A spec names a key mode or block size only where it
+  differs from the scheme's defining one (lie_jax/configs/pneumoniamnist.py), so `le,block` is
+  the same run in benchmarks/accuracy.py and here.
   """
+  extra = tuple(block_sizes or ())
+  for b in extra:
+    if b < 1 or IMAGE_SIZE % b:
+      raise ValueError(f"block size {b} does not divide the {IMAGE_SIZE}x{IMAGE_SIZE} images")
   out = []
   for name, record in ciphers.SCHEMES.items():
     modes = (False, True) if record.per_image_keys else (False,)
     own = record.options.get("block_size")
-    sizes = (None,) if own is None else ((own,) if block_sizes is None else block_sizes)
+    sizes = (None,) if own is None else tuple(dict.fromkeys((own,) + extra))
     for per_image in modes:
       for block in sizes:
-        if name == "huang2022" and block is not None and block not in (2, 4, 7):
+        if name == "huang2022" and block is not None and block not in HUANG2022_BLOCKS:
           continue
         spec = f"{name},{ADAPTATION[name]}"
         if per_image != _defining_mode(name):
@@ -101,7 +126,7 @@ def _key(scheme: str, per_image: bool, block: int | None) -> str:
 def measure_accuracy(configs, seeds: Sequence[int], workdir: str) -> None:
   """Trains every (configuration, seed) missing from accuracy.json, saving after each."""
   rows = accuracy.load(accuracy.OUT)
-  plains = [PLAIN_RUN] + sorted({PLAIN_RUNS[c["scheme"]] for c in configs
+  plains = [PLAIN_RUN] + sorted({plain_run(c["scheme"], c["block_size"]) for c in configs
                                   if c["scheme"] in PLAIN_RUNS})
   for run in plains + [c["run"] for c in configs]:
     for seed in seeds:
@@ -194,14 +219,14 @@ def frontier_rows(accuracy_result: dict, security_result: dict,
   out = []
   for c in configurations(block_sizes):
     g = groups.get(c["run"])
-    plain = groups.get(PLAIN_RUNS.get(c["scheme"], PLAIN_RUN))
+    plain = groups.get(plain_run(c["scheme"], c["block_size"]))
     attacks = by_config.get(_key(c["scheme"], c["per_image_keys"], c["block_size"]), [])
     best = best_attack(attacks)
     exact = [r for r in attacks if r.get("known_pairs_needed") is not None]
     row = {**c,
            "accuracy_mean": g and g["test_accuracy_mean"], "accuracy_std": g and
            g["test_accuracy_std"], "seeds": g and g["n"],
-           "plain_run": PLAIN_RUNS.get(c["scheme"], PLAIN_RUN),
+           "plain_run": plain_run(c["scheme"], c["block_size"]),
            "plain_accuracy_mean": plain and plain["test_accuracy_mean"],
            "best_plain_accuracy_mean": best_plain and best_plain["test_accuracy_mean"],
            "best_attack": best and best["attack"],
@@ -210,10 +235,12 @@ def frontier_rows(accuracy_result: dict, security_result: dict,
            "best_ssim": max((r["ssim_mean"] for r in attacks if r.get("attack")), default=None),
            "prior_ssim": best and best.get("prior_ssim_mean"),
            "known_pairs_needed": min((r["known_pairs_needed"] for r in exact), default=None),
-           "chosen_plaintexts_needed": min((r["chosen_plaintexts_needed"] for r in attacks
-                                            if r.get("chosen_plaintexts_needed") is not None),
-                                           default=None),
-           "exact": bool(best and (best.get("exact_fraction") or 0.0) > 0.0)}
+           # Chosen plaintexts recover a shared key; with a key per image there is none.
+           "chosen_plaintexts_needed": None if c["per_image_keys"] else min(
+               (r["chosen_plaintexts_needed"] for r in attacks
+                if r.get("chosen_plaintexts_needed") is not None), default=None),
+           "exact": bool(best and (best.get("exact_fraction") or 0.0) > 0.0),
+           "exact_fraction": best and best.get("exact_fraction")}
     scale = at_scale.get(c["scheme"])
     row["jigsaw_scale"] = scale
     row["broken_at_scale"] = bool(scale and scale["neighbour"] >= JIGSAW_BREAK)
@@ -256,19 +283,27 @@ def verdict(row: dict[str, Any]) -> str:
   if row["best_attack"] is None:
     return f"{_label(row)}: attacks not measured yet."
   parts = []
-  if row["exact"]:
+  if row["exact"] and (row["known_pairs_needed"] is not None
+                       or row["chosen_plaintexts_needed"] is not None):
     how = (f"{row['known_pairs_needed']} known images" if row["known_pairs_needed"] is not None
            else "known images")
     if row["chosen_plaintexts_needed"] is not None:
       how += f" (or {row['chosen_plaintexts_needed']} chosen ones)"
     parts.append(f"{how} recover the key and decrypt every other image exactly")
+  elif row["exact"]:  # no key recovered: an attack rebuilt some images byte for byte
+    parts.append(f"{row['best_attack']} rebuilds {100 * (row['exact_fraction'] or 0):.0f}% of "
+                 f"the images exactly and tells whose scan it is "
+                 f"{100 * (row['reid_top1'] or 0):.0f}% of the time (chance "
+                 f"{100 * (row['reid_chance_top1'] or 0):.1f}%)")
   elif row["reid_top1"] is not None and row["reid_top1"] > row["reid_chance_top1"] + REID_MARGIN:
     parts.append(f"{row['best_attack']} tells whose scan it is {100 * row['reid_top1']:.0f}% of "
                  f"the time (chance {100 * row['reid_chance_top1']:.1f}%)")
   scale = row.get("jigsaw_scale")
   if row.get("broken_at_scale"):
+    solver = ("the pixel-layout attack and the jigsaw solver put back"
+              if row["scheme"] in pixel_layout.SCHEMES else "the jigsaw solver puts back")
     parts.append(f"at {scale['size']}x{scale['size']} ({scale['block_size']}x"
-                 f"{scale['block_size']} blocks) the jigsaw solver puts back "
+                 f"{scale['block_size']} blocks) {solver} "
                  f"{100 * scale['neighbour']:.0f}% of the block adjacencies of real scans from "
                  "the ciphertext alone")
   if row["best_ssim"] is not None and row["prior_ssim"] is not None and (
@@ -368,7 +403,7 @@ def figure(rows: Sequence[dict[str, Any]], path: str) -> None:
   chance = next((r["reid_chance_top1"] for r in rows if r["reid_chance_top1"]), None)
   if chance:
     ax.axvline(100 * (chance + REID_MARGIN), color="gray", linestyle=":", linewidth=1)
-  ax.set_xlabel("best attack: top-1 re-identification (%)  [red: key recovered exactly; "
+  ax.set_xlabel("best attack: top-1 re-identification (%)  [red: images recovered exactly; "
                 "orange: jigsaw at 224 px]")
   ax.set_ylabel("test accuracy with adaptation (%)")
   ax.set_title("PneumoniaMNIST: utility against the strongest attack (square: shared key, "
@@ -380,7 +415,8 @@ def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--measure", action="store_true", help="run what is missing first")
   parser.add_argument("--block-sizes", nargs="+", type=int, default=DEFAULT_BLOCK_SIZES,
-                      help="block sizes of block schemes (default: each scheme's own)")
+                      help="block sizes set beside each block scheme's own "
+                           f"(default: {' '.join(map(str, DEFAULT_BLOCK_SIZES))})")
   parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
   parser.add_argument("--num-images", type=int, default=200)
   parser.add_argument("--train-images", type=int, default=1000)

@@ -6,7 +6,13 @@ windowed to their 0.5-99.5 percentiles). Every image is scrambled by:
   scramble        block scrambling alone (the baseline every block scheme is compared with);
   scramble+flip   block scrambling and a random flip (none, horizontal, vertical, both) per block;
   etc             the EtC cipher (lie_jax.ciphers.etc: scrambling, rotation, flip,
-                  negative-positive and, for RGB, colour shuffle per block), its own keys.
+                  negative-positive and, for RGB, colour shuffle per block), its own keys;
+  vit             the ViT cipher (lie_jax.ciphers.vit: scrambling and one pixel shuffle
+                  for all blocks of the image), its own keys: solved by
+                  `lie_jax.attacks.pixel_layout`, which reads the pixel shuffle off the
+                  blocks' statistics first, and scored up to the block's dihedral symmetry
+                  (what the layout is found up to); its rows also score the pixel layout
+                  against the key (`layout_adjacency`: share of pixel adjacencies right).
 (The `blockwise` scheme shuffles pixels inside blocks that stay in place: no jigsaw
 applies, so it is not run here.) Each puzzle is solved ciphertext-only by
 `lie_jax.attacks.jigsaw.solve` with the transforms it is known to use, and scored by
@@ -15,10 +21,13 @@ adjacencies kept), both also up to the whole image's symmetry (rotation, mirror 
 negative, colour order: what edge matching cannot decide), SSIM against the plain image
 (and the ciphertext's own SSIM) and the time per image.
 
-  python -m benchmarks.jigsaw            # all, three keys each (about 1 minute on 2 cores)
+  python -m benchmarks.jigsaw            # all, three keys each (about 2 minutes on 2 cores)
   python -m benchmarks.jigsaw --seeds 1  # one key per cell
+  python -m benchmarks.jigsaw --eval-set --scrambles scramble vit --seeds 1
+      # every base-install tile of benchmarks/eval_set.py (12 gray, 43 RGB; about 8 minutes)
+      # -> benchmarks/results/jigsaw_eval_set.json
 
-Writes benchmarks/results/jigsaw.json and prints a table.
+Writes benchmarks/results/jigsaw.json (what benchmarks/frontier.py reads) and prints a table.
 """
 
 from __future__ import annotations
@@ -37,13 +46,17 @@ from benchmarks.encrypt_throughput import machine
 from lie_jax import ciphers
 from lie_jax.attacks import jigsaw
 from lie_jax.attacks import metrics
+from lie_jax.attacks import pixel_layout
 
 SIZE = 224
 SCRAMBLES = {
     "scramble": ("shuffle",),
     "scramble+flip": ("shuffle", "flip"),
     "etc": jigsaw.SCHEME_TRANSFORMS["etc"],
+    "vit": pixel_layout.SYMMETRY,
 }
+# Scrambles that are a scheme's own cipher, encrypted with the scheme's key from the seed.
+CIPHERS = ("etc", "vit")
 
 
 def _resize(image: np.ndarray) -> np.ndarray:
@@ -75,12 +88,23 @@ def images() -> dict[str, np.ndarray]:
   return out
 
 
+def eval_set_images() -> dict[str, np.ndarray]:
+  """Every base-install tile of the realistic-resolution evaluation set, by tile name."""
+  from benchmarks import eval_set
+
+  base = [s for s in eval_set.SOURCES if s.dist in eval_set.BASE_DISTRIBUTIONS]
+  subsets, _ = eval_set.build(sources=base)
+  return {f"{subset}:{name}": image for subset in ("gray", "rgb")
+          for name, image in zip(subsets[subset].names, subsets[subset].images)}
+
+
 def scramble(image: np.ndarray, kind: str, seed: int, block_size: int) -> np.ndarray:
   """The ciphertext of `image` under scramble `kind` with key/seed `seed`."""
-  if kind == "etc":
-    key = ciphers.etc.generate_key(jax.random.key(seed), image_shape=image.shape,
-                                   block_size=block_size)
-    return np.asarray(ciphers.etc.encrypt(key, image))
+  if kind in CIPHERS:
+    scheme = ciphers.get_scheme(kind)
+    key = scheme.generate_key(jax.random.key(seed), image_shape=image.shape,
+                              block_size=block_size)
+    return np.asarray(scheme.encrypt(key, image))
   return jigsaw.scramble(image, block_size=block_size, transforms=SCRAMBLES[kind],
                          seed=seed)[0]
 
@@ -91,9 +115,19 @@ def evaluate(name: str, image: np.ndarray, kind: str, seed: int,
   cipher = scramble(image, kind, seed, block_size)
   transforms = SCRAMBLES[kind]
   start = time.perf_counter()
-  solved = jigsaw.solve(cipher, block_size=block_size, transforms=transforms)
+  extra = {}
+  if kind == "vit":  # pixel_layout.attack, with the layout kept to score it against the key
+    order = pixel_layout.recover_layout(cipher, block_size=block_size)
+    solved = jigsaw.solve(pixel_layout.unshuffle(cipher, order, block_size=block_size),
+                          block_size=block_size, transforms=("shuffle",))
+    key = ciphers.vit.generate_key(jax.random.key(seed), image_shape=image.shape,
+                                   block_size=block_size)
+    extra["layout_adjacency"] = pixel_layout.layout_adjacency(
+        order, np.asarray(key.pixel_perm), block_size=block_size, channels=image.shape[-1])
+  else:
+    solved = jigsaw.solve(cipher, block_size=block_size, transforms=transforms)
   seconds = time.perf_counter() - start
-  row = {"image": name, "channels": int(image.shape[-1]), "scramble": kind, "seed": seed,
+  row = {**extra, "image": name, "channels": int(image.shape[-1]), "scramble": kind, "seed": seed,
          "transforms": list(transforms), "seconds": seconds,
          "ssim": float(metrics.ssim(solved, image)),
          "cipher_ssim": float(metrics.ssim(cipher, image))}
@@ -108,7 +142,8 @@ def _mean_rows(rows: list[dict[str, object]]) -> list[dict[str, object]]:
   for r in rows:
     cells.setdefault((r["image"], r["scramble"]), []).append(r)
   return [{"image": i, "scramble": s, "n": len(rs),
-           **{k: float(np.mean([r[k] for r in rs])) for k in keys}}
+           **{k: float(np.mean([r[k] for r in rs])) for k in keys + ("layout_adjacency",)
+              if k in rs[0]}}
           for (i, s), rs in cells.items()]
 
 
@@ -132,10 +167,15 @@ def main() -> None:
   parser.add_argument("--images", nargs="*", default=None, help="subset of the image names")
   parser.add_argument("--scrambles", nargs="*", default=list(SCRAMBLES),
                       choices=list(SCRAMBLES))
-  parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results",
-                                                    "jigsaw.json"))
+  parser.add_argument("--eval-set", action="store_true",
+                      help="the eval set's base-install 224x224 tiles instead of the four images")
+  parser.add_argument("--out", default=None, help="default: benchmarks/results/jigsaw.json "
+                      "(with --eval-set: jigsaw_eval_set.json)")
   args = parser.parse_args()
-  pool = images()
+  if args.out is None:
+    args.out = os.path.join(os.path.dirname(__file__), "results",
+                            "jigsaw_eval_set.json" if args.eval_set else "jigsaw.json")
+  pool = eval_set_images() if args.eval_set else images()
   names = args.images or list(pool)
   unknown = sorted(set(names) - set(pool))
   if unknown:
@@ -147,13 +187,20 @@ def main() -> None:
       for seed in range(args.seeds):
         rows.append(evaluate(name, pool[name], kind, seed, args.block_size))
         r = rows[-1]
-        print(f"{name:12s} {kind:14s} seed {seed}: placement {r['placement_accuracy']:.3f} "
-              f"({r['placement_accuracy_global']:.3f} global), neighbour "
+        layout = (f"pixel layout {r['layout_adjacency']:.3f}, " if "layout_adjacency" in r
+                  else "")
+        print(f"{name[:40]:12s} {kind:14s} seed {seed}: {layout}placement "
+              f"{r['placement_accuracy']:.3f} ({r['placement_accuracy_global']:.3f} global), "
+              "neighbour "
               f"{r['neighbour_comparison']:.3f} ({r['neighbour_comparison_global']:.3f}), "
               f"SSIM {r['ssim']:.3f}, {r['seconds']:.1f} s", flush=True)
+  if args.eval_set:  # one mean per subset (gray, rgb) and scramble, over its tiles
+    for r in rows:
+      r["tile"], r["image"] = r["image"], r["image"].split(":")[0]
   means = _mean_rows(rows)
   print(table(means))
   result = {"benchmark": "jigsaw", "image_size": SIZE, "block_size": args.block_size,
+            "images": "eval set base-install tiles" if args.eval_set else "four images",
             "seeds": args.seeds, "machine": machine(),
             "wall_seconds": time.perf_counter() - start, "means": means, "rows": rows}
   os.makedirs(os.path.dirname(args.out), exist_ok=True)

@@ -31,19 +31,31 @@ SECURITY = {"data": "test", "results": [
 
 
 def test_configurations_name_runs_as_the_accuracy_benchmark_does():
-  runs = {(c["scheme"], c["per_image_keys"]): c["run"] for c in frontier.configurations()}
+  runs = {(c["scheme"], c["per_image_keys"]): c["run"] for c in frontier.configurations(None)}
   assert runs[("le", False)] == "le,block"
   assert runs[("le", True)] == "le,block,keys=per_image"
   assert runs[("pe", True)] == "pe,pixel"  # PE is defined with per-image keys
   assert runs[("pe", False)] == "pe,pixel,keys=shared"
   assert ("morph", True) not in runs
+  # Block sizes are set beside each scheme's own; the ViT's plain baseline follows the patch.
   sized = {c["run"] for c in frontier.configurations([7]) if c["scheme"] == "le"}
-  assert sized == {"le,block,block=7", "le,block,keys=per_image,block=7"}
+  assert sized == {"le,block", "le,block,block=7", "le,block,keys=per_image",
+                   "le,block,keys=per_image,block=7"}
+  huang = {c["block_size"] for c in frontier.configurations([7, 14])
+           if c["scheme"] == "huang2022"}
+  assert huang == {2, 7}  # its filter is defined for 2, 4 and 7 only
+  assert frontier.plain_run("vit", 7) == "none,none,vit,block=7"
+  assert frontier.plain_run("vit", 4) == "none,none,vit"
+  assert frontier.plain_run("le", 7) == "none,none"
+  assert frontier.configurations([7]) == frontier.configurations()  # the default adds B=7
+  import pytest
+  with pytest.raises(ValueError, match="does not divide"):
+    frontier.configurations([5])
 
 
 def test_rows_pick_the_strongest_attack_and_judge_the_target():
   rows = {(r["scheme"], r["per_image_keys"]): r
-          for r in frontier.frontier_rows(ACCURACY, SECURITY)}
+          for r in frontier.frontier_rows(ACCURACY, SECURITY, None)}
   le = rows[("le", False)]
   assert le["best_attack"] == "known_plaintext_exact" and le["exact"]
   assert le["accuracy_mean"] == 0.86 and le["seeds"] == 2
@@ -74,7 +86,7 @@ def test_each_configuration_is_compared_with_its_own_backbone_on_plain_images():
   security = {"results": SECURITY["results"] + [
       {**_attack("vit", "gan", True, ssim_mean=0.5, reid_top1=0.01), "block_size": 4}]}
   rows = {(r["scheme"], r["per_image_keys"]): r
-          for r in frontier.frontier_rows(accuracy, security)}
+          for r in frontier.frontier_rows(accuracy, security, None)}
   vit = rows[("vit", True)]
   assert vit["plain_run"] == "none,none,vit" and vit["plain_accuracy_mean"] == 0.80
   assert vit["best_plain_accuracy_mean"] == 0.85  # none,none: mean of 0.86 and 0.84
@@ -86,7 +98,7 @@ def test_each_configuration_is_compared_with_its_own_backbone_on_plain_images():
 
 
 def test_strongest_is_the_weakest_best_attack_within_the_accuracy_margin():
-  rows = frontier.frontier_rows(ACCURACY, SECURITY)
+  rows = frontier.frontier_rows(ACCURACY, SECURITY, None)
   best = frontier.strongest(rows)
   # le shared: exact; le per-image: 25 points down; pe per-image: 1 point down, no exact.
   assert (best["scheme"], best["per_image_keys"]) == ("pe", True)
@@ -111,12 +123,12 @@ def test_a_scheme_the_jigsaw_restores_at_224_px_never_holds_nor_becomes_the_defa
   security = {"results": SECURITY["results"] + [
       _attack("etc", "gan", True, ssim_mean=0.4, reid_top1=0.005)]}
   plain_rows = {(r["scheme"], r["per_image_keys"]): r
-                for r in frontier.frontier_rows(accuracy, security)}
+                for r in frontier.frontier_rows(accuracy, security, None)}
   # At 28x28 EtC with per-image keys looks best (re-id at chance, no accuracy cost) ...
   assert frontier.holds(plain_rows[("etc", True)]) is True
   assert frontier.strongest(list(plain_rows.values()))["scheme"] == "etc"
   rows = {(r["scheme"], r["per_image_keys"]): r
-          for r in frontier.frontier_rows(accuracy, security, jigsaw_result=JIGSAW)}
+          for r in frontier.frontier_rows(accuracy, security, None, JIGSAW)}
   etc = rows[("etc", True)]
   # ... but the jigsaw keeps (0.9 + 0.5) / 2 = 70% of the adjacencies at 224 px, any key mode.
   assert etc["jigsaw_scale"]["neighbour"] == 0.7 and etc["broken_at_scale"]
@@ -152,3 +164,43 @@ def test_the_defaults_follow_the_measured_frontier():
   assert (config.cipher.name, config.cipher.per_image_keys) == (best["scheme"],
                                                                 best["per_image_keys"])
   assert config.model.adaptation == frontier.ADAPTATION[best["scheme"]]
+
+
+def test_block_size_rows_sit_beside_the_own_ones_and_the_vit_cipher_is_judged_at_224_px():
+  accuracy = {"results": ACCURACY["results"] + [
+      _acc("none,none,vit", 0.80), _acc("none,none,vit,block=7", 0.82),
+      _acc("vit,none,keys=per_image", 0.79), _acc("vit,none,keys=per_image,block=7", 0.70)]}
+  security = {"results": SECURITY["results"] + [
+      {**_attack("vit", "gan", True, reid_top1=0.01), "block_size": 4},
+      {**_attack("vit", "jigsaw", True, reid_top1=0.01), "block_size": 7}]}
+  jig = {"image_size": 224, "block_size": 16, "means": [_jigsaw_mean("vit", "ct", 1.0)]}
+  rows = {(r["scheme"], r["per_image_keys"], r["block_size"]): r
+          for r in frontier.frontier_rows(accuracy, security, [7], jig)}
+  own, seven = rows[("vit", True, 4)], rows[("vit", True, 7)]
+  assert (own["plain_run"], own["plain_accuracy_mean"]) == ("none,none,vit", 0.80)
+  assert (seven["plain_run"], seven["plain_accuracy_mean"]) == ("none,none,vit,block=7", 0.82)
+  assert seven["best_attack"] == "jigsaw" and own["best_attack"] == "gan"
+  # At 28 px neither is re-identified, and B=4 is 1 point from its plain ViT: it would hold,
+  # but one ciphertext at 224 px gives the ViT cipher away in any key mode.
+  assert own["broken_at_scale"] and seven["broken_at_scale"]
+  assert frontier.holds(own) is False
+  assert ("the pixel-layout attack and the jigsaw solver put back 100% of the block "
+          "adjacencies") in own["verdict"]
+  assert "it costs 12.0 points of accuracy" in seven["verdict"]
+  text = frontier.markdown(list(rows.values()), accuracy, security)
+  assert "| vit (per-image keys, B=7) | 70.0 (1) | 82.0 (`none,none,vit,block=7`) |" in text
+
+
+def test_an_exact_rebuild_without_a_key_is_not_called_key_recovery():
+  accuracy = {"results": ACCURACY["results"] + [_acc("vit,none,keys=per_image,block=7", 0.7)]}
+  security = {"results": SECURITY["results"] + [
+      {**_attack("vit", "chosen_plaintext", True, ssim_mean=0.1, chosen_plaintexts_needed=3),
+       "block_size": 7},
+      {**_attack("vit", "jigsaw", True, exact_fraction=0.25, ssim_mean=0.7, reid_top1=0.6),
+       "block_size": 7}]}
+  row = next(r for r in frontier.frontier_rows(accuracy, security, [7])
+             if (r["scheme"], r["per_image_keys"], r["block_size"]) == ("vit", True, 7))
+  assert row["exact"] and row["chosen_plaintexts_needed"] is None  # no shared key to choose for
+  assert "recover the key" not in row["verdict"]
+  assert ("jigsaw rebuilds 25% of the images exactly and tells whose scan it is 60% of the "
+          "time (chance 0.5%)") in row["verdict"]

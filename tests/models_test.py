@@ -287,6 +287,20 @@ def test_ele_adaptation_layout(adapted_models):
                                rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("block_size,features", [(2, 256), (4, 256), (7, 294), (14, 392)])
+def test_ele_features_default_to_the_papers_256_rounded_to_whole_pixels(block_size, features):
+  from lie_jax.models.adaptation import ELEAdaptation
+
+  layer = ELEAdaptation(in_channels=1, block_size=block_size, image_size=(28, 28),
+                        rngs=nnx.Rngs(0))
+  assert layer.kernel.shape[-1] == features and features % block_size ** 2 == 0
+  out = forward(layer, jnp.zeros((1, 28, 28, 1)))
+  assert out.shape == (1, 28, 28, features // block_size ** 2)
+  with pytest.raises(ValueError, match="divisible by block_size"):
+    ELEAdaptation(in_channels=1, block_size=7, image_size=(28, 28), features=256,
+                  rngs=nnx.Rngs(0))
+
+
 def test_depth_to_space_inverts_blockify():
   # Hand-made: one 2x2 image with 2 channels, values 10 * row + 5 * col + channel.
   x = np.array([[[0, 1], [5, 6]], [[10, 11], [15, 16]]], np.float32)[None]

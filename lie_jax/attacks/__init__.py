@@ -13,6 +13,8 @@ Modules::
   jigsaw:                  ciphertext-only jigsaw solver: rotation, flip, negative-positive
                            and colour per piece, global placement; placement and neighbour
                            comparison scores.
+  pixel_layout:            ciphertext-only recovery of a pixel shuffle shared by an image's
+                           blocks (the ViT cipher, any key mode), then the jigsaw.
   known_plaintext:         known-plaintext least-squares recovery of morph's matrix.
   reidentification:        top-k re-identification of reconstructions among candidates.
   suite:                   the registry ATTACKS and `run_attack`.
@@ -38,6 +40,7 @@ from lie_jax.attacks import jigsaw
 from lie_jax.attacks import known_plaintext
 from lie_jax.attacks import known_plaintext_exact
 from lie_jax.attacks import metrics
+from lie_jax.attacks import pixel_layout
 from lie_jax.attacks import reidentification
 from lie_jax.attacks import report
 from lie_jax.attacks import suite
@@ -51,5 +54,6 @@ from lie_jax.attacks.suite import run_attack
 __all__ = [
     "ATTACKS", "AttackResult", "run_attack", "applicable_attacks", "ssim", "psnr", "metrics",
     "chosen_plaintext", "feature_reconstruction", "gan", "inverse_network", "jigsaw",
-    "known_plaintext", "known_plaintext_exact", "reidentification", "report", "suite",
+    "known_plaintext", "known_plaintext_exact", "pixel_layout", "reidentification", "report",
+    "suite",
 ]

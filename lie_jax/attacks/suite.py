@@ -52,6 +52,7 @@ from lie_jax.attacks import jigsaw
 from lie_jax.attacks import known_plaintext
 from lie_jax.attacks import known_plaintext_exact
 from lie_jax.attacks import metrics
+from lie_jax.attacks import pixel_layout
 from lie_jax.attacks import reidentification
 
 # What each attack needs of a scheme, read off its `ciphers.Scheme` record.
@@ -85,7 +86,7 @@ ATTACK_DESCRIPTIONS = {
                        "block-position mixing, early stopping",
     "gan": "known-plaintext GAN inversion (SIA-GAN, Madono et al. 2020)",
     "jigsaw": "ciphertext-only jigsaw solver (rotation, flip, negative-positive; global "
-              "placement)",
+              "placement; for the ViT cipher after reading its pixel shuffle off the blocks)",
     "known_plaintext_linear": "known-plaintext least-squares solve for morph's matrix, inverted",
 }
 # Attacks that need the attacker's known plaintexts (train_images).
@@ -154,7 +155,7 @@ class AttackResult:
     known_pairs_needed: known (plain, cipher) pairs that recover the key exactly
       (known_plaintext_exact; None when the pool did not suffice or for other attacks).
     chosen_plaintexts_needed: chosen plaintexts that do (chosen_plaintext,
-      known_plaintext_exact), else None.
+      known_plaintext_exact; shared keys only), else None.
     details: attack-specific facts (training steps run, pool size, ...).
     key_space_bits: effective key-space bits (min of nominal and PRNG).
     nominal_key_space_bits: the scheme's nominal key space.
@@ -291,8 +292,9 @@ def run_attack(attack: str, scheme: str, images: ArrayLike, *, key: jax.Array,
   if attack == "chosen_plaintext":
     recovered, _ = chosen_plaintext.attack(oracle, encrypted, scheme=scheme,
                                            block_size=block_size)
-    extra["chosen_plaintexts_needed"] = known_plaintext_exact.min_chosen_plaintexts(
-        scheme, image_shape, opts)
+    if not per_image_keys:  # chosen images recover a shared key; per image there is none
+      extra["chosen_plaintexts_needed"] = known_plaintext_exact.min_chosen_plaintexts(
+          scheme, image_shape, opts)
   elif attack == "known_plaintext_exact":
     recovered, extra = _known_plaintext_exact(scheme, opts, oracle, train, plain, encrypted)
   elif attack == "fr_basic":
@@ -314,8 +316,14 @@ def run_attack(attack: str, scheme: str, images: ArrayLike, *, key: jax.Array,
                                                                copies=opts.get("copies", 1))
   else:  # jigsaw
     transforms = jigsaw.SCHEME_TRANSFORMS.get(scheme, ("shuffle",))
-    recovered = jigsaw.solve(encrypted, block_size=block_size, transforms=transforms,
-                             reference=mean_image, progress=progress)
+    if scheme in pixel_layout.SCHEMES and opts.get("pixel_shuffling", True):
+      # One pixel shuffle for all blocks of an image: read it off and undo it first.
+      recovered = pixel_layout.attack(encrypted, block_size=block_size, reference=mean_image,
+                                      progress=progress)
+      transforms = pixel_layout.SYMMETRY
+    else:
+      recovered = jigsaw.solve(encrypted, block_size=block_size, transforms=transforms,
+                               reference=mean_image, progress=progress)
     scores = jigsaw.scores(recovered, plain, block_size=block_size, transforms=transforms)
     extra["placement_accuracy"] = scores["placement_accuracy"]
     extra["neighbour_comparison"] = scores["neighbour_comparison"]

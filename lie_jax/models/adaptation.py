@@ -114,6 +114,7 @@ class BlockAdaptation(nnx.Module):
 
 
 PERMUTATION_INITS = ("identity", "uniform")
+ELE_FEATURES = 256  # channels of every ELE sub-network in the paper (B = 4)
 
 
 class ELEAdaptation(nnx.Module):
@@ -138,8 +139,8 @@ class ELEAdaptation(nnx.Module):
     in_channels: C of the inputs [N, H, W, C] float32.
     block_size: B, the cipher's block size.
     image_size: (H, W) of the inputs; B must divide both.
-    features: F, channels of every sub-network (the paper's 256);
-      B*B must divide it.
+    features: F, channels of every sub-network; B*B must divide it. None: the
+      paper's 256 (B = 4), rounded up to a multiple of B*B (294 for B = 7).
     negative_slope: of the LeakyReLU (0.2 is our choice, not the paper's).
     permutation_init: "identity" or "uniform".
     penalty_weight: factor of this layer's penalties in `auxiliary_loss`
@@ -150,11 +151,13 @@ class ELEAdaptation(nnx.Module):
   """
 
   def __init__(self, *, in_channels: int, block_size: int, image_size: tuple[int, int],
-               features: int = 256, negative_slope: float = 0.2,
+               features: int | None = None, negative_slope: float = 0.2,
                permutation_init: str = "identity", penalty_weight: float = 1e-2,
                rngs: nnx.Rngs):
     h, w = image_size
     b = check_block_size(block_size, (h, w), "ELEAdaptation block_size")
+    if features is None:
+      features = -(-ELE_FEATURES // (b * b)) * (b * b)
     if features % (b * b):
       raise ValueError(f"ELEAdaptation: features={features} must be divisible by "
                        f"block_size**2 = {b * b} (pixel shuffle)")
