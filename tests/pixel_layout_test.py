@@ -87,6 +87,18 @@ def test_planted_vit_key_layout_is_found_from_one_ciphertext(channels, seed):
   assert max(found) == len(pieces)
 
 
+def test_a_grayscale_scan_stored_as_colour_is_laid_out_by_pixel():
+  gray = _fundus(1)
+  image = np.repeat(gray, 3, axis=-1)  # equal channels: which copy is which cannot be told
+  cipher, perm = _vit_cipher(image, 4)
+  order = pixel_layout.recover_layout(cipher, block_size=B)
+  assert sorted(order) == list(range(B * B * 3))
+  assert pixel_layout.layout_adjacency(order, perm, block_size=B, channels=3) == 1.0
+  # Every slot's three values are one pixel's.
+  pixel_of = perm[order].reshape(-1, 3) // 3
+  assert (pixel_of == pixel_of[:, :1]).all()
+
+
 def test_the_attack_restores_the_image_up_to_its_symmetry_and_a_reference_orients_it():
   image = _fundus(1, size=SIZE_224)
   cipher, _ = _vit_cipher(image, 3, B_224)

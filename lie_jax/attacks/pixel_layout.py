@@ -23,10 +23,14 @@ ciphertext and then solves the remaining block scrambling as a jigsaw:
    cells; the layout of least cost over the k tried wins.
 4. Channels (RGB): values of one channel at neighbouring pixels are closer
    than values of two channels, so the nearest-neighbour graph falls apart
-   into one part per channel (split by mean value when it does not); each
-   channel's grid is recovered as in 2-3 and turned onto the brightest
-   channel's so that the values of one pixel meet (R >= G >= B: the jigsaw
-   solver's colour prior for fundus photos and H&E slides).
+   into one part per channel (split by mean value when it does not), ordered
+   brightest first (R >= G >= B: the jigsaw solver's colour prior for fundus
+   photos and H&E slides). Two layouts are made: each channel's grid as in
+   2-3, turned onto the first channel's so that the values of one pixel meet;
+   and the pixels paired across channels first (optimal assignment) and laid
+   out once with the evidence of all channels. The one of lower cost (layout
+   costs plus D within each pixel) is kept. A grayscale scan stored as colour
+   (equal channels: positions come in identical triples) is laid out by pixel.
 5. The layout is found up to the block's dihedral symmetry, the same for all
    blocks: the unshuffled blocks are then the plain blocks turned by one
    common transform, which is a block-scrambled copy of the plain image
@@ -37,7 +41,7 @@ ciphertext and then solves the remaining block scrambling as a jigsaw:
 No key, no other image and no training: each ciphertext is attacked on its
 own, so per-image keys do not help. It needs enough blocks for the statistics
 (224 x 224 in 16 x 16 blocks: 196 samples of 256 positions recover the layout
-exactly on every grayscale scan tried, `benchmarks/jigsaw.py`; RGB on 21 of 43
+exactly on every grayscale scan tried, `benchmarks/jigsaw.py`; RGB on 25 of 43
 tiles: it fails where the channels cannot be told apart or the tile is mostly
 noisy background); on 28 x 28 images in 4 x 4 blocks the jigsaw step fails for
 lack of pieces, as every jigsaw does there, while 7 x 7 blocks (16 pieces)
@@ -259,8 +263,9 @@ def recover_layout(image: ArrayLike, *, block_size: int,
   Returns:
     order [d] int: `order[s]` is the cipher position (index into the block's
     B*B*C values, "hwc") that goes to plain slot s; unshuffle a block with
-    `block[order]`. RGB: each channel's grid is recovered on its own and turned
-    to fit the first (brightest) channel's, pixel by pixel.
+    `block[order]`. RGB: of two layouts, each channel's grid found on its own
+    and turned onto the first (brightest) channel's, or the pixels paired
+    across channels first and laid out once, the one of lower cost.
   """
   image = _check(image, block_size)
   neighbours = tuple(neighbours)
@@ -270,18 +275,66 @@ def recover_layout(image: ArrayLike, *, block_size: int,
   dist = position_distances(image, block_size=block_size)
   if channels == 1:
     return _gray_layout(dist, block_size, neighbours, refine)
-  grids = []
-  for group in _channel_groups(image, dist, block_size, CHANNEL_NEIGHBOURS):
-    grids.append(group[_gray_layout(dist[np.ix_(group, group)], block_size, neighbours,
-                                    refine)])
-  symmetries = _dihedral_slots(block_size)
+  equal = _equal_channels(image, block_size)
+  if equal is not None:  # which copy is which channel does not matter
+    return _pixel_layout(dist, equal, block_size, neighbours, refine)
+  groups = _channel_groups(image, dist, block_size, CHANNEL_NEIGHBOURS)
+  candidates = [_per_channel_layout(dist, groups, block_size, neighbours, refine),
+                _pixel_layout(dist, _pair_pixels(dist, groups), block_size, neighbours,
+                              refine)]
+  return min(candidates, key=lambda order: _rgb_cost(order, dist, block_size, channels))
+
+
+def _rgb_cost(order: np.ndarray, dist: np.ndarray, block_size: int, channels: int) -> float:
+  """Each channel's layout cost plus D between the values given to one pixel."""
+  within = sum(layout_cost(order[c::channels], dist, block_size) for c in range(channels))
+  pixel = sum(float(dist[order[0::channels], order[c::channels]].sum())
+              for c in range(1, channels))
+  return within + pixel
+
+
+def _per_channel_layout(dist: np.ndarray, groups: list[np.ndarray], block_size: int,
+                        neighbours: tuple[int, ...], refine: bool) -> np.ndarray:
+  """Each channel's grid on its own, turned so that its values meet the first channel's."""
+  grids = [g[_gray_layout(dist[np.ix_(g, g)], block_size, neighbours, refine)]
+           for g in groups]
+  channels = len(groups)
   order = np.empty(len(dist), np.int64)
   order[0::channels] = grids[0]
-  for c in range(1, channels):  # the symmetry that puts each value next to its pixel's
-    turned = min((grids[c][s] for s in symmetries),
-                 key=lambda g: float(dist[grids[0], g].sum()))
-    order[c::channels] = turned
+  for c in range(1, channels):
+    order[c::channels] = min((grids[c][s] for s in _dihedral_slots(block_size)),
+                             key=lambda g: float(dist[grids[0], g].sum()))
   return order
+
+
+def _pair_pixels(dist: np.ndarray, groups: list[np.ndarray]) -> np.ndarray:
+  """[d / C, C]: each first-channel position with the closest position of every other channel
+  (optimal assignment): the cipher positions of one pixel, when the pairing succeeds."""
+  pixels = [groups[0]]
+  for g in groups[1:]:
+    _, col = optimize.linear_sum_assignment(dist[np.ix_(groups[0], g)])
+    pixels.append(g[col])
+  return np.stack(pixels, 1)
+
+
+def _pixel_layout(dist: np.ndarray, pixels: np.ndarray, block_size: int,
+                  neighbours: tuple[int, ...], refine: bool) -> np.ndarray:
+  """One grid for the pixels ([d / C, C] cipher positions each), with the evidence of all
+  channels summed. Better where one channel alone is too noisy; worse where the pairing
+  fails."""
+  joint = sum(dist[np.ix_(pixels[:, c], pixels[:, c])] for c in range(pixels.shape[1]))
+  return pixels[_gray_layout(joint, block_size, neighbours, refine)].reshape(-1)
+
+
+def _equal_channels(image: np.ndarray, block_size: int) -> np.ndarray | None:
+  """[d / C, C] positions of each pixel when every pixel's channels are equal in every block
+  (a grayscale scan stored as colour), else None."""
+  columns = blockify(image, block_size=block_size).T
+  _, inverse, counts = np.unique(columns, axis=0, return_inverse=True, return_counts=True)
+  c = image.shape[-1]
+  if len(counts) != len(columns) // c or not (counts == c).all():
+    return None
+  return np.argsort(inverse.reshape(-1), kind="stable").reshape(-1, c)
 
 
 def unshuffle(image: ArrayLike, order: ArrayLike, *, block_size: int) -> np.ndarray:
