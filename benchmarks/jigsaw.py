@@ -116,10 +116,8 @@ def evaluate(name: str, image: np.ndarray, kind: str, seed: int,
   transforms = SCRAMBLES[kind]
   start = time.perf_counter()
   extra = {}
-  if kind == "vit":  # pixel_layout.attack, with the layout kept to score it against the key
-    order = pixel_layout.recover_layout(cipher, block_size=block_size)
-    solved = jigsaw.solve(pixel_layout.unshuffle(cipher, order, block_size=block_size),
-                          block_size=block_size, transforms=("shuffle",))
+  if kind == "vit":  # the layout kept to score it against the key
+    solved, (order,) = pixel_layout.attack(cipher, block_size=block_size, return_layouts=True)
     key = ciphers.vit.generate_key(jax.random.key(seed), image_shape=image.shape,
                                    block_size=block_size)
     extra["layout_adjacency"] = pixel_layout.layout_adjacency(

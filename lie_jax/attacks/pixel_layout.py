@@ -64,6 +64,8 @@ Example:
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from jax.typing import ArrayLike
 from scipy import optimize
@@ -121,16 +123,21 @@ def position_distances(image: ArrayLike, *, block_size: int) -> np.ndarray:
   return np.maximum(d, 0.0)
 
 
+def _nearest(dist: np.ndarray, neighbours: int) -> tuple[np.ndarray, np.ndarray]:
+  """(rows, cols) of the graph joining every position to its `neighbours` nearest by D."""
+  d = len(dist)
+  k = min(neighbours, d - 1)
+  nn = np.argpartition(dist + np.diag(np.full(d, np.inf)), k - 1, axis=1)[:, :k]
+  return np.repeat(np.arange(d), k), nn.ravel()
+
+
 def _embed(dist: np.ndarray, neighbours: int) -> np.ndarray:
   """Isomap: kNN graph with edge lengths sqrt(D), geodesic distances, classical MDS -> [d, 2]."""
   d = len(dist)
-  masked = dist + np.diag(np.full(d, np.inf))
-  k = min(neighbours, d - 1)
-  nn = np.argpartition(masked, k - 1, axis=1)[:, :k]
-  rows = np.repeat(np.arange(d), k)
+  rows, cols = _nearest(dist, neighbours)
   # A zero distance (equal values in every block) still joins the two positions.
-  lengths = np.sqrt(dist[rows, nn.ravel()]) + 1e-6
-  graph = sparse.coo_matrix((lengths, (rows, nn.ravel())), shape=(d, d)).tocsr()
+  lengths = np.sqrt(dist[rows, cols]) + 1e-6
+  graph = sparse.coo_matrix((lengths, (rows, cols)), shape=(d, d)).tocsr()
   geo = csgraph.shortest_path(graph, directed=False)
   if not np.isfinite(geo).all():  # disconnected parts (flat regions): put them far apart
     geo[~np.isfinite(geo)] = 2.0 * geo[np.isfinite(geo)].max()
@@ -162,14 +169,16 @@ def _snap(points: np.ndarray, block_size: int) -> np.ndarray:
   return best[1]
 
 
-def _grid_neighbours(block_size: int) -> list[np.ndarray]:
+@functools.lru_cache(maxsize=8)
+def _grid_neighbours(block_size: int) -> tuple[np.ndarray, ...]:
+  """The 4-neighbour cells of every cell of the B x B grid (row-major), computed once."""
   out = []
   for cell in range(block_size * block_size):
     r, q = divmod(cell, block_size)
     out.append(np.array([(r + dr) * block_size + q + dq
                          for dr, dq in ((0, 1), (1, 0), (0, -1), (-1, 0))
                          if 0 <= r + dr < block_size and 0 <= q + dq < block_size]))
-  return out
+  return tuple(out)
 
 
 def _refine(order: np.ndarray, dist: np.ndarray, block_size: int) -> np.ndarray:
@@ -207,11 +216,8 @@ def _channel_groups(image: np.ndarray, dist: np.ndarray, block_size: int,
   channel; when it does not, the positions are split by their mean value.
   """
   d, c = len(dist), image.shape[-1]
-  masked = dist + np.diag(np.full(d, np.inf))
-  k = min(neighbours, d - 1)
-  nn = np.argpartition(masked, k - 1, axis=1)[:, :k]
-  graph = sparse.coo_matrix((np.ones(nn.size), (np.repeat(np.arange(d), k), nn.ravel())),
-                            shape=(d, d))
+  rows, cols = _nearest(dist, neighbours)
+  graph = sparse.coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(d, d))
   count, label = csgraph.connected_components(graph, directed=False)
   means = blockify(image.astype(np.float64), block_size=block_size).mean(0)
   if count == c and (np.bincount(label) == d // c).all():
@@ -363,18 +369,21 @@ def layout_adjacency(order: ArrayLike, perm: ArrayLike, *, block_size: int,
 
 
 def attack(images: ArrayLike, *, block_size: int, reference: ArrayLike | None = None,
-           progress: bool = False) -> np.ndarray:
+           return_layouts: bool = False,
+           progress: bool = False) -> np.ndarray | tuple[np.ndarray, list[np.ndarray]]:
   """Recovers block-scrambled, pixel-shuffled images (the ViT cipher), each on its own.
 
   Args:
     images: [H, W, C] or [N, H, W, C] uint8 ciphertexts.
     block_size: B.
     reference: optional [H, W, C] image of the kind expected, fixing the global orientation.
+    return_layouts: also return every image's `recover_layout` order.
     progress: show a progress bar.
 
   Returns:
     The reconstructions, same shape and dtype: the plain images up to one dihedral
-    symmetry of the whole image (when the layout and the jigsaw succeed).
+    symmetry of the whole image (when the layout and the jigsaw succeed); with
+    `return_layouts`, (reconstructions, list of orders).
   """
   images = np.asarray(images)
   single = images.ndim == 3
@@ -387,15 +396,17 @@ def attack(images: ArrayLike, *, block_size: int, reference: ArrayLike | None = 
     loop = tqdm(loop, desc="pixel layout + jigsaw")
   ref = None if reference is None else np.asarray(reference, np.float64)
   out = np.empty_like(batch)
+  layouts = []
   for i in loop:
-    blocks = unshuffle(batch[i], recover_layout(batch[i], block_size=block_size),
-                       block_size=block_size)
+    layouts.append(recover_layout(batch[i], block_size=block_size))
+    blocks = unshuffle(batch[i], layouts[-1], block_size=block_size)
     solved = jigsaw.solve(blocks, block_size=block_size, transforms=("shuffle",))
     if ref is not None:  # the global symmetry closest to the reference
       options = [_whole_dihedral(solved, k) for k in range(8)]
       solved = min(options, key=lambda o: float(((o - ref) ** 2).mean()))
     out[i] = solved
-  return out[0] if single else out
+  result = out[0] if single else out
+  return (result, layouts) if return_layouts else result
 
 
 def _whole_dihedral(image: np.ndarray, k: int) -> np.ndarray:
