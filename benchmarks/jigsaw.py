@@ -98,28 +98,28 @@ def eval_set_images() -> dict[str, np.ndarray]:
           for name, image in zip(subsets[subset].names, subsets[subset].images)}
 
 
-def scramble(image: np.ndarray, kind: str, seed: int, block_size: int) -> np.ndarray:
-  """The ciphertext of `image` under scramble `kind` with key/seed `seed`."""
+def scramble(image: np.ndarray, kind: str, seed: int,
+             block_size: int) -> tuple[np.ndarray, object | None]:
+  """(ciphertext of `image` under scramble `kind` with key/seed `seed`, the scheme's key for
+  the scrambles that are a scheme's cipher, else None)."""
   if kind in CIPHERS:
     scheme = ciphers.get_scheme(kind)
     key = scheme.generate_key(jax.random.key(seed), image_shape=image.shape,
                               block_size=block_size)
-    return np.asarray(scheme.encrypt(key, image))
+    return np.asarray(scheme.encrypt(key, image)), key
   return jigsaw.scramble(image, block_size=block_size, transforms=SCRAMBLES[kind],
-                         seed=seed)[0]
+                         seed=seed)[0], None
 
 
 def evaluate(name: str, image: np.ndarray, kind: str, seed: int,
              block_size: int) -> dict[str, object]:
   """One row: scores of the solver on one scrambled image."""
-  cipher = scramble(image, kind, seed, block_size)
+  cipher, key = scramble(image, kind, seed, block_size)
   transforms = SCRAMBLES[kind]
   start = time.perf_counter()
   extra = {}
   if kind == "vit":  # the layout kept to score it against the key
     solved, (order,) = pixel_layout.attack(cipher, block_size=block_size, return_layouts=True)
-    key = ciphers.vit.generate_key(jax.random.key(seed), image_shape=image.shape,
-                                   block_size=block_size)
     extra["layout_adjacency"] = pixel_layout.layout_adjacency(
         order, np.asarray(key.pixel_perm), block_size=block_size, channels=image.shape[-1])
   else:

@@ -7,6 +7,19 @@ from --seed. Runs the same library function as `lie-jax security-report`
 and writes benchmarks/results/security.json (and, with --figure, a PNG).
 
   python -m benchmarks.security
+
+At realistic resolution (`--eval-set`): the 224x224 grayscale tiles of the evaluation set
+(`python -m benchmarks.eval_set`; with the `evalset` extra, 184 tiles of 10 source images),
+every third tile a victim, the others the attacker's known plaintexts (tiles of the same
+source images: an attacker who holds other views of the victims' scans), per-image keys
+(shared keys fall to `known_plaintext_exact` from a few pairs at any size, see
+benchmarks/known_pairs.py). Block schemes use 16x16 blocks (the ViT setting), Huang 2022
+its filter of the default configuration (2x2). The learned attacks are capped at --steps
+(default 100 here: about a minute each on 2 cores; their scores are lower bounds).
+
+  python -m benchmarks.eval_set --out workdir/eval_set
+  python -m benchmarks.security --eval-set workdir/eval_set/eval_set.npz --schemes pe huang2022
+      # -> benchmarks/results/security_224.json
 """
 
 from __future__ import annotations
@@ -16,46 +29,133 @@ import json
 import os
 import time
 
+import numpy as np
+
 from benchmarks.encrypt_throughput import machine
+from lie_jax import ciphers
 from lie_jax import data
 from lie_jax.attacks import report
+
+EVAL_SET_BLOCK = 16
+EVAL_SET_STEPS = 100
+# Schemes run at their own block size on the eval set: Huang 2022's filter keeps one value per
+# block (16x16 would average the image away; the default configuration uses 2x2).
+OWN_BLOCK = ("huang2022",)
+PER_IMAGE_SCHEMES = [s for s in ciphers.SCHEMES if ciphers.get_scheme(s).per_image_keys]
+
+
+def eval_set_split(path: str) -> tuple[object, object, str]:
+  """(victims, known plaintexts, description) from an eval_set.npz's grayscale tiles."""
+  from benchmarks import eval_set
+
+  tiles = eval_set.load(path)["gray"].images
+  if len(tiles) < 6:
+    raise ValueError(f"{path} holds {len(tiles)} grayscale tiles; at least 6 are needed")
+  victims = tiles[::3]
+  known = np.concatenate([tiles[1::3], tiles[2::3]])
+  return victims, known, (f"{path} gray tiles[::3] ({len(victims)} victims), the other "
+                          f"{len(known)} tiles (known plaintexts)")
+
+
+def _eval_set_report(victims, known, *, args, skipped: list[str]) -> list:
+  """Per-image-key runs on the eval set, each scheme at its block size (OWN_BLOCK or 16)."""
+  schemes = args.schemes or PER_IMAGE_SCHEMES
+  results = []
+  for scheme in schemes:
+    own = ciphers.SCHEMES[scheme].options.get("block_size")
+    block = own if scheme in OWN_BLOCK else (args.block_size or EVAL_SET_BLOCK)
+    results += report.security_report(
+        victims, known, seed=args.seed, block_size=block or EVAL_SET_BLOCK,
+        steps=args.steps or EVAL_SET_STEPS, schemes=[scheme], key_modes=[True],
+        skipped=skipped)
+  return results
+
+
+def _earlier_rows(out: str, described: str, steps: int, schemes: list[str],
+                  ) -> tuple[list[dict], list[str], list[str]]:
+  """(rows, not-run lines, schemes) of an earlier --eval-set run in `out` on the same tiles with
+  the same step cap, for the schemes this run does not repeat; nothing when `out` is missing,
+  unreadable or from other settings (it is then overwritten)."""
+  try:
+    with open(out) as f:
+      prev = json.load(f)
+    if prev.get("data") != described or prev.get("learned_attack_steps") != steps:
+      return [], [], []
+    rows = [r for r in prev["results"] if r["scheme"] not in schemes]
+    lines = [line for line in prev.get("not_run", [])
+             if isinstance(line, str) and line.split(" ", 1)[0] not in schemes]
+  except (OSError, ValueError, KeyError, TypeError, AttributeError):
+    return [], [], []
+  return rows, lines, sorted({r["scheme"] for r in rows})
+
 
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--num-images", type=int, default=200)
   parser.add_argument("--train-images", type=int, default=1000)
-  parser.add_argument("--block-size", type=int, default=4)
+  parser.add_argument("--block-size", type=int, default=None,
+                      help="B of the block schemes (default 4; with --eval-set 16)")
   parser.add_argument("--steps", type=int, default=None,
                       help="step cap of the learned attacks (default: their own, with early "
                            "stopping)")
   parser.add_argument("--seed", type=int, default=0)
-  parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results",
-                                                    "security.json"))
+  parser.add_argument("--eval-set", default=None, metavar="NPZ",
+                      help="attack the 224x224 tiles of this eval_set.npz, per-image keys")
+  parser.add_argument("--schemes", nargs="+", default=None,
+                      choices=PER_IMAGE_SCHEMES,
+                      help="with --eval-set: these schemes (default every per-image one)")
+  parser.add_argument("--out", default=None,
+                      help="default benchmarks/results/security.json (--eval-set: "
+                           "security_224.json)")
   parser.add_argument("--figure", default=None, help="also write the report figure here")
   args = parser.parse_args()
-  splits = data.load_dataset("pneumoniamnist")
-  victims = splits.test.images[:args.num_images]
-  known = splits.train.images[:args.train_images]
-  start = time.perf_counter()
+  if args.schemes and not args.eval_set:
+    parser.error("--schemes needs --eval-set")
+  results_dir = os.path.join(os.path.dirname(__file__), "results")
+  out = args.out or os.path.join(results_dir,
+                                 "security_224.json" if args.eval_set else "security.json")
   skipped: list[str] = []
-  results = report.security_report(victims, known, seed=args.seed, block_size=args.block_size,
-                                   steps=args.steps, skipped=skipped)
+  start = time.perf_counter()
+  if args.eval_set:
+    victims, known, described = eval_set_split(args.eval_set)
+    results = _eval_set_report(victims, known, args=args, skipped=skipped)
+  else:
+    splits = data.load_dataset("pneumoniamnist")
+    victims = splits.test.images[:args.num_images]
+    known = splits.train.images[:args.train_images]
+    described = (f"pneumoniamnist test[:{len(victims)}] (victims), "
+                 f"train[:{len(known)}] (known plaintexts)")
+    command = "python -m benchmarks.security"
+    results = report.security_report(victims, known, seed=args.seed,
+                                     block_size=args.block_size or 4, steps=args.steps,
+                                     skipped=skipped)
   seconds = time.perf_counter() - start
   # Strict JSON: morph's infinite nominal key space is written as null (the table shows ∞).
   rows = [report.json_row(r) for r in results]
-  with open(args.out, "w") as f:
-    json.dump({"benchmark": "security", "machine": machine(),
-               "command": "python -m benchmarks.security",
-               "data": f"pneumoniamnist test[:{len(victims)}] (victims), "
-                       f"train[:{len(known)}] (known plaintexts)",
-               "block_size": args.block_size, "learned_attack_steps": args.steps,
+  if args.eval_set:  # rows of other schemes from an earlier run on the same tiles are kept
+    ran = sorted({r["scheme"] for r in rows} | set(args.schemes or []))
+    kept, kept_lines, kept_schemes = _earlier_rows(
+        out, described, args.steps or EVAL_SET_STEPS, ran)
+    order = list(ciphers.SCHEMES)
+    rows = sorted(kept + rows, key=lambda r: order.index(r["scheme"]))
+    skipped = kept_lines + skipped
+    every = sorted(set(ran) | set(kept_schemes))
+    if not args.schemes or set(every) >= set(PER_IMAGE_SCHEMES):
+      every = None  # the default: every per-image scheme
+    command = "python -m benchmarks.security --eval-set NPZ" + (
+        f" --schemes {' '.join(every)}" if every else "")
+  with open(out, "w") as f:
+    json.dump({"benchmark": "security", "machine": machine(), "command": command,
+               "data": described, "size": int(victims.shape[1]),
+               "block_size": args.block_size or (EVAL_SET_BLOCK if args.eval_set else 4),
+               "learned_attack_steps": args.steps or (EVAL_SET_STEPS if args.eval_set else None),
                "seed": args.seed, "seconds": seconds, "verdict_rule": report.VERDICT_RULE,
                "results": rows, "not_run": skipped}, f, indent=1, allow_nan=False)
   if args.figure:
     report.report_figure(results).save(args.figure)
   print(report.markdown_table(rows))
   print("".join(f"- {line}\n" for line in skipped))
-  print(f"wrote {args.out} ({seconds:.0f} s)")
+  print(f"wrote {out} ({seconds:.0f} s)")
 
 
 if __name__ == "__main__":

@@ -77,7 +77,7 @@ def test_rows_pick_the_strongest_attack_and_judge_the_target():
   assert rows[("etc", False)]["verdict"].endswith("attacks not measured yet.")
   text = frontier.markdown(list(rows.values()), ACCURACY, SECURITY)
   assert ("| pe (per-image keys) | 84.0 ± 1.4 (2) | 85.0 (`none,none`) | gan | 2.0 (0.5) | "
-          "0.55 (0.62) | – | – | – | **yes** |") in text
+          "0.55 (0.62) | – | – | – | – | **yes** |") in text
 
 
 def test_each_configuration_is_compared_with_its_own_backbone_on_plain_images():
@@ -137,8 +137,56 @@ def test_a_scheme_the_jigsaw_restores_at_224_px_never_holds_nor_becomes_the_defa
   assert ("at 224x224 (16x16 blocks) the jigsaw solver puts back 70% of the block adjacencies "
           "of real scans from the ciphertext alone") in etc["verdict"]
   assert frontier.strongest(list(rows.values()))["scheme"] == "pe"
-  assert "| 70.0 | no |" in frontier.markdown(list(rows.values()), accuracy, security)
+  assert "| 70.0 | – | no |" in frontier.markdown(list(rows.values()), accuracy, security)
   assert frontier.jigsaw_at_scale(None) == {}
+
+
+def _scale_row(scheme, attack, reid, block_size, n=60):
+  return {"scheme": scheme, "attack": attack, "per_image_keys": True, "num_images": n,
+          "reid_top1": reid, "reid_chance_top1": 1 / n, "options": {"block_size": block_size}}
+
+
+def test_re_identification_at_224_px_breaks_what_28_px_cannot_show():
+  accuracy = {"results": ACCURACY["results"] + [_acc("huang2022,pixel", 0.85),
+                                                _acc("huang2022,pixel,block=7", 0.75),
+                                                _acc("etc,block,keys=per_image", 0.85)]}
+  security = {"results": SECURITY["results"] + [
+      {**_attack("huang2022", "fr_basic", True, reid_top1=0.01), "block_size": 2},
+      {**_attack("huang2022", "fr_basic", True, reid_top1=0.01), "block_size": 7},
+      _attack("etc", "gan", True, reid_top1=0.01)]}
+  # 60 victims: chance 1/60 = 1.7%; the margin is 5 points, so 6.7% is the line.
+  scale = {"size": 224, "learned_attack_steps": 100, "results": [
+      _scale_row("huang2022", "fr_basic", 0.24, 2), _scale_row("huang2022", "gan", 0.30, 2),
+      _scale_row("huang2022", "fr_advanced", 0.05, 2),
+      _scale_row("etc", "gan", 0.06, 16), _scale_row("pe", "gan", 0.5, None),
+      {"scheme": "pe", "attack": None, "per_image_keys": True, "not_run": "x"}]}
+  rows = {(r["scheme"], r["per_image_keys"], r["block_size"]): r
+          for r in frontier.frontier_rows(accuracy, security, [7], None, scale)}
+  huang, huang7 = rows[("huang2022", True, 2)], rows[("huang2022", True, 7)]
+  etc, etc7 = rows[("etc", True, 4)], rows[("etc", True, 7)]
+  # The best of the three at 224 px, at the same filter size only.
+  assert huang["reid_scale"]["attack"] == "gan" and huang["reid_scale"]["reid"] == 0.30
+  assert huang["broken_at_scale"] and frontier.holds(huang) is False
+  assert ("at 224x224 (60 real tiles, 2x2 blocks) gan tells whose scan it is 30% of the time "
+          "(chance 1.7%)") in huang["verdict"]
+  assert huang7["reid_scale"] is None and not huang7["broken_at_scale"]
+  # A block scheme's 16x16 run speaks for every block size; 6% is within chance + 5 points.
+  assert etc["reid_scale"]["reid"] == etc7["reid_scale"]["reid"] == 0.06
+  assert not etc["broken_at_scale"] and frontier.holds(etc) is True
+  assert "224x224" not in etc["verdict"]
+  pe = rows[("pe", True, None)]
+  assert pe["broken_at_scale"] and frontier.holds(pe) is False
+  # 224 px decides "holds" but does not rank (most rows are not run there): at 28 px etc and
+  # huang2022 B=2 tie (1% re-id, SSIM 0.3; etc comes first), pe is at 2%.
+  assert frontier.strongest(list(rows.values()))["scheme"] == "etc"
+  scale["results"][3]["reid_top1"] = 0.5  # etc broken at 224 px: still first by the ranking
+  best = frontier.strongest(frontier.frontier_rows(accuracy, security, [7], None, scale))
+  assert best["scheme"] == "etc" and frontier.holds(best) is False
+  scale["results"][3]["reid_top1"] = 0.06
+  assert rows[("pe", False, None)]["reid_scale"] is None  # shared keys: not run at 224 px
+  text = frontier.markdown(list(rows.values()), accuracy, security)
+  assert "| 30.0 (1.7) | no |" in text and "| 6.0 (1.7) | **yes** |" in text
+  assert frontier.reid_at_scale(None) == {}
 
 
 def test_the_defaults_follow_the_measured_frontier():
@@ -156,7 +204,8 @@ def test_the_defaults_follow_the_measured_frontier():
 
   best = frontier.strongest(frontier.frontier_rows(load("accuracy.json"),
                                                    load("frontier_security.json"),
-                                                   jigsaw_result=load("jigsaw.json")))
+                                                   jigsaw_result=load("jigsaw.json"),
+                                                   scale_result=load("security_224.json")))
   assert best is not None
   assert (owner.DEFAULT_SCHEME, owner.DEFAULT_PER_IMAGE_KEYS) == (best["scheme"],
                                                                    best["per_image_keys"])

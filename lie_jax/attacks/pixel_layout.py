@@ -85,7 +85,7 @@ CHANNEL_NEIGHBOURS = 8  # graph degree that splits RGB positions into channels
 TURNS = 24  # turns of the embedding tried in snapping (0 .. 90 degrees)
 FIT_ROUNDS = 6  # assignment / affine-fit alternations per turn
 SWAP_PASSES = 4  # pairwise-swap refinement passes
-FLAT = 1.0  # blocks with a smaller standard deviation (grey levels) are background
+FLAT = jigsaw.FLAT  # blocks with a smaller standard deviation (grey levels) are background
 # What the layout is found up to (the block's dihedral symmetry, hence the whole image's):
 # the transforms to score reconstructions with (`jigsaw.scores`).
 SYMMETRY = ("shuffle", "rotate", "flip")
@@ -231,7 +231,7 @@ def _channel_groups(image: np.ndarray, dist: np.ndarray, block_size: int,
 def _dihedral_slots(block_size: int) -> list[np.ndarray]:
   """The 8 symmetries of the B x B grid as slot permutations."""
   slots = np.arange(block_size * block_size).reshape(block_size, block_size)
-  return [_whole_dihedral(slots[..., None], k)[..., 0].ravel() for k in range(8)]
+  return [jigsaw.dihedral(slots[..., None], k)[..., 0].ravel() for k in range(8)]
 
 
 def layout_cost(order: np.ndarray, dist: np.ndarray, block_size: int) -> float:
@@ -402,14 +402,8 @@ def attack(images: ArrayLike, *, block_size: int, reference: ArrayLike | None = 
     blocks = unshuffle(batch[i], layouts[-1], block_size=block_size)
     solved = jigsaw.solve(blocks, block_size=block_size, transforms=("shuffle",))
     if ref is not None:  # the global symmetry closest to the reference
-      options = [_whole_dihedral(solved, k) for k in range(8)]
+      options = [np.ascontiguousarray(jigsaw.dihedral(solved, k)) for k in range(8)]
       solved = min(options, key=lambda o: float(((o - ref) ** 2).mean()))
     out[i] = solved
   result = out[0] if single else out
   return (result, layouts) if return_layouts else result
-
-
-def _whole_dihedral(image: np.ndarray, k: int) -> np.ndarray:
-  if k >= 4:
-    image = image[:, ::-1]
-  return np.ascontiguousarray(np.rot90(image, k % 4, axes=(0, 1)))

@@ -1,0 +1,112 @@
+"""benchmarks/security.py --eval-set: the victim/known split, each scheme's block size, and one
+real run on a tiny eval set file (per-image keys, every applicable attack)."""
+
+import json
+import sys
+import types
+
+import numpy as np
+import pytest
+
+from benchmarks import eval_set as es
+from benchmarks import security
+
+
+def _write_eval_set(tmp_path, n, size=32):
+  rng = np.random.default_rng(0)
+  gray = rng.integers(0, 256, (n, size, size, 1), dtype=np.uint8)
+  rgb = rng.integers(0, 256, (2, size, size, 3), dtype=np.uint8)
+  subsets = {"gray": es.Subset(gray, np.array([f"s{i % 3}" for i in range(n)]),
+                               np.array([f"t{i}" for i in range(n)])),
+             "rgb": es.Subset(rgb, np.array(["r", "r"]), np.array(["a", "b"]))}
+  return es.save(str(tmp_path / "eval_set"), subsets, {"test": True}), gray
+
+
+def test_split_is_disjoint_and_covers_every_tile(tmp_path):
+  path, gray = _write_eval_set(tmp_path, 10)
+  victims, known, described = security.eval_set_split(path)
+  assert len(victims) == 4 and len(known) == 6  # tiles 0, 3, 6, 9 are victims
+  np.testing.assert_array_equal(victims, gray[[0, 3, 6, 9]])
+  np.testing.assert_array_equal(known, gray[[1, 4, 7, 2, 5, 8]])
+  assert "4 victims" in described and "6 tiles" in described
+
+
+def test_split_refuses_too_few_tiles(tmp_path):
+  path, _ = _write_eval_set(tmp_path, 5)
+  with pytest.raises(ValueError, match="5 grayscale tiles; at least 6"):
+    security.eval_set_split(path)
+
+
+def test_each_scheme_gets_its_block_size_and_per_image_keys(monkeypatch):
+  calls = []
+
+  def fake_report(victims, known, *, seed, block_size, steps, schemes, key_modes, skipped):
+    calls.append((schemes, block_size, steps, key_modes))
+    return []
+
+  monkeypatch.setattr(security.report, "security_report", fake_report)
+  args = types.SimpleNamespace(schemes=["etc", "huang2022", "pe"], block_size=None, steps=None,
+                               seed=0)
+  security._eval_set_report(None, None, args=args, skipped=[])
+  # Huang 2022 keeps its own 2x2 filter; block schemes use 16x16 (the ViT setting); PE has no
+  # block size (the argument is unused).
+  assert calls == [(["etc"], 16, 100, [True]), (["huang2022"], 2, 100, [True]),
+                   (["pe"], 16, 100, [True])]
+  args.block_size, args.steps = 8, 7
+  calls.clear()
+  security._eval_set_report(None, None, args=args, skipped=[])
+  assert [c[1:3] for c in calls] == [(8, 7), (2, 7), (8, 7)]
+
+
+def test_a_real_run_writes_per_image_rows(tmp_path, monkeypatch):
+  path, _ = _write_eval_set(tmp_path, 9)
+  out = tmp_path / "security_224.json"
+  monkeypatch.setattr(sys, "argv", ["security", "--eval-set", path, "--schemes", "pe",
+                                    "--steps", "2", "--out", str(out)])
+  security.main()
+  result = json.loads(out.read_text())
+  assert result["size"] == 32 and result["learned_attack_steps"] == 2
+  assert result["command"] == "python -m benchmarks.security --eval-set NPZ --schemes pe"
+  rows = result["results"]
+  assert {r["scheme"] for r in rows} == {"pe"} and all(r["per_image_keys"] for r in rows)
+  assert {r["attack"] for r in rows} >= {"fr_basic", "inverse_network", "gan"}
+  assert all(r["num_images"] == 3 and r["reid_chance_top1"] == pytest.approx(1 / 3)
+             for r in rows)
+
+
+def test_schemes_without_eval_set_is_refused(monkeypatch, capsys):
+  monkeypatch.setattr(sys, "argv", ["security", "--schemes", "pe"])
+  with pytest.raises(SystemExit):
+    security.main()
+  assert "--schemes needs --eval-set" in capsys.readouterr().err
+
+
+def test_a_second_run_keeps_the_other_schemes_rows(tmp_path, monkeypatch):
+  path, _ = _write_eval_set(tmp_path, 9)
+  out = tmp_path / "security_224.json"
+  described = security.eval_set_split(path)[2]
+  earlier = {"data": described, "learned_attack_steps": 2,
+             "results": [{"scheme": "huang2022", "attack": "fr_basic"},
+                         {"scheme": "pe", "attack": "stale"}],
+             "not_run": ["huang2022 (per-image keys) / x: not run", "pe (per-image keys) / y"]}
+  out.write_text(json.dumps(earlier))
+  monkeypatch.setattr(security.report, "security_report",
+                      lambda *a, schemes, **k: [])
+  monkeypatch.setattr(security.report, "json_row", lambda r: r)
+  monkeypatch.setattr(security.report, "markdown_table", lambda rows: "")
+  monkeypatch.setattr(sys, "argv", ["security", "--eval-set", path, "--schemes", "pe",
+                                    "--steps", "2", "--out", str(out)])
+  security.main()
+  result = json.loads(out.read_text())
+  # pe was run again (its old rows and lines dropped), huang2022's are kept.
+  assert result["results"] == [{"scheme": "huang2022", "attack": "fr_basic"}]
+  assert result["not_run"] == ["huang2022 (per-image keys) / x: not run"]
+  assert result["command"] == ("python -m benchmarks.security --eval-set NPZ "
+                               "--schemes huang2022 pe")
+  # Another step cap: the earlier file is not mixed in.
+  out.write_text(json.dumps({**earlier, "learned_attack_steps": 50}))
+  security.main()
+  assert json.loads(out.read_text())["results"] == []
+  out.write_text("not json")  # an unreadable earlier file is overwritten
+  security.main()
+  assert json.loads(out.read_text())["results"] == []
