@@ -47,7 +47,7 @@ def test_configurations_name_runs_as_the_accuracy_benchmark_does():
   assert frontier.plain_run("vit", 7) == "none,none,vit,block=7"
   assert frontier.plain_run("vit", 4) == "none,none,vit"
   assert frontier.plain_run("le", 7) == "none,none"
-  assert frontier.configurations([7]) == frontier.configurations()  # the default adds B=7
+  assert frontier.configurations([2, 7]) == frontier.configurations()  # the default: 2 and 7
   import pytest
   with pytest.raises(ValueError, match="does not divide"):
     frontier.configurations([5])
@@ -253,3 +253,25 @@ def test_an_exact_rebuild_without_a_key_is_not_called_key_recovery():
   assert "recover the key" not in row["verdict"]
   assert ("jigsaw rebuilds 25% of the images exactly and tells whose scan it is 60% of the "
           "time (chance 0.5%)") in row["verdict"]
+
+
+def test_the_ciphertext_itself_counts_when_it_identifies_better_than_every_attack():
+  accuracy = {"results": ACCURACY["results"] + [_acc("blockwise,block,keys=per_image", 0.85)]}
+  security = {"results": SECURITY["results"] + [
+      _attack("blockwise", "gan", True, reid_top1=0.3, cipher_reid_top1=0.9),
+      _attack("blockwise", "inverse_network", True, reid_top1=0.2, cipher_reid_top1=0.9)]}
+  scale = {"size": 224, "results": [
+      {**_scale_row("blockwise", "gan", 0.1, 16), "cipher_reid_top1": 1.0},
+      {**_scale_row("pe", "gan", 0.5, None), "cipher_reid_top1": 0.03}]}
+  rows = {(r["scheme"], r["per_image_keys"]): r
+          for r in frontier.frontier_rows(accuracy, security, None, None, scale)}
+  block = rows[("blockwise", True)]
+  assert (block["best_attack"], block["reid_top1"]) == ("the ciphertext itself", 0.9)
+  assert block["reid_scale"]["attack"] == "the ciphertext itself"
+  assert "the ciphertext itself tells whose scan it is 90% of the time" in block["verdict"]
+  # Where an attack does better, it stays the best (pe: 2% at 28 px, 50% at 224 px).
+  pe = rows[("pe", True)]
+  assert (pe["best_attack"], pe["reid_top1"]) == ("gan", 0.02)
+  assert (pe["reid_scale"]["attack"], pe["reid_scale"]["reid"]) == ("gan", 0.5)
+  # An exact recovery is never replaced.
+  assert rows[("le", False)]["best_attack"] == "known_plaintext_exact"
