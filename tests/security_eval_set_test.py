@@ -110,3 +110,29 @@ def test_a_second_run_keeps_the_other_schemes_rows(tmp_path, monkeypatch):
   out.write_text("not json")  # an unreadable earlier file is overwritten
   security.main()
   assert json.loads(out.read_text())["results"] == []
+
+
+def test_the_224_px_table_in_security_md_matches_the_results_file():
+  """docs/SECURITY.md's table of the 224 px run quotes benchmarks/results/security_224.json:
+  each row's best top-1 re-identification, the attack's or the ciphertext's own."""
+  import pathlib
+  import re
+
+  root = pathlib.Path(__file__).resolve().parents[1]
+  result = json.loads((root / "benchmarks" / "results" / "security_224.json").read_text())
+  best = {}
+  for r in result["results"]:
+    best[r["scheme"]] = max(best.get(r["scheme"], 0.0), r["reid_top1"], r["cipher_reid_top1"])
+  text = (root / "docs" / "SECURITY.md").read_text()
+  section = text.split("## Every attack at 224x224 with per-image keys", 1)[1].split("\n## ")[0]
+  names = {"PE": "pe", "Huang 2022, B=2 (the default)": "huang2022",
+           "block-wise shuffling": "blockwise", "LE": "le", "ViT cipher": "vit", "ELE": "ele",
+           "EtC": "etc"}
+  quoted = {}
+  for name, reid in re.findall(r"^\| (?:\*\*)?([^|*]+?)(?:\*\*)? \| (?:\*\*)?([\d.]+)", section,
+                               re.M):
+    quoted[names[name]] = float(reid)
+  assert set(quoted) == set(best) == set(security.PER_IMAGE_SCHEMES)
+  for scheme, reid in quoted.items():
+    assert reid == pytest.approx(100 * best[scheme], abs=0.05), scheme
+  assert f"1/{result['results'][0]['num_images']}" in section

@@ -26,8 +26,9 @@ on use.
 # the configuration docs/FRONTIER.md shows strongest within 2 points of plain accuracy
 # (`benchmarks.frontier.strongest`; tests/frontier_test.py keeps the two in step). It is the
 # least bad measured, not a safe one (its best attack still tells whose scan it is far above
-# chance): docs/SECURITY.md. `--scheme vit --per-image-keys` resists every attack we have at a
-# cost of about 2 points of accuracy.
+# chance: 11% of 28x28 X-rays, 34% of 224x224 scans): docs/SECURITY.md. `--scheme vit
+# --per-image-keys` resists every attack on 28x28 X-rays but is restored from its ciphertext
+# alone at 224x224.
 DEFAULT_SCHEME = "huang2022"
 DEFAULT_PER_IMAGE_KEYS = True
 
