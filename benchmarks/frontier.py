@@ -355,7 +355,7 @@ def verdict(row: dict[str, Any]) -> str:
     parts.append(f"{row['best_attack']} tells whose scan it is {100 * row['reid_top1']:.0f}% of "
                  f"the time (chance {100 * row['reid_chance_top1']:.1f}%)")
   scale = row.get("jigsaw_scale")
-  if scale and scale["neighbour"] >= JIGSAW_BREAK:
+  if row.get("jigsaw_broken"):
     solver = ("the pixel-layout attack and the jigsaw solver put back"
               if row["scheme"] in pixel_layout.SCHEMES else "the jigsaw solver puts back")
     parts.append(f"at {scale['size']}x{scale['size']} ({scale['block_size']}x"

@@ -15,7 +15,7 @@ source images: an attacker who holds other views of the victims' scans), per-ima
 (shared keys fall to `known_plaintext_exact` from a few pairs at any size, see
 benchmarks/known_pairs.py). Block schemes use 16x16 blocks (the ViT setting), Huang 2022
 its filter of the default configuration (2x2). The learned attacks are capped at --steps
-(default 100 here: about a minute each on 2 cores; their scores are lower bounds).
+(default 100 here: about 4 minutes each on 2 cores; their scores are lower bounds).
 
   python -m benchmarks.eval_set --out workdir/eval_set
   python -m benchmarks.security --eval-set workdir/eval_set/eval_set.npz --schemes pe huang2022
@@ -44,7 +44,7 @@ OWN_BLOCK = ("huang2022",)
 PER_IMAGE_SCHEMES = [s for s in ciphers.SCHEMES if ciphers.get_scheme(s).per_image_keys]
 
 
-def eval_set_split(path: str) -> tuple[object, object, str]:
+def eval_set_split(path: str) -> tuple[np.ndarray, np.ndarray, str]:
   """(victims, known plaintexts, description) from an eval_set.npz's grayscale tiles."""
   from benchmarks import eval_set
 
@@ -59,15 +59,13 @@ def eval_set_split(path: str) -> tuple[object, object, str]:
 
 def _eval_set_report(victims, known, *, args, skipped: list[str]) -> list:
   """Per-image-key runs on the eval set, each scheme at its block size (OWN_BLOCK or 16)."""
-  schemes = args.schemes or PER_IMAGE_SCHEMES
   results = []
-  for scheme in schemes:
-    own = ciphers.SCHEMES[scheme].options.get("block_size")
-    block = own if scheme in OWN_BLOCK else (args.block_size or EVAL_SET_BLOCK)
+  for scheme in args.schemes or PER_IMAGE_SCHEMES:
+    block = (ciphers.SCHEMES[scheme].options["block_size"] if scheme in OWN_BLOCK
+             else args.block_size or EVAL_SET_BLOCK)
     results += report.security_report(
-        victims, known, seed=args.seed, block_size=block or EVAL_SET_BLOCK,
-        steps=args.steps or EVAL_SET_STEPS, schemes=[scheme], key_modes=[True],
-        skipped=skipped)
+        victims, known, seed=args.seed, block_size=block, steps=args.steps or EVAL_SET_STEPS,
+        schemes=[scheme], key_modes=[True], skipped=skipped)
   return results
 
 
@@ -114,6 +112,8 @@ def main() -> None:
   results_dir = os.path.join(os.path.dirname(__file__), "results")
   out = args.out or os.path.join(results_dir,
                                  "security_224.json" if args.eval_set else "security.json")
+  steps = args.steps or (EVAL_SET_STEPS if args.eval_set else None)
+  block_size = args.block_size or (EVAL_SET_BLOCK if args.eval_set else 4)
   skipped: list[str] = []
   start = time.perf_counter()
   if args.eval_set:
@@ -126,16 +126,14 @@ def main() -> None:
     described = (f"pneumoniamnist test[:{len(victims)}] (victims), "
                  f"train[:{len(known)}] (known plaintexts)")
     command = "python -m benchmarks.security"
-    results = report.security_report(victims, known, seed=args.seed,
-                                     block_size=args.block_size or 4, steps=args.steps,
-                                     skipped=skipped)
+    results = report.security_report(victims, known, seed=args.seed, block_size=block_size,
+                                     steps=steps, skipped=skipped)
   seconds = time.perf_counter() - start
   # Strict JSON: morph's infinite nominal key space is written as null (the table shows ∞).
   rows = [report.json_row(r) for r in results]
   if args.eval_set:  # rows of other schemes from an earlier run on the same tiles are kept
-    ran = sorted({r["scheme"] for r in rows} | set(args.schemes or []))
-    kept, kept_lines, kept_schemes = _earlier_rows(
-        out, described, args.steps or EVAL_SET_STEPS, ran)
+    ran = list(args.schemes or PER_IMAGE_SCHEMES)
+    kept, kept_lines, kept_schemes = _earlier_rows(out, described, steps, ran)
     order = list(ciphers.SCHEMES)
     rows = sorted(kept + rows, key=lambda r: order.index(r["scheme"]))
     skipped = kept_lines + skipped
@@ -147,8 +145,7 @@ def main() -> None:
   with open(out, "w") as f:
     json.dump({"benchmark": "security", "machine": machine(), "command": command,
                "data": described, "size": int(victims.shape[1]),
-               "block_size": args.block_size or (EVAL_SET_BLOCK if args.eval_set else 4),
-               "learned_attack_steps": args.steps or (EVAL_SET_STEPS if args.eval_set else None),
+               "block_size": block_size, "learned_attack_steps": steps,
                "seed": args.seed, "seconds": seconds, "verdict_rule": report.VERDICT_RULE,
                "results": rows, "not_run": skipped}, f, indent=1, allow_nan=False)
   if args.figure:
