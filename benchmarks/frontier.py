@@ -154,17 +154,24 @@ def measure_security(configs, *, num_images: int, train_images: int, seed: int,
   from lie_jax.attacks import report
 
   done = _load(out).get("results", []) if os.path.exists(out) else []
-  have = {_key(r["scheme"], r["per_image_keys"], r.get("block_size")) for r in done}
+  have: dict[str, set[str]] = {}  # configuration -> the attacks run or not run on it
+  for r in done:
+    name = r.get("attack") or r.get("not_run", "").split(":", 1)[0].rpartition(" / ")[2]
+    have.setdefault(_key(r["scheme"], r["per_image_keys"], r.get("block_size")),
+                    set()).add(name)
   splits = data.load_dataset("pneumoniamnist")
   victims, known = splits.test.images[:num_images], splits.train.images[:train_images]
   for c in configs:
-    if _key(c["scheme"], c["per_image_keys"], c["block_size"]) in have:
+    missing = [a for a in suite.applicable_attacks(c["scheme"])
+               if a not in have.get(_key(c["scheme"], c["per_image_keys"], c["block_size"]),
+                                    ())]
+    if not missing:
       continue
     start = time.perf_counter()
     skipped: list[str] = []
     results = report.security_report(
         victims, known, seed=seed, block_size=c["block_size"] or 4, schemes=[c["scheme"]],
-        key_modes=(c["per_image_keys"],), progress=True, skipped=skipped)
+        key_modes=(c["per_image_keys"],), progress=True, skipped=skipped, attacks=missing)
     for r in results:
       row = report.json_row(r)
       row["block_size"] = c["block_size"]
@@ -187,9 +194,11 @@ def _load(path: str) -> dict:
 
 
 def best_attack(rows: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
-  """The strongest of a configuration's attack rows: exact recovery first, then the highest
-  top-1 re-identification, then the highest SSIM."""
-  rows = [r for r in rows if r.get("attack")]
+  """The strongest of a configuration's attack rows that learn about the image from the
+  ciphertext (not `suite.GALLERY_ATTACKS`, which name a scan the attacker already holds and
+  are reported as linkage): exact recovery first, then the highest top-1
+  re-identification, then the highest SSIM."""
+  rows = [r for r in rows if r.get("attack") and r["attack"] not in suite.GALLERY_ATTACKS]
   if not rows:
     return None
   return max(rows, key=lambda r: (r.get("exact_fraction") or 0.0, r.get("reid_top1") or 0.0,
@@ -218,7 +227,8 @@ def reid_at_scale(scale_result: dict | None) -> dict[tuple[str, bool, int | None
   --eval-set`): "attack", "reid", "chance", "images", "size", "block_size", "steps"."""
   out: dict[tuple[str, bool, int | None], dict] = {}
   for r in (scale_result or {}).get("results", []):
-    if r.get("reid_top1") is None or not r.get("attack"):
+    if (r.get("reid_top1") is None or not r.get("attack")
+        or r["attack"] in suite.GALLERY_ATTACKS):
       continue
     block = (r.get("options") or {}).get("block_size")
     key = (r["scheme"], bool(r["per_image_keys"]), block)
@@ -230,6 +240,28 @@ def reid_at_scale(scale_result: dict | None) -> dict[tuple[str, bool, int | None
                     "size": scale_result.get("size"), "block_size": block,
                     "steps": scale_result.get("learned_attack_steps")}
   return out
+
+
+def linkage_at_scale(scale_result: dict | None) -> dict[tuple[str, bool, int | None], dict]:
+  """`reid_at_scale` for the linkage attack alone (`suite.GALLERY_ATTACKS`)."""
+  rows = [r for r in (scale_result or {}).get("results", [])
+          if r.get("attack") in suite.GALLERY_ATTACKS and r.get("reid_top1") is not None]
+  out: dict[tuple[str, bool, int | None], dict] = {}
+  for r in rows:
+    block = (r.get("options") or {}).get("block_size")
+    key = (r["scheme"], bool(r["per_image_keys"]), block)
+    if key not in out or r["reid_top1"] > out[key]["reid"]:
+      out[key] = {"attack": r["attack"], "reid": r["reid_top1"],
+                  "chance": r["reid_chance_top1"], "images": r.get("num_images"),
+                  "size": scale_result.get("size"), "block_size": block}
+  return out
+
+
+def _linkage(rows: Sequence[dict[str, Any]]) -> dict | None:
+  """The best linkage row of a configuration at 28 px: {"reid", "chance"}, or None."""
+  found = [r for r in rows if r.get("attack") in suite.GALLERY_ATTACKS]
+  best = max(found, key=lambda r: r.get("reid_top1") or 0.0, default=None)
+  return best and {"reid": best["reid_top1"], "chance": best["reid_chance_top1"]}
 
 
 def _scale_reid_for(at_scale: dict, config: dict[str, Any]) -> dict | None:
@@ -254,6 +286,7 @@ def frontier_rows(accuracy_result: dict, security_result: dict,
   groups = {g["config"]: g for g in report.accuracy_groups(accuracy_result)}
   at_scale = jigsaw_at_scale(jigsaw_result)
   reid_scale = reid_at_scale(scale_result)
+  link_scale = linkage_at_scale(scale_result)
   best_plain = groups.get(PLAIN_RUN)
   by_config: dict[str, list[dict]] = {}
   for r in security_result.get("results", []):
@@ -280,7 +313,8 @@ def frontier_rows(accuracy_result: dict, security_result: dict,
            "best_attack": best_name,
            "reid_top1": best_reid,
            "reid_chance_top1": best and best.get("reid_chance_top1"),
-           "best_ssim": max((r["ssim_mean"] for r in attacks if r.get("attack")), default=None),
+           "best_ssim": max((r["ssim_mean"] for r in attacks if r.get("attack")
+                             and r["attack"] not in suite.GALLERY_ATTACKS), default=None),
            "prior_ssim": best and best.get("prior_ssim_mean"),
            "known_pairs_needed": min((r["known_pairs_needed"] for r in exact), default=None),
            # Chosen plaintexts recover a shared key; with a key per image there is none.
@@ -298,6 +332,11 @@ def frontier_rows(accuracy_result: dict, security_result: dict,
     row["jigsaw_broken"] = bool(scale and scale["neighbour"] >= JIGSAW_BREAK)
     row["broken_at_scale"] = row["jigsaw_broken"] or bool(
         reid and reid["reid"] > reid["chance"] + REID_MARGIN)
+    # Linkage: an attacker who holds the scan tells which ciphertext is it (28 px; 224 px).
+    row["linkage"] = _linkage(attacks)
+    row["linkage_scale"] = _scale_reid_for(link_scale, c)
+    row["linked"] = any(v and v["reid"] > v["chance"] + REID_MARGIN
+                        for v in (row["linkage"], row["linkage_scale"]))
     row["verdict"] = verdict(row)
     out.append(row)
   return out
@@ -317,14 +356,16 @@ def holds(row: dict[str, Any]) -> bool | None:
   return (row["plain_accuracy_mean"] - row["accuracy_mean"] <= ACCURACY_MARGIN
           and row["reid_top1"] <= row["reid_chance_top1"] + REID_MARGIN
           and row["best_ssim"] < row["prior_ssim"] and not row["exact"]
-          and not row.get("broken_at_scale"))
+          and not row.get("broken_at_scale") and not row.get("linked"))
 
 
 def strongest(rows: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
   """The configuration with the weakest best attack among those within ACCURACY_MARGIN of plain
   accuracy (no exact recovery first, then not restored by the jigsaw at 224 px, then the lowest
   top-1 re-identification at 28 px, then the lowest best SSIM): what `lie-jax encrypt` and the
-  README's first command default to. Re-identification at 224 px (`reid_scale`) is measured
+  README's first command default to. Linkage does not rank: it links every configuration
+  measured to the scans the attacker holds (100%), so it says none holds, not which is
+  strongest against an attacker without them. Re-identification at 224 px (`reid_scale`) is measured
   for per-image keys and a few block sizes only, so it decides whether a configuration holds
   but does not rank: a row it was not run on would otherwise win by not being measured."""
   fit = [r for r in rows if None not in (r["accuracy_mean"], r["plain_accuracy_mean"],
@@ -369,6 +410,14 @@ def verdict(row: dict[str, Any]) -> str:
     parts.append(f"at {reid['size']}x{reid['size']} ({reid['images']} real tiles{blocks}) "
                  f"{reid['attack']} tells whose scan it is {100 * reid['reid']:.0f}% of the time "
                  f"(chance {100 * reid['chance']:.1f}%)")
+  linked = [(v, size) for v, size in ((row.get("linkage"), IMAGE_SIZE),
+                                       (row.get("linkage_scale"), None))
+            if v and v["reid"] > v["chance"] + REID_MARGIN]
+  if linked:
+    parts.append("an attacker who holds the scans links " + " and ".join(
+        f"{100 * v['reid']:.0f}%{' of the ciphertexts to them' if not i else ''} at "
+        f"{size or v['size']}x{size or v['size']} (chance {100 * v['chance']:.1f}%)"
+        for i, (v, size) in enumerate(linked)) + ", from the ciphertext alone (linkage)")
   if row["best_ssim"] is not None and row["prior_ssim"] is not None and (
       row["best_ssim"] >= row["prior_ssim"]) and not row["exact"]:
     parts.append(f"reconstructions beat the mean image (SSIM {row['best_ssim']:.2f} vs "
@@ -395,8 +444,8 @@ def markdown(rows: Sequence[dict[str, Any]], accuracy_result: dict,
   lines = ["| configuration | accuracy % (seeds) | same backbone, plain % | best attack | "
            "top-1 re-id % (chance) | best SSIM (mean image) | known pairs for exact recovery | "
            "chosen | jigsaw at 224 px, adjacencies % | top-1 re-id at 224 px % (chance) | "
-           "holds? |",
-           "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---|"]
+           "linkage top-1 %, 28 / 224 px | holds? |",
+           "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---|"]
   for r in rows:
     acc = f"{_pct(r['accuracy_mean'], r['accuracy_std'])} ({r['seeds'] or 0})"
     base = f"{_pct(r.get('plain_accuracy_mean'))} (`{r.get('plain_run', PLAIN_RUN)}`)"
@@ -410,6 +459,7 @@ def markdown(rows: Sequence[dict[str, Any]], accuracy_result: dict,
                  f"{r['chosen_plaintexts_needed'] if r['chosen_plaintexts_needed'] is not None else '–'} | "
                  f"{_pct(r['jigsaw_scale']['neighbour']) if r.get('jigsaw_scale') else '–'} | "
                  f"{_scale_cell(r.get('reid_scale'))} | "
+                 f"{_linkage_cell(r)} | "
                  f"{'–' if h is None else ('**yes**' if h else 'no')} |")
   plain = next((r.get("best_plain_accuracy_mean") for r in rows
                 if r.get("best_plain_accuracy_mean")), None)
@@ -425,10 +475,20 @@ def markdown(rows: Sequence[dict[str, Any]], accuracy_result: dict,
           f"{100 * JIGSAW_BREAK:.0f}% of the block adjacencies (schemes it applies to, "
           f"benchmarks/results/jigsaw.json), and no attack on 224 px real scans "
           f"(benchmarks/results/security_224.json, per-image keys) re-identifies more than "
-          f"chance + {100 * REID_MARGIN:.0f} points.\n\n{_strongest_line(rows)}\n\n"
+          f"chance + {100 * REID_MARGIN:.0f} points, and linkage (an attacker who holds the "
+          f"candidate scans names the one a ciphertext encrypts, from what no key changes) "
+          f"stays within chance + {100 * REID_MARGIN:.0f} points. Linkage is shown apart and "
+          f"does not rank: the best attack and re-identification columns are what an attacker "
+          f"learns from the ciphertext without holding the scan."
+          f"\n\n{_strongest_line(rows)}\n\n"
           f"![accuracy against the best attack]"
           f"(frontier.png)\n\n" + "\n".join(lines) + "\n\n## Verdicts\n\n"
           + "".join(f"- {r['verdict']}\n" for r in rows))
+
+
+def _linkage_cell(row: dict[str, Any]) -> str:
+  return " / ".join("–" if not v else _pct(v["reid"])
+                    for v in (row.get("linkage"), row.get("linkage_scale")))
 
 
 def _scale_cell(reid: dict | None) -> str:

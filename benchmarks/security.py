@@ -35,6 +35,7 @@ from benchmarks.encrypt_throughput import machine
 from lie_jax import ciphers
 from lie_jax import data
 from lie_jax.attacks import report
+from lie_jax.attacks import suite
 
 EVAL_SET_BLOCK = 16
 EVAL_SET_STEPS = 100
@@ -61,30 +62,48 @@ def _eval_set_report(victims, known, *, args, skipped: list[str]) -> list:
   """Per-image-key runs on the eval set, each scheme at its block size (OWN_BLOCK or 16)."""
   results = []
   for scheme in args.schemes or PER_IMAGE_SCHEMES:
-    block = (ciphers.SCHEMES[scheme].options["block_size"] if scheme in OWN_BLOCK
-             else args.block_size or EVAL_SET_BLOCK)
+    default = args.block_size or EVAL_SET_BLOCK
+    block = _block_for(scheme, default, eval_set=True) or default
     results += report.security_report(
         victims, known, seed=args.seed, block_size=block, steps=args.steps or EVAL_SET_STEPS,
-        schemes=[scheme], key_modes=[True], skipped=skipped)
+        schemes=[scheme], key_modes=[True], skipped=skipped, attacks=args.attacks)
   return results
 
 
-def _earlier_rows(out: str, described: str, steps: int, schemes: list[str],
-                  ) -> tuple[list[dict], list[str], list[str]]:
-  """(rows, not-run lines, schemes) of an earlier --eval-set run in `out` on the same tiles with
-  the same step cap, for the schemes this run does not repeat; nothing when `out` is missing,
-  unreadable or from other settings (it is then overwritten)."""
+def _block_for(scheme: str, block_size: int, *, eval_set: bool) -> int | None:
+  """The block size a run gives `scheme` (None for schemes without one)."""
+  options = ciphers.SCHEMES[scheme].options
+  if "block_size" not in options:
+    return None
+  return options["block_size"] if eval_set and scheme in OWN_BLOCK else block_size
+
+
+def _earlier_rows(out: str, described: str, steps: int | None, *, schemes: list[str],
+                  attacks: list[str] | None, blocks: dict[str, int | None]
+                  ) -> tuple[list[dict], list[str], dict]:
+  """(rows, not-run lines, the earlier file) of an earlier run in `out` on the same images
+  with the same step cap that this run did not repeat: other schemes, other attacks (with
+  --attacks) or other block sizes; nothing when `out` is missing, unreadable or from other
+  settings (it is then overwritten)."""
+  def repeated(scheme, attack, block=None, any_block=False):
+    return (scheme in schemes and (attacks is None or attack in attacks)
+            and (any_block or block == blocks[scheme]))
   try:
     with open(out) as f:
       prev = json.load(f)
     if prev.get("data") != described or prev.get("learned_attack_steps") != steps:
-      return [], [], []
-    rows = [r for r in prev["results"] if r["scheme"] not in schemes]
-    lines = [line for line in prev.get("not_run", [])
-             if isinstance(line, str) and line.split(" ", 1)[0] not in schemes]
+      return [], [], {}
+    kept = [r for r in prev["results"] if not repeated(
+        r["scheme"], r.get("attack"), (r.get("options") or {}).get("block_size"))]
+    lines = []
+    for line in prev.get("not_run", []):
+      head = line.split(":", 1)[0] if isinstance(line, str) else ""
+      scheme_part, _, attack = head.partition(" / ")
+      if head and not repeated(scheme_part.split(" ", 1)[0], attack.strip(), any_block=True):
+        lines.append(line)
   except (OSError, ValueError, KeyError, TypeError, AttributeError):
-    return [], [], []
-  return rows, lines, sorted({r["scheme"] for r in rows})
+    return [], [], {}
+  return kept, lines, (prev if kept or lines else {})
 
 
 def main() -> None:
@@ -102,6 +121,9 @@ def main() -> None:
   parser.add_argument("--schemes", nargs="+", default=None,
                       choices=PER_IMAGE_SCHEMES,
                       help="with --eval-set: these schemes (default every per-image one)")
+  parser.add_argument("--attacks", nargs="+", default=None, choices=sorted(suite.ATTACKS),
+                      help="only these attacks; the results file keeps the other rows of an "
+                           "earlier run on the same images")
   parser.add_argument("--out", default=None,
                       help="default benchmarks/results/security.json (--eval-set: "
                            "security_224.json)")
@@ -119,6 +141,7 @@ def main() -> None:
   if args.eval_set:
     victims, known, described = eval_set_split(args.eval_set)
     results = _eval_set_report(victims, known, args=args, skipped=skipped)
+    command = "python -m benchmarks.security --eval-set NPZ"
   else:
     splits = data.load_dataset("pneumoniamnist")
     victims = splits.test.images[:args.num_images]
@@ -127,21 +150,26 @@ def main() -> None:
                  f"train[:{len(known)}] (known plaintexts)")
     command = "python -m benchmarks.security"
     results = report.security_report(victims, known, seed=args.seed, block_size=block_size,
-                                     steps=steps, skipped=skipped)
+                                     steps=steps, skipped=skipped, attacks=args.attacks)
   seconds = time.perf_counter() - start
   # Strict JSON: morph's infinite nominal key space is written as null (the table shows ∞).
   rows = [report.json_row(r) for r in results]
-  if args.eval_set:  # rows of other schemes from an earlier run on the same tiles are kept
-    ran = list(args.schemes or PER_IMAGE_SCHEMES)
-    kept, kept_lines, kept_schemes = _earlier_rows(out, described, steps, ran)
-    order = list(ciphers.SCHEMES)
-    rows = sorted(kept + rows, key=lambda r: order.index(r["scheme"]))
+  if args.eval_set or args.attacks:  # rows this run did not repeat are kept
+    ran = list(args.schemes or (PER_IMAGE_SCHEMES if args.eval_set else ciphers.SCHEMES))
+    kept, kept_lines, prev = _earlier_rows(
+        out, described, steps, schemes=ran, attacks=args.attacks,
+        blocks={s: _block_for(s, block_size, eval_set=bool(args.eval_set)) for s in ran})
+    order = list(ciphers.SCHEMES)  # shared-key rows first, then per-image ones, by scheme
+    rows = sorted(kept + rows, key=lambda r: (bool(r.get("per_image_keys")),
+                                              order.index(r["scheme"])))
     skipped = kept_lines + skipped
-    every = sorted(set(ran) | set(kept_schemes))
-    if not args.schemes or set(every) >= set(PER_IMAGE_SCHEMES):
-      every = None  # the default: every per-image scheme
-    command = "python -m benchmarks.security --eval-set NPZ" + (
-        f" --schemes {' '.join(every)}" if every else "")
+    if prev:  # the file holds both runs: their total time, the first run's block size
+      seconds += float(prev.get("seconds") or 0.0)
+      block_size = prev.get("block_size", block_size)
+    if args.eval_set:
+      every = sorted({r["scheme"] for r in rows} | set(args.schemes or PER_IMAGE_SCHEMES))
+      if not set(every) >= set(PER_IMAGE_SCHEMES):
+        command += f" --schemes {' '.join(every)}"
   with open(out, "w") as f:
     json.dump({"benchmark": "security", "machine": machine(), "command": command,
                "data": described, "size": int(victims.shape[1]),

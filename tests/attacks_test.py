@@ -393,3 +393,14 @@ def test_cli_security_report(tmp_path):
   rows = json.loads((tmp_path / "security.json").read_text())["results"]
   assert {(r["scheme"], r["attack"]) for r in rows} >= {("pe", "fr_advanced"), ("etc", "jigsaw")}
   assert (tmp_path / "security.png").stat().st_size > 0
+
+
+def test_cli_attack_runs_linkage_without_known_plaintexts(tmp_path):
+  out = tmp_path / "linkage.json"
+  run = _cli("attack", "--scheme", "huang2022", "--attack", "linkage", "--per-image-keys",
+             "--data", "pneumoniamnist", "--num-images", "10", "--train-images", "0",
+             "--block-size", "2", "--out", str(out))
+  assert run.returncode == 0, run.stderr
+  result = json.loads(out.read_text())
+  assert result["reid_top1"] == 1.0 and result["breaks"] and result["exact_fraction"] == 0.0
+  assert "top-1 re-identification 100.0% (chance 10.0%)" in run.stdout

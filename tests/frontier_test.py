@@ -77,7 +77,7 @@ def test_rows_pick_the_strongest_attack_and_judge_the_target():
   assert rows[("etc", False)]["verdict"].endswith("attacks not measured yet.")
   text = frontier.markdown(list(rows.values()), ACCURACY, SECURITY)
   assert ("| pe (per-image keys) | 84.0 ± 1.4 (2) | 85.0 (`none,none`) | gan | 2.0 (0.5) | "
-          "0.55 (0.62) | – | – | – | – | **yes** |") in text
+          "0.55 (0.62) | – | – | – | – | – / – | **yes** |") in text
 
 
 def test_each_configuration_is_compared_with_its_own_backbone_on_plain_images():
@@ -137,7 +137,7 @@ def test_a_scheme_the_jigsaw_restores_at_224_px_never_holds_nor_becomes_the_defa
   assert ("at 224x224 (16x16 blocks) the jigsaw solver puts back 70% of the block adjacencies "
           "of real scans from the ciphertext alone") in etc["verdict"]
   assert frontier.strongest(list(rows.values()))["scheme"] == "pe"
-  assert "| 70.0 | – | no |" in frontier.markdown(list(rows.values()), accuracy, security)
+  assert "| 70.0 | – | – / – | no |" in frontier.markdown(list(rows.values()), accuracy, security)
   assert frontier.jigsaw_at_scale(None) == {}
 
 
@@ -185,7 +185,7 @@ def test_re_identification_at_224_px_breaks_what_28_px_cannot_show():
   scale["results"][3]["reid_top1"] = 0.06
   assert rows[("pe", False, None)]["reid_scale"] is None  # shared keys: not run at 224 px
   text = frontier.markdown(list(rows.values()), accuracy, security)
-  assert "| 30.0 (1.7) | no |" in text and "| 6.0 (1.7) | **yes** |" in text
+  assert "| 30.0 (1.7) | – / – | no |" in text and "| 6.0 (1.7) | – / – | **yes** |" in text
   assert frontier.reid_at_scale(None) == {}
 
 
@@ -275,3 +275,31 @@ def test_the_ciphertext_itself_counts_when_it_identifies_better_than_every_attac
   assert (pe["reid_scale"]["attack"], pe["reid_scale"]["reid"]) == ("gan", 0.5)
   # An exact recovery is never replaced.
   assert rows[("le", False)]["best_attack"] == "known_plaintext_exact"
+
+
+def test_linkage_is_reported_apart_breaks_the_target_and_does_not_rank():
+  """A linkage row (the attacker names the scan it holds) never becomes the best attack, but
+  a configuration it links beyond chance + 5 points does not hold, at 28 or 224 px."""
+  security = {"data": "test", "results": SECURITY["results"] + [
+      _attack("pe", "linkage", True, ssim_mean=1.0, reid_top1=1.0)]}
+  scale = {"size": 224, "results": [
+      {"scheme": "pe", "attack": "linkage", "per_image_keys": True, "reid_top1": 0.9,
+       "reid_chance_top1": 0.016, "cipher_reid_top1": 0.0, "num_images": 62, "options": {}},
+      {"scheme": "pe", "attack": "gan", "per_image_keys": True, "reid_top1": 0.02,
+       "reid_chance_top1": 0.016, "cipher_reid_top1": 0.0, "num_images": 62, "options": {}}]}
+  rows = {(r["scheme"], r["per_image_keys"]): r
+          for r in frontier.frontier_rows(ACCURACY, security, None, scale_result=scale)}
+  pe = rows[("pe", True)]
+  assert pe["best_attack"] == "gan" and pe["reid_top1"] == 0.02  # linkage does not rank
+  assert pe["linkage"] == {"reid": 1.0, "chance": 0.005}
+  assert pe["linkage_scale"]["reid"] == 0.9 and pe["reid_scale"]["attack"] == "gan"
+  assert pe["linked"] and not pe["broken_at_scale"] and frontier.holds(pe) is False
+  assert ("an attacker who holds the scans links 100% of the ciphertexts to them at 28x28 "
+          "(chance 0.5%) and 90% at 224x224 (chance 1.6%), from the ciphertext alone "
+          "(linkage)") in pe["verdict"]
+  assert pe["best_ssim"] == 0.55  # the scan linkage names is not a reconstruction
+  text = frontier.markdown(list(rows.values()), ACCURACY, security)
+  assert "| 100.0 / 90.0 | no |" in text
+  # Without the linkage rows the same configuration holds: linkage alone decided.
+  plain = frontier.frontier_rows(ACCURACY, SECURITY, None)
+  assert frontier.holds(next(r for r in plain if r["scheme"] == "pe" and r["per_image_keys"]))

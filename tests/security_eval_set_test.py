@@ -40,13 +40,15 @@ def test_split_refuses_too_few_tiles(tmp_path):
 def test_each_scheme_gets_its_block_size_and_per_image_keys(monkeypatch):
   calls = []
 
-  def fake_report(victims, known, *, seed, block_size, steps, schemes, key_modes, skipped):
+  def fake_report(victims, known, *, seed, block_size, steps, schemes, key_modes, skipped,
+                  attacks):
     calls.append((schemes, block_size, steps, key_modes))
+    assert attacks is None
     return []
 
   monkeypatch.setattr(security.report, "security_report", fake_report)
   args = types.SimpleNamespace(schemes=["etc", "huang2022", "pe"], block_size=None, steps=None,
-                               seed=0)
+                               seed=0, attacks=None)
   security._eval_set_report(None, None, args=args, skipped=[])
   # Huang 2022 keeps its own 2x2 filter; block schemes use 16x16 (the ViT setting); PE has no
   # block size (the argument is unused).
@@ -120,8 +122,11 @@ def test_the_224_px_table_in_security_md_matches_the_results_file():
 
   root = pathlib.Path(__file__).resolve().parents[1]
   result = json.loads((root / "benchmarks" / "results" / "security_224.json").read_text())
-  best = {}
+  best, linked = {}, {}
   for r in result["results"]:
+    if r["attack"] == "linkage":  # its own column, by block size
+      linked[(r["scheme"], r["options"].get("block_size"))] = r["reid_top1"]
+      continue
     best[r["scheme"]] = max(best.get(r["scheme"], 0.0), r["reid_top1"], r["cipher_reid_top1"])
   text = (root / "docs" / "SECURITY.md").read_text()
   section = text.split("## Every attack at 224x224 with per-image keys", 1)[1].split("\n## ")[0]
@@ -135,4 +140,70 @@ def test_the_224_px_table_in_security_md_matches_the_results_file():
   assert set(quoted) == set(best) == set(security.PER_IMAGE_SCHEMES)
   for scheme, reid in quoted.items():
     assert reid == pytest.approx(100 * best[scheme], abs=0.05), scheme
+  # The last column: linkage at the row's block size, and in 2x2 blocks for block schemes.
+  for name, cell in re.findall(r"^\| (?:\*\*)?([^|*]+?)(?:\*\*)? \|.*\| ([\d.]+(?: / [\d.]+)?) \|$",
+                               section, re.M):
+    scheme = names[name]
+    own = 2 if scheme == "huang2022" else None if scheme == "pe" else security.EVAL_SET_BLOCK
+    values = [float(v) for v in cell.split(" / ")]
+    assert values[0] == pytest.approx(100 * linked[(scheme, own)], abs=0.05), scheme
+    if len(values) > 1:
+      assert values[1] == pytest.approx(100 * linked[(scheme, 2)], abs=0.05), scheme
+  assert len(linked) == len(quoted) + 5  # every scheme, and 2x2 blocks for the five block ones
   assert f"1/{result['results'][0]['num_images']}" in section
+
+
+def test_attacks_replaces_only_those_rows_and_adds_up_the_time(tmp_path, monkeypatch):
+  """`--attacks linkage` at 28 px: the other attacks' rows and lines of the earlier run stay,
+  in table order (shared keys first), its linkage rows are replaced, the times add up."""
+  out = tmp_path / "security.json"
+  described = "pneumoniamnist test[:3] (victims), train[:4] (known plaintexts)"
+  row = lambda scheme, attack, per_image, tag: {
+      "scheme": scheme, "attack": attack, "per_image_keys": per_image, "tag": tag,
+      "options": {"block_size": 4} if scheme != "pe" else {}}
+  earlier = {"data": described, "learned_attack_steps": None, "seconds": 100.0,
+             "block_size": 4,
+             "results": [row("etc", "jigsaw", False, "old"), row("etc", "linkage", False, "old"),
+                         row("pe", "gan", True, "old")],
+             "not_run": ["pe (per-image keys) / known_plaintext_exact: not run: x",
+                         "etc / linkage: not run: y"]}
+  out.write_text(json.dumps(earlier))
+  seen = {}
+
+  def fake_report(victims, known, *, attacks, **kwargs):
+    seen["attacks"] = attacks
+    return [row("pe", "linkage", True, "new"), row("etc", "linkage", False, "new")]
+
+  monkeypatch.setattr(security.report, "security_report", fake_report)
+  monkeypatch.setattr(security.report, "json_row", lambda r: r)
+  monkeypatch.setattr(security.report, "markdown_table", lambda rows: "")
+  monkeypatch.setattr(sys, "argv", ["security", "--num-images", "3", "--train-images", "4",
+                                    "--attacks", "linkage", "--out", str(out)])
+  security.main()
+  result = json.loads(out.read_text())
+  assert seen["attacks"] == ["linkage"]
+  assert [(r["scheme"], r["attack"], r["per_image_keys"], r["tag"]) for r in result["results"]] == [
+      ("etc", "jigsaw", False, "old"), ("etc", "linkage", False, "new"),
+      ("pe", "gan", True, "old"), ("pe", "linkage", True, "new")]
+  assert result["not_run"] == ["pe (per-image keys) / known_plaintext_exact: not run: x"]
+  assert result["seconds"] >= 100.0 and result["block_size"] == 4
+
+
+def test_a_run_at_another_block_size_keeps_the_first_ones_rows(tmp_path, monkeypatch):
+  path, _ = _write_eval_set(tmp_path, 9)
+  out = tmp_path / "security_224.json"
+  described = security.eval_set_split(path)[2]
+  old = {"scheme": "etc", "attack": "linkage", "per_image_keys": True,
+         "options": {"block_size": 16}}
+  out.write_text(json.dumps({"data": described, "learned_attack_steps": 100, "seconds": 5.0,
+                             "block_size": 16, "results": [old], "not_run": []}))
+  new = {**old, "options": {"block_size": 2}}
+  monkeypatch.setattr(security.report, "security_report", lambda *a, **k: [new])
+  monkeypatch.setattr(security.report, "json_row", lambda r: r)
+  monkeypatch.setattr(security.report, "markdown_table", lambda rows: "")
+  monkeypatch.setattr(sys, "argv", ["security", "--eval-set", path, "--schemes", "etc",
+                                    "--attacks", "linkage", "--block-size", "2",
+                                    "--out", str(out)])
+  security.main()
+  result = json.loads(out.read_text())
+  assert result["results"] == [old, new] and result["block_size"] == 16

@@ -17,6 +17,8 @@ Modules::
                            blocks (the ViT cipher, any key mode), then the jigsaw.
   known_plaintext:         known-plaintext least-squares recovery of morph's matrix.
   reidentification:        top-k re-identification of reconstructions among candidates.
+  linkage:                 ciphertext-only linkage to candidate scans: key-invariant
+                           features, or the exact likelihood under random keys (Huang 2022).
   suite:                   the registry ATTACKS and `run_attack`.
   report:                  every attack against every scheme: rows, markdown, figures.
 
@@ -39,6 +41,7 @@ from lie_jax.attacks import inverse_network
 from lie_jax.attacks import jigsaw
 from lie_jax.attacks import known_plaintext
 from lie_jax.attacks import known_plaintext_exact
+from lie_jax.attacks import linkage
 from lie_jax.attacks import metrics
 from lie_jax.attacks import pixel_layout
 from lie_jax.attacks import reidentification
@@ -54,6 +57,6 @@ from lie_jax.attacks.suite import run_attack
 __all__ = [
     "ATTACKS", "AttackResult", "run_attack", "applicable_attacks", "ssim", "psnr", "metrics",
     "chosen_plaintext", "feature_reconstruction", "gan", "inverse_network", "jigsaw",
-    "known_plaintext", "known_plaintext_exact", "pixel_layout", "reidentification", "report",
-    "suite",
+    "known_plaintext", "known_plaintext_exact", "linkage", "pixel_layout", "reidentification",
+    "report", "suite",
 ]

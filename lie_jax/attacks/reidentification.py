@@ -326,6 +326,13 @@ def chance_p_value(hits: int, trials: int, chance: float) -> float:
   return float(min(1.0, sum(math.exp(log_term(i)) for i in range(hits, trials + 1))))
 
 
+def _check_ks(ks: Sequence[int]) -> tuple[int, ...]:
+  ks = tuple(ks)
+  if not ks or any(isinstance(k, bool) or int(k) != k or k < 1 for k in ks):
+    raise ValueError(f"ks must be positive integers, got {ks}")
+  return ks
+
+
 def identification_rates(recovered: ArrayLike, candidates: ArrayLike, *,
                          ks: Sequence[int] = (1, 5),
                          similarity: str = DEFAULT_SIMILARITY, data_range: float = 255.0,
@@ -360,16 +367,22 @@ def identification_rates(recovered: ArrayLike, candidates: ArrayLike, *,
   Raises:
     ValueError: unknown similarity, non-positive k, bad shapes, or M > N.
   """
-  ks = tuple(ks)
-  if not ks or any(isinstance(k, bool) or int(k) != k or k < 1 for k in ks):
-    raise ValueError(f"ks must be positive integers, got {ks}")
+  ks = _check_ks(ks)
   scores = similarity_matrix(recovered, candidates, similarity=similarity,
                              data_range=data_range, max_elements=max_elements,
                              progress=progress)
+  return {**rates_from_scores(scores, ks=ks), "similarity": similarity}
+
+
+def rates_from_scores(scores: ArrayLike, *, ks: Sequence[int] = (1, 5)) -> dict[str, Any]:
+  """`identification_rates` from a precomputed [M, N] score matrix (row i's truth is column
+  i, higher is more similar), for attacks that rank candidates by their own score (e.g.
+  `lie_jax.attacks.linkage`): the same keys but "similarity"."""
+  ks = _check_ks(ks)
   ranks = true_ranks(scores)
-  m, n = scores.shape
+  m, n = np.shape(scores)
   extra = ({"p_top1": chance_p_value(int((ranks <= 1).sum()), m, 1.0 / n)}
            if 1 in ks else {})
   return {**rates_from_ranks(ranks, n, [int(k) for k in ks]), **extra, "ranks": ranks,
           "mean_rank": float(ranks.mean()), "median_rank": float(np.median(ranks)),
-          "num_recovered": m, "num_candidates": n, "similarity": similarity}
+          "num_recovered": m, "num_candidates": n}

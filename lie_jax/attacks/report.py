@@ -24,30 +24,41 @@ from lie_jax.attacks import suite
 PER_IMAGE_CONTROLS = (("pe", "chosen_plaintext"), ("pe", "known_plaintext_exact"),
                       ("pe", "inverse_network"), ("pe", "gan"), ("pe", "fr_basic"),
                       ("pe", "fr_advanced"))
+# Linkage needs no key, so per-image keys do not stop it: every scheme it covers, per image.
+PER_IMAGE_LINKAGE = tuple((s, "linkage") for s in suite.ATTACKS["linkage"]
+                          if ciphers.get_scheme(s).per_image_keys)
 
 
 def planned_runs(schemes: Sequence[str] | None = None,
-                 key_modes: Sequence[bool] | None = None) -> list[tuple[str, str, bool]]:
+                 key_modes: Sequence[bool] | None = None,
+                 attacks: Sequence[str] | None = None) -> list[tuple[str, str, bool]]:
   """(scheme, attack, per_image_keys) of the report, in table order.
 
   Default (key_modes None): every applicable attack with a shared key, then
-  PER_IMAGE_CONTROLS. With key_modes (e.g. (False, True)): every applicable
-  attack in each mode, per-image keys only for schemes that have them.
+  PER_IMAGE_CONTROLS and PER_IMAGE_LINKAGE. With key_modes (e.g. (False, True)): every
+  applicable attack in each mode, per-image keys only for schemes that have them.
+  `attacks`: only these attacks (default all).
   """
   schemes = list(ciphers.SCHEMES) if schemes is None else list(schemes)
   if key_modes is None:
     runs = [(s, a, False) for s in schemes for a in suite.applicable_attacks(s)]
-    return runs + [(s, a, True) for s, a in PER_IMAGE_CONTROLS if s in schemes]
-  return [(s, a, mode) for s in schemes for mode in key_modes
-          if not mode or ciphers.get_scheme(s).per_image_keys
-          for a in suite.applicable_attacks(s)]
+    runs += [(s, a, True) for s, a in PER_IMAGE_CONTROLS + PER_IMAGE_LINKAGE if s in schemes]
+  else:
+    runs = [(s, a, mode) for s in schemes for mode in key_modes
+            if not mode or ciphers.get_scheme(s).per_image_keys
+            for a in suite.applicable_attacks(s)]
+  unknown = sorted(set(attacks or ()) - set(suite.ATTACKS))
+  if unknown:
+    raise ValueError(f"unknown attack(s) {unknown}; choose from {sorted(suite.ATTACKS)}")
+  return [r for r in runs if attacks is None or r[1] in attacks]
 
 
 def security_report(images: ArrayLike, train_images: ArrayLike, *, seed: int = 0,
                     block_size: int = 4, steps: int | None = None,
                     schemes: Sequence[str] | None = None,
                     key_modes: Sequence[bool] | None = None, progress: bool = True,
-                    skipped: list[str] | None = None) -> list[suite.AttackResult]:
+                    skipped: list[str] | None = None,
+                    attacks: Sequence[str] | None = None) -> list[suite.AttackResult]:
   """Runs every planned attack.
 
   Args:
@@ -63,11 +74,12 @@ def security_report(images: ArrayLike, train_images: ArrayLike, *, seed: int = 0
     skipped: if given, runs that need more known plaintexts than
       `train_images` holds, and attacks that do not apply to per-image keys,
       are left out and described here (one line each); if None, they raise.
+    attacks: only these attacks (default every applicable one).
 
   Returns:
     The `AttackResult`s in `planned_runs` order.
   """
-  runs = planned_runs(schemes, key_modes)
+  runs = planned_runs(schemes, key_modes, attacks)
   if progress:
     from tqdm.auto import tqdm
     runs = tqdm(runs, desc="security report")

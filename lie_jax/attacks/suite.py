@@ -22,6 +22,8 @@ Re-identification (`reidentification.identification_rates`): every
 reconstruction ranks the N victims' plain images by normalised
 cross-correlation; top-1 and top-5 identification rates are reported next to
 chance (1/N, 5/N), for the attack's output and for the ciphertext itself.
+GALLERY_ATTACKS (linkage) rank the candidates by their own scores instead and
+answer with the candidate they name.
 Verdict: an attack breaks a scheme when it recovers images exactly, when its
 SSIM exceeds the better of the two baselines by at least BREAK_MARGIN, or when
 its top-1 identification rate exceeds chance by more than REID_MARGIN and a
@@ -51,6 +53,7 @@ from lie_jax.attacks import inverse_network
 from lie_jax.attacks import jigsaw
 from lie_jax.attacks import known_plaintext
 from lie_jax.attacks import known_plaintext_exact
+from lie_jax.attacks import linkage
 from lie_jax.attacks import metrics
 from lie_jax.attacks import pixel_layout
 from lie_jax.attacks import reidentification
@@ -68,6 +71,8 @@ APPLIES_TO = {
     "gan": lambda s: s.kind in ("block", "pixel"),
     "jigsaw": lambda s: s.scrambles_blocks,
     "known_plaintext_linear": lambda s: s.kind == "linear",
+    # Ciphertext-only linkage to the candidates: what no key changes (or the likelihood).
+    "linkage": lambda s: s.name in linkage.SCHEMES,
 }
 # Attacks that recover one shared key: with per-image keys there is none to recover.
 NOT_APPLICABLE_PER_IMAGE = {
@@ -88,7 +93,13 @@ ATTACK_DESCRIPTIONS = {
     "jigsaw": "ciphertext-only jigsaw solver (rotation, flip, negative-positive; global "
               "placement; for the ViT cipher after reading its pixel shuffle off the blocks)",
     "known_plaintext_linear": "known-plaintext least-squares solve for morph's matrix, inverted",
+    "linkage": "ciphertext-only linkage to the candidate scans: key-invariant features "
+               "(Huang 2022: exact likelihood under random keys)",
 }
+# Attacks that answer with a candidate image instead of a reconstruction: their
+# re-identification comes from their own scores, and their "recovered" image is the
+# candidate they name (byte for byte the plain image when they name the right one).
+GALLERY_ATTACKS = ("linkage",)
 # Attacks that need the attacker's known plaintexts (train_images).
 KNOWN_PLAINTEXT_ATTACKS = ("inverse_network", "gan", "known_plaintext_linear",
                            "known_plaintext_exact")
@@ -145,7 +156,9 @@ class AttackResult:
       recovered vs plain.
     cipher_ssim_mean, cipher_psnr_mean: the same for the ciphertext (floor).
     prior_ssim_mean, prior_psnr_mean: the same for the mean training image, or None.
-    exact_fraction: share of images recovered byte for byte.
+    exact_fraction: share of images recovered byte for byte from the ciphertext (0 for
+      GALLERY_ATTACKS: they name a candidate the attacker already holds; their hits are
+      reid_top1).
     placement_accuracy: mean share of blocks placed right (jigsaw), else None.
     neighbour_comparison: mean share of plain adjacencies kept (jigsaw), else None.
     reid_top1, reid_top5: share of reconstructions whose own plain image is the most
@@ -285,6 +298,7 @@ def run_attack(attack: str, scheme: str, images: ArrayLike, *, key: jax.Array,
     encrypted = known_plaintext.cipher_view(encrypted, image_shape)
 
   extra: dict[str, Any] = {"details": {}}
+  link_scores = None
   family = "pixel" if scheme in PIXEL_SCHEMES else "block"
   # The mean known image: the prior baseline, and the jigsaw's reference orientation.
   mean_image = (None if train is None or not len(train) else
@@ -314,6 +328,11 @@ def run_attack(attack: str, scheme: str, images: ArrayLike, *, key: jax.Array,
                                           image_shape=image_shape, copies=opts.get("copies", 1))
     extra["known_pairs_needed"] = known_plaintext.pairs_needed(image_shape,
                                                                copies=opts.get("copies", 1))
+  elif attack == "linkage":  # the victims' plain images are the candidates it ranks
+    recovered, link_scores = linkage.attack(encrypted, plain, scheme=scheme, options=opts,
+                                            progress=progress)
+    extra["details"] = {"candidates": int(n), "method": "likelihood" if scheme in
+                        linkage.LIKELIHOOD_SCHEMES else "key-invariant features"}
   else:  # jigsaw
     transforms = jigsaw.SCHEME_TRANSFORMS.get(scheme, ("shuffle",))
     if scheme in pixel_layout.SCHEMES and opts.get("pixel_shuffling", True):
@@ -335,10 +354,13 @@ def run_attack(attack: str, scheme: str, images: ArrayLike, *, key: jax.Array,
   prior_ssim = prior_psnr = None
   if mean_image is not None:
     prior_ssim, prior_psnr = _mean_scores(np.broadcast_to(mean_image, plain.shape), plain)
-  reid = reidentification.identification_rates(recovered, plain, ks=(1, 5))
+  reid = (reidentification.rates_from_scores(link_scores, ks=(1, 5))
+          if attack in GALLERY_ATTACKS else
+          reidentification.identification_rates(recovered, plain, ks=(1, 5)))
   cipher_reid = reidentification.identification_rates(encrypted, plain, ks=(1,))
   baseline = max(cipher_ssim, prior_ssim if prior_ssim is not None else -1.0)
-  exact = float((recovered == plain).reshape(n, -1).all(1).mean())
+  exact = (0.0 if attack in GALLERY_ATTACKS else  # it names images, it does not decrypt
+           float((recovered == plain).reshape(n, -1).all(1).mean()))
   space = ciphers.key_space_bits(scheme, image_shape=image_shape, prng_impl=chacha.impl_name(key),
                                  **opts)
   breaks = (exact > 0.0 or ssim_mean >= baseline + BREAK_MARGIN

@@ -1,0 +1,103 @@
+"""Linkage when the attacker's copy of a scan is not the very file that was encrypted.
+
+`lie_jax.attacks.linkage` names which of the attacker's candidate scans a ciphertext encrypts
+(100% in every run of `benchmarks/security.py`, where the candidates are the exact plain
+images). An attacker's copy may differ: re-exported, recompressed, denoised. This benchmark
+encrypts the first --num-images PneumoniaMNIST test images with per-image keys (every scheme
+linkage covers; block schemes B=4, Huang 2022 its default 2x2 filter) and links the
+ciphertexts to three versions of the candidates: the exact images, the images with uniform
+noise of +-2 grey levels, and the images saved as JPEG at quality 90 (Pillow). Writes
+benchmarks/results/linkage.json (about a minute on 2 cores).
+
+  python -m benchmarks.linkage
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import time
+
+import jax
+import numpy as np
+
+from benchmarks.encrypt_throughput import machine
+from lie_jax import ciphers
+from lie_jax import data
+from lie_jax.attacks import linkage
+from lie_jax.attacks import reidentification
+
+OUT = os.path.join(os.path.dirname(__file__), "results", "linkage.json")
+COPIES = ("exact", "noise_2", "jpeg_90")
+BLOCK_SIZE = 4
+
+
+def jpeg(images: np.ndarray, quality: int = 90) -> np.ndarray:
+  """[N, H, W, C] uint8 images after a JPEG round trip (Pillow)."""
+  from PIL import Image
+
+  out = []
+  for im in images:
+    buf = io.BytesIO()
+    Image.fromarray(im[..., 0] if im.shape[-1] == 1 else im).save(buf, format="JPEG",
+                                                                  quality=quality)
+    out.append(np.asarray(Image.open(buf)).reshape(im.shape))
+  return np.stack(out)
+
+
+def copies(images: np.ndarray, seed: int = 0) -> dict[str, np.ndarray]:
+  """The attacker's versions of the candidates, one per name in COPIES."""
+  noise = np.random.default_rng(seed).integers(-2, 3, images.shape)
+  return {"exact": images,
+          "noise_2": np.clip(images.astype(np.int64) + noise, 0, 255).astype(np.uint8),
+          "jpeg_90": jpeg(images)}
+
+
+def options(scheme: str) -> dict:
+  return {"block_size": BLOCK_SIZE} if scheme != "huang2022" and "block_size" in (
+      ciphers.SCHEMES[scheme].options) else {}
+
+
+def measure(images: np.ndarray, seed: int = 0) -> list[dict]:
+  """One row per scheme: top-1 linkage against each copy of the candidates, with chance."""
+  versions = copies(images, seed)
+  rows = []
+  for scheme in linkage.SCHEMES:
+    opts = options(scheme)
+    cipher = np.asarray(ciphers.SCHEMES[scheme].encrypt_per_image(
+        jax.random.fold_in(jax.random.key(seed), 1), images, **opts))
+    row = {"scheme": scheme, "per_image_keys": True, "options": opts,
+           "chance_top1": 1.0 / len(images)}
+    for name, cand in versions.items():
+      ranks = reidentification.true_ranks(linkage.scores(cipher, cand, scheme=scheme,
+                                                         options=opts))
+      row[f"top1_{name}"] = float((ranks == 1).mean())
+    rows.append(row)
+  return rows
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--num-images", type=int, default=200)
+  parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--out", default=OUT)
+  args = parser.parse_args()
+  images = data.load_dataset("pneumoniamnist").test.images[:args.num_images]
+  start = time.perf_counter()
+  rows = measure(images, args.seed)
+  with open(args.out, "w") as f:
+    json.dump({"benchmark": "linkage", "machine": machine(), "command":
+               "python -m benchmarks.linkage", "data": f"pneumoniamnist test[:{len(images)}]",
+               "copies": list(COPIES), "seed": args.seed,
+               "seconds": time.perf_counter() - start, "results": rows}, f, indent=1)
+  print("| scheme | " + " | ".join(COPIES) + " |")
+  for r in rows:
+    print(f"| {r['scheme']} | " + " | ".join(f"{100 * r[f'top1_{c}']:.1f}" for c in COPIES)
+          + " |")
+  print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+  main()

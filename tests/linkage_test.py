@@ -1,0 +1,219 @@
+"""lie_jax.attacks.linkage: key-invariant features are exact identities of every scheme's
+encryption, Huang 2022's outcome tables match a brute force over keys and the library's own
+ciphertexts, and the attack names planted victims (and cannot tell apart images one key maps
+onto another)."""
+
+import itertools
+
+import jax
+import numpy as np
+import pytest
+
+from lie_jax import ciphers
+from lie_jax.attacks import linkage
+from lie_jax.attacks import reidentification
+from lie_jax.attacks import suite
+
+OPTIONS = {
+    "le": {"block_size": 4}, "ele": {"block_size": 4}, "etc": {"block_size": 4}, "pe": {},
+    "vit": {"block_size": 4}, "blockwise": {"block_size": 4, "transforms": ("shuffle", "flip")},
+}
+
+
+def _images(n, channels, size=16, seed=0):
+  return np.random.default_rng(seed).integers(0, 256, (n, size, size, channels), np.uint8)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("scheme", linkage.INVARIANT_SCHEMES)
+def test_features_are_the_same_for_every_key(scheme, channels):
+  x = _images(6, channels)
+  record = ciphers.get_scheme(scheme)
+  plain = linkage.invariants(x, scheme=scheme, options=OPTIONS[scheme])
+  for seed in range(3):
+    per_image = record.encrypt_per_image(jax.random.key(seed), x, **OPTIONS[scheme])
+    shared = record.encrypt(record.generate_key(jax.random.key(seed), image_shape=x.shape[1:],
+                                                **OPTIONS[scheme]), x)
+    for c in (per_image, shared):
+      assert not np.array_equal(np.asarray(c), x)
+      np.testing.assert_array_equal(linkage.invariants(np.asarray(c), scheme=scheme,
+                                                       options=OPTIONS[scheme]), plain)
+  # ... and they are not constant: different images, different features.
+  assert len({plain[i].tobytes() for i in range(6)}) == 6
+
+
+def test_etc_feature_by_hand():
+  # One 2x2 block: sorted (10, 30, 40, 200) beats its negative's (55, 215, 225, 245);
+  # sorted (5, 100, 200, 250) loses to its negative's (5, 55, 155, 250).
+  a = np.array([10, 200, 30, 40], np.uint8).reshape(1, 2, 2, 1)
+  b = np.array([250, 5, 100, 200], np.uint8).reshape(1, 2, 2, 1)
+  f = lambda x: linkage.invariants(x, scheme="etc", options={"block_size": 2})[0].tolist()
+  assert f(a) == [10, 30, 40, 200] and f(b) == [5, 55, 155, 250]
+  assert f(255 - b) == f(b)  # negative-positive
+
+
+def test_le_feature_by_hand():
+  # One 1x2 block can't be; a 2x2 block of 0x12, 0xF0, 0x07, 0x88: nibbles (low, high)
+  # 2,1 / 0,15 / 7,0 / 8,8 fold to 2,1,0,0,7,0,7,7 -> histogram over 0..7.
+  x = np.array([0x12, 0xF0, 0x07, 0x88], np.uint8).reshape(1, 2, 2, 1)
+  f = linkage.invariants(x, scheme="le", options={"block_size": 2})[0].tolist()
+  assert f == [3, 1, 1, 0, 0, 0, 0, 3]
+
+
+def _brute_force_median_2x2(block):
+  """P(output) of one grey 2x2 block under every one of the 16 negation patterns."""
+  out = np.zeros(256)
+  for mask in itertools.product([0, 1], repeat=4):
+    v = sorted(255 - b if m else b for b, m in zip(block, mask))
+    out[(v[1] + v[2] + 1) // 2] += 1 / 16
+  return out
+
+
+def test_grey_2x2_median_table_is_the_brute_force_over_keys():
+  x = _images(1, 1, size=4, seed=3)[0]
+  table = linkage.outcome_table(x, block_size=2)
+  blocks = np.asarray(ciphers.blockify(x[None], block_size=2))[0]
+  for b, row in zip(blocks, table):
+    np.testing.assert_allclose(row, _brute_force_median_2x2([int(v) for v in b]), atol=1e-12)
+
+
+def _empirical(x, statistic, block_size, keys=3000):
+  """Observed block values of the library's own Huang 2022 ciphertexts under `keys` keys."""
+  many = np.repeat(x[None], keys, axis=0)
+  c = np.asarray(ciphers.SCHEMES["huang2022"].encrypt_per_image(
+      jax.random.key(7), many, block_size=block_size, statistic=statistic))
+  obs = c[:, ::block_size, ::block_size, :].reshape(keys, -1)  # [keys, nb * C]
+  return obs
+
+
+@pytest.mark.parametrize("channels,statistic,block_size", [
+    (1, "median", 2), (3, "median", 2), (1, "mean", 4), (1, "median", 4), (1, "max", 4)])
+def test_tables_match_the_library_ciphertexts(channels, statistic, block_size):
+  """Every value the cipher outputs is possible under the table, and over 3000 keys the
+  observed distribution agrees with it (Kolmogorov-Smirnov distance below 0.05, about the
+  0.1% critical value for 3000 draws against the sampled 4096-draw tables)."""
+  x = _images(1, channels, size=8, seed=5)[0]
+  table = linkage.outcome_table(x, block_size=block_size, statistic=statistic)
+  obs = _empirical(x, statistic, block_size)
+  for j in range(obs.shape[1]):
+    block = j // channels
+    freq = np.bincount(obs[:, j], minlength=256) / len(obs)
+    assert table[block][freq > 0].min() > 0  # nothing observed is impossible
+    assert np.abs(np.cumsum(freq) - np.cumsum(table[block])).max() < 0.05, j
+  # A wrong image's table does not fit: the same test fails for a flat grey image.
+  other = linkage.outcome_table(np.full_like(x, 120), block_size=block_size,
+                                statistic=statistic)
+  freq = np.bincount(obs[:, 0], minlength=256) / len(obs)
+  assert np.abs(np.cumsum(freq) - np.cumsum(other[0])).max() > 0.05
+
+
+def test_max_table_is_exact_beyond_enumeration():
+  """4x4 grey blocks (65536 patterns) take the CDF path for max: brute force agrees."""
+  x = _images(1, 1, size=4, seed=9)[0]
+  table = linkage.outcome_table(x, block_size=4, statistic="max")[0]
+  v = x.reshape(-1).astype(int)
+  brute = np.zeros(256)
+  for mask in itertools.product([0, 1], repeat=16):
+    brute[max(255 - a if m else a for a, m in zip(v, mask))] += 1
+  np.testing.assert_allclose(table, brute / brute.sum(), atol=1e-12)
+
+
+@pytest.mark.parametrize("scheme", linkage.SCHEMES)
+def test_linkage_names_every_planted_victim(scheme):
+  from lie_jax import data
+  x = data.load_dataset("pneumoniamnist").test.images[:30]
+  options = {"block_size": 4} if scheme in ("huang2022",) else OPTIONS[scheme]
+  c = np.asarray(ciphers.get_scheme(scheme).encrypt_per_image(jax.random.key(1), x, **options))
+  recovered, scores = linkage.attack(c, x, scheme=scheme, options=options)
+  assert scores.shape == (30, 30)
+  ranks = reidentification.true_ranks(scores)
+  assert (ranks == 1).all()
+  np.testing.assert_array_equal(recovered, x)
+
+
+def test_images_one_key_maps_onto_each_other_cannot_be_told_apart():
+  """A candidate that is the victim with its blocks swapped is in the same orbit for the ViT
+  cipher: a tie, counted against the attacker (rank 2), while LE (no block scrambling) tells
+  them apart."""
+  x = _images(3, 1, size=8, seed=2)
+  swapped = x[0].copy()
+  swapped[:4, :4], swapped[:4, 4:] = x[0][:4, 4:].copy(), x[0][:4, :4].copy()
+  candidates = np.concatenate([x, swapped[None]])
+  for scheme, rank in (("vit", 2), ("le", 1)):
+    c = np.asarray(ciphers.get_scheme(scheme).encrypt_per_image(
+        jax.random.key(0), x, block_size=4))
+    scores = linkage.scores(c, candidates, scheme=scheme, options={"block_size": 4})
+    assert reidentification.true_ranks(scores)[0] == rank, scheme
+
+
+def test_the_suite_runs_linkage_with_per_image_keys():
+  from lie_jax import data
+  x = data.load_dataset("pneumoniamnist").test.images[:20]
+  r = suite.run_attack("linkage", "huang2022", x, key=jax.random.key(0), per_image_keys=True)
+  assert r.reid_top1 == 1.0 and r.reid_chance_top1 == 0.05 and r.breaks
+  assert r.exact_fraction == 0.0  # it names scans, it does not decrypt them
+  assert r.details == {"candidates": 20, "method": "likelihood"}
+  assert "linkage" in suite.applicable_attacks("etc")
+  assert "linkage" not in suite.applicable_attacks("morph")
+
+
+def test_rates_from_scores_by_hand():
+  r = reidentification.rates_from_scores(np.array([[1.0, 2.0, 0.0], [0.0, 1.0, 1.0]]),
+                                         ks=(1, 2))
+  # Row 0: a wrong candidate scores higher (rank 2); row 1: a tie (rank 2, pessimistic).
+  assert r["ranks"].tolist() == [2, 2]
+  assert r["top1"] == 0.0 and r["top2"] == 1.0 and r["chance_top1"] == pytest.approx(1 / 3)
+
+
+def test_bad_input_is_refused():
+  x = _images(2, 1, size=8)
+  with pytest.raises(ValueError, match="linkage covers"):
+    linkage.scores(x, x, scheme="morph")
+  with pytest.raises(ValueError, match="not 'ffx'"):
+    linkage.scores(x, x, scheme="blockwise", options={"transforms": ("ffx",)})
+  with pytest.raises(ValueError, match="differ in shape"):
+    linkage.scores(x, _images(2, 1, size=4), scheme="pe")
+  with pytest.raises(ValueError, match="does not divide"):
+    linkage.scores(x, x, scheme="etc", options={"block_size": 3})
+  with pytest.raises(ValueError, match="uint8"):
+    linkage.scores(x.astype(np.float32), x, scheme="pe")
+  with pytest.raises(ValueError, match="its likelihood"):
+    linkage.invariants(x, scheme="huang2022")
+
+
+def test_the_benchmark_links_exact_and_altered_copies(tmp_path, monkeypatch):
+  import json
+  import sys
+
+  from benchmarks import linkage as bench
+
+  x = np.random.default_rng(1).integers(0, 256, (6, 8, 8, 1), np.uint8)
+  versions = bench.copies(x)
+  assert set(versions) == set(bench.COPIES)
+  assert np.array_equal(versions["exact"], x)
+  for name in ("noise_2", "jpeg_90"):
+    diff = versions[name].astype(int) - x
+    assert diff.any() and versions[name].shape == x.shape and versions[name].dtype == np.uint8
+  assert np.abs(versions["noise_2"].astype(int) - x).max() <= 2
+  out = tmp_path / "linkage.json"
+  monkeypatch.setattr(sys, "argv", ["linkage", "--num-images", "12", "--out", str(out)])
+  bench.main()
+  rows = json.loads(out.read_text())["results"]
+  assert [r["scheme"] for r in rows] == list(linkage.SCHEMES)
+  assert all(r["top1_exact"] == 1.0 and r["chance_top1"] == pytest.approx(1 / 12) for r in rows)
+
+
+def test_security_md_quotes_the_linkage_results_file():
+  import json
+  import pathlib
+  import re
+
+  root = pathlib.Path(__file__).resolve().parents[1]
+  rows = json.loads((root / "benchmarks" / "results" / "linkage.json").read_text())["results"]
+  text = (root / "docs" / "SECURITY.md").read_text()
+  section = text.split("## Linkage: the attacker who holds the scans", 1)[1].split("\n## ")[0]
+  quoted = re.findall(r"^\| ([^|]+?) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \|$", section, re.M)
+  assert len(quoted) == len(rows) == len(linkage.SCHEMES)
+  for (_, *cells), row in zip(quoted, rows):
+    assert [float(c) for c in cells] == pytest.approx(
+        [100 * row[f"top1_{c}"] for c in ("exact", "noise_2", "jpeg_90")], abs=0.05)
