@@ -4,7 +4,8 @@
 (100% in every run of `benchmarks/security.py`, where the candidates are the exact plain
 images). An attacker's copy may differ: re-exported, recompressed, denoised. This benchmark
 encrypts the first --num-images PneumoniaMNIST test images with per-image keys (every scheme
-linkage covers; block schemes B=4, Huang 2022 its default 2x2 filter) and links the
+linkage covers; block schemes B=4, Huang 2022 its default 2x2 filter; morph, which has none,
+one shared key and one copy of its core) and links the
 ciphertexts to three versions of the candidates: the exact images, the images with uniform
 noise of +-2 grey levels, and the images saved as JPEG at quality 90 (Pillow). Writes
 benchmarks/results/linkage.json (about a minute on 2 cores).
@@ -65,10 +66,12 @@ def measure(images: np.ndarray, seed: int = 0) -> list[dict]:
   versions = copies(images, seed)
   rows = []
   for scheme in linkage.SCHEMES:
-    opts = options(scheme)
-    cipher = np.asarray(ciphers.SCHEMES[scheme].encrypt_per_image(
-        jax.random.fold_in(jax.random.key(seed), 1), images, **opts))
-    row = {"scheme": scheme, "per_image_keys": True, "options": opts,
+    opts, record = options(scheme), ciphers.SCHEMES[scheme]
+    key = jax.random.fold_in(jax.random.key(seed), 1)
+    cipher = np.asarray(  # morph has no per-image keys: one shared key
+        record.encrypt_per_image(key, images, **opts) if record.per_image_keys else
+        record.encrypt(record.generate_key(key, image_shape=images.shape[1:], **opts), images))
+    row = {"scheme": scheme, "per_image_keys": record.per_image_keys, "options": opts,
            "chance_top1": 1.0 / len(images)}
     for name, cand in versions.items():
       ranks = reidentification.true_ranks(linkage.scores(cipher, cand, scheme=scheme,

@@ -118,12 +118,33 @@ def test_max_table_is_exact_beyond_enumeration():
   np.testing.assert_allclose(table, brute / brute.sum(), atol=1e-12)
 
 
+def test_morph_keeps_every_chunk_norm():
+  x = _images(5, 3, size=8)
+  for copies in (1, 4, 64):
+    key = ciphers.SCHEMES["morph"].generate_key(jax.random.key(copies), image_shape=x.shape[1:],
+                                                copies=copies)
+    c = np.asarray(ciphers.SCHEMES["morph"].encrypt(key, x))
+    norms = linkage.chunk_norms(x, copies=copies)
+    assert norms.shape == (5, copies)
+    np.testing.assert_allclose(linkage.chunk_norms(c, copies=copies), norms, rtol=1e-5)
+    # by hand: copies = 1 is the norm of the whole image / 255
+    if copies == 1:
+      np.testing.assert_allclose(norms[:, 0], np.sqrt(((x / 255.0) ** 2).sum(axis=(1, 2, 3))))
+  with pytest.raises(ValueError, match="float vectors or"):
+    linkage.chunk_norms(x.astype(np.float32), copies=1)
+
+
 @pytest.mark.parametrize("scheme", linkage.SCHEMES)
 def test_linkage_names_every_planted_victim(scheme):
   from lie_jax import data
   x = data.load_dataset("pneumoniamnist").test.images[:30]
-  options = {"block_size": 4} if scheme in ("huang2022",) else OPTIONS[scheme]
-  c = np.asarray(ciphers.get_scheme(scheme).encrypt_per_image(jax.random.key(1), x, **options))
+  options = ({"block_size": 4} if scheme in ("huang2022",) else {"copies": 4}
+             if scheme == "morph" else OPTIONS[scheme])
+  record = ciphers.get_scheme(scheme)
+  c = np.asarray(record.encrypt_per_image(jax.random.key(1), x, **options)
+                 if record.per_image_keys else
+                 record.encrypt(record.generate_key(jax.random.key(1), image_shape=x.shape[1:],
+                                                    **options), x))
   recovered, scores = linkage.attack(c, x, scheme=scheme, options=options)
   assert scores.shape == (30, 30)
   ranks = reidentification.true_ranks(scores)
@@ -154,7 +175,7 @@ def test_the_suite_runs_linkage_with_per_image_keys():
   assert r.exact_fraction == 0.0  # it names scans, it does not decrypt them
   assert r.details == {"candidates": 20, "method": "likelihood"}
   assert "linkage" in suite.applicable_attacks("etc")
-  assert "linkage" not in suite.applicable_attacks("morph")
+  assert "linkage" in suite.applicable_attacks("morph")
 
 
 def test_rates_from_scores_by_hand():
@@ -168,7 +189,7 @@ def test_rates_from_scores_by_hand():
 def test_bad_input_is_refused():
   x = _images(2, 1, size=8)
   with pytest.raises(ValueError, match="linkage covers"):
-    linkage.scores(x, x, scheme="morph")
+    linkage.scores(x, x, scheme="nope")
   with pytest.raises(ValueError, match="not 'ffx'"):
     linkage.scores(x, x, scheme="blockwise", options={"transforms": ("ffx",)})
   with pytest.raises(ValueError, match="differ in shape"):

@@ -109,6 +109,7 @@ def test_encrypt_without_a_scheme_uses_the_frontier_default(world, tmp_path):
   assert (cipher["scheme"], cipher["per_image_keys"]) == (owner.DEFAULT_SCHEME,
                                                           owner.DEFAULT_PER_IMAGE_KEYS)
   assert "security: per-image keys" in proc.stdout
+  assert "can tell which ciphertext it is (linkage" in proc.stdout  # not a promise of safety
 
 
 def test_keygen_mode_0600_prints_only_fingerprint_and_never_overwrites(world):

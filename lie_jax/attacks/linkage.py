@@ -23,6 +23,9 @@ against every scheme's encryption)::
              where "flip" is on; "ffx" is not covered (its codes are not bytes).
   pe:        per pixel (fixed position) its folded values min(v, 255 - v), sorted over the
              channels (negative-positive per value, colour order per pixel).
+  morph:     the Euclidean norm of each of the `copies` chunks of the vector x / 255 (its
+             core is orthogonal, so x . M keeps every chunk's norm); float, so equal up to
+             float32 rounding rather than exactly.
 
 A multiset is canonicalised by sorting its rows lexicographically; the score of candidate
 j for ciphertext i is minus the L1 distance between their canonical features (0: the
@@ -66,7 +69,8 @@ from lie_jax import ciphers
 
 INVARIANT_SCHEMES = ("le", "ele", "etc", "pe", "vit", "blockwise")
 LIKELIHOOD_SCHEMES = ("huang2022",)
-SCHEMES = INVARIANT_SCHEMES + LIKELIHOOD_SCHEMES
+NORM_SCHEMES = ("morph",)
+SCHEMES = INVARIANT_SCHEMES + LIKELIHOOD_SCHEMES + NORM_SCHEMES
 # Draw combinations of one block enumerated exactly (beyond: CDFs or a normal approximation).
 MAX_ENUMERATION = 4096
 # Draws per block sampled where enumeration is too large (median, mean), and the weight
@@ -162,13 +166,34 @@ def invariants(images: ArrayLike, *, scheme: str,
   return _sorted_rows(values).reshape(n, -1)
 
 
+def chunk_norms(x: ArrayLike, *, copies: int = 1) -> np.ndarray:
+  """Morph's invariant: float64 [N, copies], the norm of each chunk of the morphed vector.
+
+  x: [N, n] float morphed vectors (`morph.encrypt`), or [N, H, W, C] uint8 plain images
+  (flattened, scaled by 1/255 and zero-padded to a multiple of `copies`, as morph does).
+  """
+  a = np.asarray(x)
+  if a.ndim == 4 and a.dtype == np.uint8:
+    v = a.reshape(len(a), -1).astype(np.float64) / 255.0
+    v = np.pad(v, ((0, 0), (0, -v.shape[1] % copies)))
+  elif a.ndim == 2 and np.issubdtype(a.dtype, np.floating):
+    v = a.astype(np.float64)
+  else:
+    raise ValueError(f"morph linkage takes [N, n] float vectors or [N, H, W, C] uint8 images, "
+                     f"got {a.dtype} {a.shape}")
+  if len(v) == 0 or v.shape[1] % copies:
+    raise ValueError(f"cannot cut {v.shape} into {copies} chunks per row")
+  return np.linalg.norm(v.reshape(len(v), copies, -1), axis=-1)
+
+
 def _l1_scores(a: np.ndarray, b: np.ndarray) -> np.ndarray:
   """-(L1 distance) of every pair of rows of a [M, F] and b [N, F], float64 [M, N]."""
   out = np.empty((len(a), len(b)))
   chunk = max(1, MAX_ELEMENTS // max(1, b.size))
-  bi = b.astype(np.int32)
+  kind = np.float64 if np.issubdtype(b.dtype, np.floating) else np.int32
+  bi = b.astype(kind)
   for s in range(0, len(a), chunk):
-    part = a[s:s + chunk].astype(np.int32)
+    part = a[s:s + chunk].astype(kind)
     out[s:s + chunk] = -np.abs(part[:, None, :] - bi[None]).sum(axis=-1)
   return out
 
@@ -266,10 +291,12 @@ def scores(ciphertexts: ArrayLike, candidates: ArrayLike, *, scheme: str,
            options: Mapping[str, Any] | None = None, progress: bool = False) -> np.ndarray:
   """How well each candidate plain image explains each ciphertext: float64 [M, N], higher
   is more likely (invariant schemes: minus the L1 distance of the key-invariant features,
-  0 for the plaintext; huang2022: the log-likelihood).
+  0 for the plaintext; morph: minus the L1 distance of the chunk norms; huang2022: the
+  log-likelihood).
 
   Args:
-    ciphertexts: [M, H, W, C] uint8 ciphertexts of `scheme` (any key, any key mode).
+    ciphertexts: [M, H, W, C] uint8 ciphertexts of `scheme` (any key, any key mode; morph:
+      its [M, n] float vectors).
     candidates: [N, H, W, C] uint8 plain images.
     scheme: a name in SCHEMES; options: its `generate_key` options (block size, ...).
     progress: a progress bar over the candidates (likelihood).
@@ -277,6 +304,11 @@ def scores(ciphertexts: ArrayLike, candidates: ArrayLike, *, scheme: str,
   Raises:
     ValueError: an unknown scheme or option, or images of different shapes.
   """
+  if scheme in NORM_SCHEMES:
+    opts = _options(scheme, options)
+    p = _images(candidates, "candidates")
+    c = chunk_norms(ciphertexts, copies=opts["copies"])
+    return _l1_scores(c, chunk_norms(p, copies=opts["copies"]))
   c, p = _images(ciphertexts, "ciphertexts"), _images(candidates, "candidates")
   if c.shape[1:] != p.shape[1:]:
     raise ValueError(f"ciphertexts and candidates differ in shape: {c.shape[1:]} and "

@@ -329,10 +329,11 @@ def run_attack(attack: str, scheme: str, images: ArrayLike, *, key: jax.Array,
     extra["known_pairs_needed"] = known_plaintext.pairs_needed(image_shape,
                                                                copies=opts.get("copies", 1))
   elif attack == "linkage":  # the victims' plain images are the candidates it ranks
-    recovered, link_scores = linkage.attack(encrypted, plain, scheme=scheme, options=opts,
+    recovered, link_scores = linkage.attack(ciphertext, plain, scheme=scheme, options=opts,
                                             progress=progress)
-    extra["details"] = {"candidates": int(n), "method": "likelihood" if scheme in
-                        linkage.LIKELIHOOD_SCHEMES else "key-invariant features"}
+    extra["details"] = {"candidates": int(n), "method": (
+        "likelihood" if scheme in linkage.LIKELIHOOD_SCHEMES else "chunk norms"
+        if scheme in linkage.NORM_SCHEMES else "key-invariant features")}
   else:  # jigsaw
     transforms = jigsaw.SCHEME_TRANSFORMS.get(scheme, ("shuffle",))
     if scheme in pixel_layout.SCHEMES and opts.get("pixel_shuffling", True):

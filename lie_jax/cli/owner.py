@@ -148,7 +148,8 @@ def _known_images_line(cipher: dict[str, Any], sample: Any) -> str:
   scheme, options = cipher["scheme"], dict(cipher.get("options") or {})
   if cipher.get("per_image_keys"):
     return ("security: per-image keys: a leaked (plain, encrypted) image reveals only its own "
-            "key, not another image's (docs/SECURITY.md)")
+            "key, not another image's; but anyone holding a plain copy of an image can tell "
+            "which ciphertext it is (linkage, docs/SECURITY.md)")
   if scheme == "morph" and sample is not None:
     k = known_plaintext.pairs_needed(tuple(sample.shape[1:]), copies=options.get("copies", 1))
     return (f"security: {k} known (plain, encrypted) images recover this key by least squares "
