@@ -36,6 +36,12 @@ attack on 224x224 real scans with per-image keys; shared keys fall to a few know
 any size) and counts a per-image configuration broken there when an attack re-identifies
 more than chance + REID_MARGIN (Huang 2022 at the same filter size; block schemes at 16x16
 blocks, as the jigsaw).
+
+Linkage (`lie_jax.attacks.linkage`, `suite.GALLERY_ATTACKS`) names which of the attacker's
+candidate scans a ciphertext encrypts instead of reconstructing it; it has its own column (28
+px from frontier_security.json, 224 px from security_224.json) and a configuration it links
+beyond chance + REID_MARGIN does not hold, but it neither counts as the best attack nor ranks
+(it links every configuration measured).
 """
 
 from __future__ import annotations

@@ -216,12 +216,20 @@ def test_the_benchmark_links_exact_and_altered_copies(tmp_path, monkeypatch):
     diff = versions[name].astype(int) - x
     assert diff.any() and versions[name].shape == x.shape and versions[name].dtype == np.uint8
   assert np.abs(versions["noise_2"].astype(int) - x).max() <= 2
+  from tests.security_eval_set_test import _write_eval_set
+  path, _ = _write_eval_set(tmp_path, 5)  # 5 grey and 2 RGB 32x32 tiles
   out = tmp_path / "linkage.json"
-  monkeypatch.setattr(sys, "argv", ["linkage", "--num-images", "12", "--out", str(out)])
+  monkeypatch.setattr(sys, "argv", ["linkage", "--num-images", "12", "--eval-set", path,
+                                    "--out", str(out)])
   bench.main()
-  rows = json.loads(out.read_text())["results"]
-  assert [r["scheme"] for r in rows] == list(linkage.SCHEMES)
-  assert all(r["top1_exact"] == 1.0 and r["chance_top1"] == pytest.approx(1 / 12) for r in rows)
+  result = json.loads(out.read_text())
+  rows = result["results"]
+  assert [r["scheme"] for r in rows] == 3 * list(linkage.SCHEMES)
+  assert result["command"] == "python -m benchmarks.linkage --eval-set NPZ"
+  assert all(r["top1_exact"] == 1.0 for r in rows)
+  assert [r["chance_top1"] for r in rows[::len(linkage.SCHEMES)]] == pytest.approx(
+      [1 / 12, 1 / 5, 1 / 2])
+  assert rows[len(linkage.SCHEMES) + 2]["options"] == {"block_size": 16}  # etc on the tiles
 
 
 def test_security_md_quotes_the_linkage_results_file():
@@ -233,8 +241,12 @@ def test_security_md_quotes_the_linkage_results_file():
   rows = json.loads((root / "benchmarks" / "results" / "linkage.json").read_text())["results"]
   text = (root / "docs" / "SECURITY.md").read_text()
   section = text.split("## Linkage: the attacker who holds the scans", 1)[1].split("\n## ")[0]
-  quoted = re.findall(r"^\| ([^|]+?) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \|$", section, re.M)
-  assert len(quoted) == len(rows) == len(linkage.SCHEMES)
-  for (_, *cells), row in zip(quoted, rows):
+  quoted = re.findall(r"^\| ([^|]+?) \| ([^|]+?) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \|$",
+                      section, re.M)
+  assert len(quoted) == len(rows) == 3 * len(linkage.SCHEMES)  # X-rays, gray and RGB tiles
+  assert [q[1].split(" ")[0] for q in quoted[:len(linkage.SCHEMES)]] == [
+      {"vit": "ViT", "blockwise": "block-wise", "huang2022": "Huang", "morph": "morph"}.get(
+          s, s.upper() if s != "etc" else "EtC") for s in linkage.SCHEMES]
+  for (_, _, *cells), row in zip(quoted, rows):
     assert [float(c) for c in cells] == pytest.approx(
         [100 * row[f"top1_{c}"] for c in ("exact", "noise_2", "jpeg_90")], abs=0.05)
