@@ -194,7 +194,7 @@ def test_bad_input_is_refused():
     linkage.scores(x, x, scheme="blockwise", options={"transforms": ("ffx",)})
   with pytest.raises(ValueError, match="differ in shape"):
     linkage.scores(x, _images(2, 1, size=4), scheme="pe")
-  with pytest.raises(ValueError, match="does not divide"):
+  with pytest.raises(ValueError, match="not divisible by block_size=3"):
     linkage.scores(x, x, scheme="etc", options={"block_size": 3})
   with pytest.raises(ValueError, match="uint8"):
     linkage.scores(x.astype(np.float32), x, scheme="pe")
@@ -250,3 +250,43 @@ def test_security_md_quotes_the_linkage_results_file():
   for (_, _, *cells), row in zip(quoted, rows):
     assert [float(c) for c in cells] == pytest.approx(
         [100 * row[f"top1_{c}"] for c in ("exact", "noise_2", "jpeg_90")], abs=0.05)
+
+
+def test_mean_table_is_exact_by_convolution():
+  """Larger grey blocks' mean (beyond enumeration): the convolution equals a brute force
+  over all 2**16 negation patterns of a 4x4 block."""
+  x = _images(1, 1, size=4, seed=4)[0]
+  table = linkage.outcome_table(x, block_size=4, statistic="mean")[0]
+  v = x.reshape(-1).astype(int)
+  brute = np.zeros(256)
+  for mask in itertools.product([0, 1], repeat=16):
+    total = sum(255 - a if m else a for a, m in zip(v, mask))
+    brute[(2 * total + 16) // 32] += 1
+  np.testing.assert_allclose(table, brute / brute.sum(), atol=1e-12)
+
+
+def test_bad_option_values_are_refused_as_the_ciphers_refuse_them():
+  x = _images(2, 1, size=8)
+  with pytest.raises(ValueError, match="transforms"):
+    linkage.scores(x, x, scheme="blockwise", options={"transforms": ("shufle",)})
+  with pytest.raises(ValueError, match="statistic"):
+    linkage.scores(x, x, scheme="huang2022", options={"statistic": "bogus"})
+  with pytest.raises(ValueError, match="statistic"):
+    linkage.outcome_table(x[0], block_size=2, statistic="bogus")
+  with pytest.raises(ValueError, match="block_size"):
+    linkage.outcome_table(x[0], block_size=0)
+  with pytest.raises(ValueError):
+    linkage.scores(x, x, scheme="etc", options={"block_size": 0})
+  with pytest.raises(ValueError, match="copies must be a positive integer"):
+    linkage.scores(np.zeros((2, 64), np.float32), x, scheme="morph", options={"copies": 0})
+  with pytest.raises(ValueError, match=r"\[M, 64\] vectors"):
+    linkage.scores(np.zeros((2, 256), np.float32), x, scheme="morph", options={"copies": 4})
+
+
+def test_chunking_does_not_change_scores(monkeypatch):
+  x = _images(7, 1, size=8)
+  c = np.asarray(ciphers.SCHEMES["vit"].encrypt_per_image(jax.random.key(0), x, block_size=4))
+  full = linkage.scores(c, x, scheme="vit", options={"block_size": 4})
+  monkeypatch.setattr(linkage, "MAX_ELEMENTS", 37)
+  np.testing.assert_array_equal(linkage.scores(c, x, scheme="vit", options={"block_size": 4}),
+                                full)

@@ -41,9 +41,11 @@ block values under that model, sum over blocks and channels of log(P_j(o) + LOG_
 exact for grayscale (channels are independent), a composite likelihood for colour (the
 three channels of a pixel share one colour order). The distribution is enumerated where a
 block has at most MAX_ENUMERATION draw combinations (2x2 blocks: 16 in grayscale, 1296 in
-colour), exact from the draws' CDFs for "max" and "min", and otherwise (the median and mean of
-larger blocks) estimated from MC_SAMPLES sampled keys per block, smoothed with a normal of
-the same moments: an approximation, so scores there are a lower bound of the attack.
+colour), exact from the draws' CDFs for "max" and "min", exact by convolution of the draws
+for "mean" (up to MAX_CONVOLUTION work: 28x28 images in blocks up to 7x7), and otherwise (the
+median of larger blocks, the mean of large images in large blocks) estimated from MC_SAMPLES
+sampled keys per block, smoothed with a normal of the same moments: an approximation, so
+scores there are a lower bound of the attack.
 
 Example:
   >>> import jax, numpy as np
@@ -82,6 +84,8 @@ MC_PRIOR = 1.0
 LOG_FLOOR = 1e-18
 # Float64 elements of one chunk of pairwise work.
 MAX_ELEMENTS = 1 << 25
+# Work (shifted adds) allowed for the exact distribution of a block mean by convolution.
+MAX_CONVOLUTION = 1 << 27
 
 
 def _images(x: ArrayLike, name: str) -> np.ndarray:
@@ -94,13 +98,29 @@ def _images(x: ArrayLike, name: str) -> np.ndarray:
   return a
 
 
-def _options(scheme: str, options: Mapping[str, Any] | None) -> dict[str, Any]:
+def _positive(name: str, value: Any) -> int:
+  if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+    raise ValueError(f"{name} must be a positive integer, got {value!r}")
+  return int(value)
+
+
+def _options(scheme: str, options: Mapping[str, Any] | None,
+             image_shape: tuple[int, ...] | None = None) -> dict[str, Any]:
+  """The scheme's options with defaults, checked as its cipher checks them: for image schemes
+  by drawing a throwaway key for `image_shape` (the cipher's own errors), for morph by hand
+  (a dense key at 224 px would be gigabytes)."""
   if scheme not in SCHEMES:
     raise ValueError(f"linkage covers {list(SCHEMES)}, not {scheme!r}")
-  opts = ciphers.get_scheme(scheme).check_options(dict(options or {}))
+  record = ciphers.get_scheme(scheme)
+  opts = record.check_options(dict(options or {}))
   if scheme == "blockwise" and "ffx" in opts["transforms"]:
     raise ValueError("linkage on blockwise covers the 'shuffle' and 'flip' transforms, not "
                      "'ffx' (its uint16 codes are not bytes)")
+  if scheme == "morph":
+    _positive("copies", opts["copies"])
+  elif image_shape is not None:
+    import jax  # pylint: disable=g-import-not-at-top
+    record.generate_key(jax.random.key(0), image_shape=tuple(image_shape), **opts)
   return opts
 
 
@@ -143,7 +163,7 @@ def invariants(images: ArrayLike, *, scheme: str,
   if scheme not in INVARIANT_SCHEMES:
     raise ValueError(f"key-invariant features cover {list(INVARIANT_SCHEMES)}, not {scheme!r}"
                      f"{' (its likelihood: linkage.scores)' if scheme in SCHEMES else ''}")
-  opts = _options(scheme, options)
+  opts = _options(scheme, options, x.shape[1:])
   n = len(x)
   if scheme == "pe":
     v = x.astype(np.int16)
@@ -189,12 +209,15 @@ def chunk_norms(x: ArrayLike, *, copies: int = 1) -> np.ndarray:
 def _l1_scores(a: np.ndarray, b: np.ndarray) -> np.ndarray:
   """-(L1 distance) of every pair of rows of a [M, F] and b [N, F], float64 [M, N]."""
   out = np.empty((len(a), len(b)))
-  chunk = max(1, MAX_ELEMENTS // max(1, b.size))
+  features = max(1, a.shape[1])
+  cols = max(1, min(len(b), MAX_ELEMENTS // features))
+  rows = max(1, MAX_ELEMENTS // (features * cols))
   kind = np.float64 if np.issubdtype(b.dtype, np.floating) else np.int32
-  bi = b.astype(kind)
-  for s in range(0, len(a), chunk):
-    part = a[s:s + chunk].astype(kind)
-    out[s:s + chunk] = -np.abs(part[:, None, :] - bi[None]).sum(axis=-1)
+  for j in range(0, len(b), cols):
+    bj = b[j:j + cols].astype(kind)
+    for i in range(0, len(a), rows):
+      part = a[i:i + rows].astype(kind)
+      out[i:i + rows, j:j + cols] = -np.abs(part[:, None, :] - bj[None]).sum(axis=-1)
   return out
 
 
@@ -232,6 +255,10 @@ def outcome_table(image: ArrayLike, *, block_size: int, statistic: str = "median
     images every channel's marginal, which is the same for the three channels).
   """
   x = _images(np.asarray(image)[None], "image")[0]
+  block_size = _positive("block_size", block_size)
+  if statistic not in ciphers.huang2022.STATISTICS:
+    raise ValueError(f"statistic must be one of {ciphers.huang2022.STATISTICS}, got "
+                     f"{statistic!r}")
   choices = _choices(x, block_size)  # [nb, P, s]
   nb, p, s = choices.shape
   table = np.zeros((nb, 256))
@@ -249,13 +276,32 @@ def outcome_table(image: ArrayLike, *, block_size: int, statistic: str = "median
     if statistic == "max":
       return np.diff(cdf, prepend=0.0, axis=-1)
     return -np.diff(cdf, append=0.0, axis=-1)
-  # Sampled: MC_SAMPLES draws per block (fixed seed), mixed with a normal of the
-  # statistic-of-means moments so that values no sample hit keep some probability.
+  if statistic == "mean" and p * s * nb * (255 * p + 1) <= MAX_CONVOLUTION:
+    # Exact: the distribution of the block's sum, one pixel's draw at a time.
+    sums = np.zeros((nb, 255 * p + 1))
+    sums[:, 0] = 1.0
+    rows = np.arange(nb)
+    for k in range(p):
+      step = np.zeros_like(sums)
+      for j in range(s):
+        shift = choices[:, k, j]
+        for r in rows:  # each block shifts by its own value
+          step[r, shift[r]:] += sums[r, :sums.shape[1] - shift[r]]
+      sums = step / s
+    out_value = (2 * np.arange(sums.shape[1]) + p) // (2 * p)
+    np.add.at(table.T, out_value, sums.T)
+    return table
+  # Sampled: MC_SAMPLES draws per block (fixed seed), in chunks of blocks, mixed with a normal
+  # of the statistic-of-means moments so that values no sample hit keep some probability.
   rng = np.random.default_rng(0)
-  picks = rng.integers(0, s, (nb, MC_SAMPLES, p))
-  draws = np.take_along_axis(choices[:, None], picks[..., None], axis=-1)[..., 0]
-  stat = _statistic(draws, statistic)  # [nb, MC_SAMPLES]
-  np.add.at(table, (np.repeat(np.arange(nb), MC_SAMPLES), stat.ravel()), 1.0)
+  chunk = max(1, MAX_ELEMENTS // (MC_SAMPLES * p))
+  for start in range(0, nb, chunk):
+    part = choices[start:start + chunk]
+    picks = rng.integers(0, s, (len(part), MC_SAMPLES, p), dtype=np.uint8)
+    draws = np.take_along_axis(part[:, None], picks[..., None].astype(np.intp), axis=-1)[..., 0]
+    stat = _statistic(draws, statistic)  # [chunk, MC_SAMPLES]
+    np.add.at(table, (np.repeat(np.arange(start, start + len(part)), MC_SAMPLES), stat.ravel()),
+              1.0)
   mean = choices.mean(axis=(1, 2))
   var = choices.var(axis=2).sum(axis=1) / p ** 2 + 1.0 / 12.0  # + rounding
   grid = np.arange(256)
@@ -307,13 +353,18 @@ def scores(ciphertexts: ArrayLike, candidates: ArrayLike, *, scheme: str,
   if scheme in NORM_SCHEMES:
     opts = _options(scheme, options)
     p = _images(candidates, "candidates")
-    c = chunk_norms(ciphertexts, copies=opts["copies"])
-    return _l1_scores(c, chunk_norms(p, copies=opts["copies"]))
+    copies = opts["copies"]
+    n = -(-int(np.prod(p.shape[1:])) // copies) * copies
+    c = np.asarray(ciphertexts)
+    if c.ndim != 2 or c.shape[1] != n:
+      raise ValueError(f"morph ciphertexts of {p.shape[1:]} images with copies={copies} are "
+                       f"[M, {n}] vectors, got shape {c.shape}")
+    return _l1_scores(chunk_norms(c, copies=copies), chunk_norms(p, copies=copies))
   c, p = _images(ciphertexts, "ciphertexts"), _images(candidates, "candidates")
   if c.shape[1:] != p.shape[1:]:
     raise ValueError(f"ciphertexts and candidates differ in shape: {c.shape[1:]} and "
                      f"{p.shape[1:]}")
-  opts = _options(scheme, options)
+  opts = _options(scheme, options, p.shape[1:])
   if scheme in LIKELIHOOD_SCHEMES:
     _blocks(p[:1], opts["block_size"])  # a clear error when B does not divide H, W
     return _likelihood_scores(c, p, opts, progress)
