@@ -319,7 +319,7 @@ def test_registry_errors(xrays):
   with pytest.raises(ValueError, match="ffx"):
     attacks.run_attack("chosen_plaintext", "blockwise", x, key=jax.random.key(0),
                        options={"transforms": ("ffx",)})
-  assert attacks.applicable_attacks("morph") == ["known_plaintext_linear"]
+  assert attacks.applicable_attacks("morph") == ["known_plaintext_linear", "linkage"]
 
 
 def test_result_summary_is_json_without_key_material(xrays):
