@@ -162,7 +162,7 @@ def measure_security(configs, *, num_images: int, train_images: int, seed: int,
   done = _load(out).get("results", []) if os.path.exists(out) else []
   have: dict[str, set[str]] = {}  # configuration -> the attacks run or not run on it
   for r in done:
-    name = r.get("attack") or r.get("not_run", "").split(":", 1)[0].rpartition(" / ")[2]
+    name = r.get("attack") or report.not_run_key(r.get("not_run", ""))[2]
     have.setdefault(_key(r["scheme"], r["per_image_keys"], r.get("block_size")),
                     set()).add(name)
   splits = data.load_dataset("pneumoniamnist")
@@ -227,39 +227,29 @@ def jigsaw_at_scale(jigsaw_result: dict | None) -> dict[str, dict[str, Any]]:
           for scheme, v in out.items()}
 
 
-def reid_at_scale(scale_result: dict | None) -> dict[tuple[str, bool, int | None], dict]:
+def reid_at_scale(scale_result: dict | None, *, linkage: bool = False
+                  ) -> dict[tuple[str, bool, int | None], dict]:
   """{(scheme, per_image_keys, block size): the best top-1 re-identification there} from the
   224 px security run (benchmarks/results/security_224.json, `python -m benchmarks.security
-  --eval-set`): "attack", "reid", "chance", "images", "size", "block_size", "steps"."""
+  --eval-set`): "attack", "reid", "chance", "images", "size", "block_size", "steps". Over the
+  attacks that reconstruct (and the ciphertext itself), or with `linkage` over
+  `suite.GALLERY_ATTACKS` alone."""
   out: dict[tuple[str, bool, int | None], dict] = {}
   for r in (scale_result or {}).get("results", []):
     if (r.get("reid_top1") is None or not r.get("attack")
-        or r["attack"] in suite.GALLERY_ATTACKS):
+        or (r["attack"] in suite.GALLERY_ATTACKS) != linkage):
       continue
     block = (r.get("options") or {}).get("block_size")
     key = (r["scheme"], bool(r["per_image_keys"]), block)
-    for attack, reid in ((r["attack"], r["reid_top1"]),
-                         (CIPHERTEXT, r.get("cipher_reid_top1") or 0.0)):
+    candidates = [(r["attack"], r["reid_top1"])]
+    if not linkage:
+      candidates.append((CIPHERTEXT, r.get("cipher_reid_top1") or 0.0))
+    for attack, reid in candidates:
       if key not in out or reid > out[key]["reid"]:
         out[key] = {"attack": attack, "reid": reid,
                     "chance": r["reid_chance_top1"], "images": r.get("num_images"),
                     "size": scale_result.get("size"), "block_size": block,
                     "steps": scale_result.get("learned_attack_steps")}
-  return out
-
-
-def linkage_at_scale(scale_result: dict | None) -> dict[tuple[str, bool, int | None], dict]:
-  """`reid_at_scale` for the linkage attack alone (`suite.GALLERY_ATTACKS`)."""
-  rows = [r for r in (scale_result or {}).get("results", [])
-          if r.get("attack") in suite.GALLERY_ATTACKS and r.get("reid_top1") is not None]
-  out: dict[tuple[str, bool, int | None], dict] = {}
-  for r in rows:
-    block = (r.get("options") or {}).get("block_size")
-    key = (r["scheme"], bool(r["per_image_keys"]), block)
-    if key not in out or r["reid_top1"] > out[key]["reid"]:
-      out[key] = {"attack": r["attack"], "reid": r["reid_top1"],
-                  "chance": r["reid_chance_top1"], "images": r.get("num_images"),
-                  "size": scale_result.get("size"), "block_size": block}
   return out
 
 
@@ -292,7 +282,7 @@ def frontier_rows(accuracy_result: dict, security_result: dict,
   groups = {g["config"]: g for g in report.accuracy_groups(accuracy_result)}
   at_scale = jigsaw_at_scale(jigsaw_result)
   reid_scale = reid_at_scale(scale_result)
-  link_scale = linkage_at_scale(scale_result)
+  link_scale = reid_at_scale(scale_result, linkage=True)
   best_plain = groups.get(PLAIN_RUN)
   by_config: dict[str, list[dict]] = {}
   for r in security_result.get("results", []):

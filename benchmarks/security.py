@@ -97,9 +97,8 @@ def _earlier_rows(out: str, described: str, steps: int | None, *, schemes: list[
         r["scheme"], r.get("attack"), (r.get("options") or {}).get("block_size"))]
     lines = []
     for line in prev.get("not_run", []):
-      head = line.split(":", 1)[0] if isinstance(line, str) else ""
-      scheme_part, _, attack = head.partition(" / ")
-      if head and not repeated(scheme_part.split(" ", 1)[0], attack.strip(), any_block=True):
+      scheme, _, attack = report.not_run_key(line)
+      if scheme and not repeated(scheme, attack, any_block=True):
         lines.append(line)
   except (OSError, ValueError, KeyError, TypeError, AttributeError):
     return [], [], {}

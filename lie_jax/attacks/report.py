@@ -102,6 +102,14 @@ def security_report(images: ArrayLike, train_images: ArrayLike, *, seed: int = 0
   return results
 
 
+def not_run_key(line: str) -> tuple[str, bool, str]:
+  """(scheme, per_image_keys, attack) of a `security_report` skipped line
+  ("scheme[ (per-image keys)] / attack: not run: ..."); empty names for other text."""
+  head = line.split(":", 1)[0] if isinstance(line, str) else ""
+  scheme_part, _, attack = head.partition(" / ")
+  return scheme_part.split(" ", 1)[0], "(per-image keys)" in scheme_part, attack.strip()
+
+
 JSON_FIELDS = ("scheme", "attack", "per_image_keys", "num_images", "ssim_mean", "psnr_mean",
                "placement_accuracy", "neighbour_comparison", "exact_fraction", "reid_top1",
                "reid_top5", "reid_chance_top1", "reid_chance_top5", "cipher_reid_top1",
