@@ -42,6 +42,11 @@ candidate scans a ciphertext encrypts instead of reconstructing it; it has its o
 px from frontier_security.json, 224 px from security_224.json) and a configuration it links
 beyond chance + REID_MARGIN does not hold, but it neither counts as the best attack nor ranks
 (it links every configuration measured).
+
+With per-image keys the learned attacks of frontier_security.json see each known image under
+one key; benchmarks/results/key_views.json (`python -m benchmarks.key_views`) trains the
+inverse network on each known image under many keys (an attacker may draw as many as it
+likes), and its rows count among those configurations' attacks (`key_views_attacks`).
 """
 
 from __future__ import annotations
@@ -64,6 +69,7 @@ RESULTS = os.path.join(os.path.dirname(__file__), "results")
 SECURITY_OUT = os.path.join(RESULTS, "frontier_security.json")
 JIGSAW_OUT = os.path.join(RESULTS, "jigsaw.json")
 SCALE_SECURITY_OUT = os.path.join(RESULTS, "security_224.json")
+KEY_VIEWS_OUT = os.path.join(RESULTS, "key_views.json")
 # A jigsaw that keeps a quarter of the adjacencies restores large readable regions (chance,
 # placing 196 pieces at random, keeps under 1%).
 JIGSAW_BREAK = 0.25
@@ -270,13 +276,23 @@ def _scale_reid_for(at_scale: dict, config: dict[str, Any]) -> dict | None:
   return max(found, key=lambda v: v["reid"], default=None)
 
 
+def key_views_attacks(key_views_result: dict | None) -> list[dict[str, Any]]:
+  """The learned attacks of benchmarks/results/key_views.json that saw each known image under
+  several keys, as attack rows named after that ("inverse_network, 32 keys per known image");
+  their one-key rows repeat frontier_security.json's and are left out."""
+  return [{**r, "attack": f"{r['attack']}, {r['key_views']} keys per known image"}
+          for r in (key_views_result or {}).get("results", [])
+          if (r.get("key_views") or 1) > 1]
+
+
 def frontier_rows(accuracy_result: dict, security_result: dict,
                   block_sizes: Sequence[int] = DEFAULT_BLOCK_SIZES,
                   jigsaw_result: dict | None = None,
-                  scale_result: dict | None = None) -> list[dict[str, Any]]:
-  """One row per configuration: accuracy (mean, spread, seeds), its attacks' best scores, the
-  ciphertext-only jigsaw at 224 px where it applies (`jigsaw_at_scale`) and the best
-  re-identification at 224 px (`reid_at_scale`)."""
+                  scale_result: dict | None = None,
+                  key_views_result: dict | None = None) -> list[dict[str, Any]]:
+  """One row per configuration: accuracy (mean, spread, seeds), its attacks' best scores
+  (with `key_views_attacks`), the ciphertext-only jigsaw at 224 px where it applies
+  (`jigsaw_at_scale`) and the best re-identification at 224 px (`reid_at_scale`)."""
   from benchmarks import report
 
   groups = {g["config"]: g for g in report.accuracy_groups(accuracy_result)}
@@ -285,7 +301,7 @@ def frontier_rows(accuracy_result: dict, security_result: dict,
   link_scale = reid_at_scale(scale_result, linkage=True)
   best_plain = groups.get(PLAIN_RUN)
   by_config: dict[str, list[dict]] = {}
-  for r in security_result.get("results", []):
+  for r in [*security_result.get("results", []), *key_views_attacks(key_views_result)]:
     by_config.setdefault(_key(r["scheme"], r["per_image_keys"], r.get("block_size")),
                          []).append(r)
   out = []
@@ -561,7 +577,8 @@ def main() -> None:
   sec = _load(SECURITY_OUT) if os.path.exists(SECURITY_OUT) else {"results": []}
   jig = _load(JIGSAW_OUT) if os.path.exists(JIGSAW_OUT) else None
   scale = _load(SCALE_SECURITY_OUT) if os.path.exists(SCALE_SECURITY_OUT) else None
-  rows = frontier_rows(acc, sec, args.block_sizes, jig, scale)
+  views = _load(KEY_VIEWS_OUT) if os.path.exists(KEY_VIEWS_OUT) else None
+  rows = frontier_rows(acc, sec, args.block_sizes, jig, scale, views)
   with open(os.path.join(RESULTS, "frontier.json"), "w") as f:
     json.dump({"benchmark": "frontier", "machine": machine(), "rows": rows}, f, indent=1)
   text = markdown(rows, acc, sec)

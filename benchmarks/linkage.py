@@ -6,8 +6,10 @@ images). An attacker's copy may differ: re-exported, recompressed, denoised. Thi
 encrypts the first --num-images PneumoniaMNIST test images with per-image keys (every scheme
 linkage covers; block schemes B=4, Huang 2022 its default 2x2 filter; morph, which has none,
 one shared key and one copy of its core, one per image row at 224 px) and links the
-ciphertexts to three versions of the candidates: the exact images, the images with uniform
-noise of +-2 grey levels, and the images saved as JPEG at quality 90 (Pillow). With
+ciphertexts to five versions of the candidates: the exact images, the images with uniform
+noise of +-2 grey levels, the images saved as JPEG at quality 90 (Pillow), the images moved
+by one pixel right and down (edge pixels repeated: a re-acquisition a pixel off), and the
+images resized to 90% and back (bilinear, Pillow: a copy kept at another resolution). With
 --eval-set, the same on the evaluation set's 224x224 tiles, grayscale and RGB (block schemes
 in 16x16 blocks, the ViT setting; Huang 2022 still 2x2). Writes benchmarks/results/linkage.json
 (15 s; with --eval-set about 5 minutes on 2 cores).
@@ -33,7 +35,7 @@ from lie_jax.attacks import linkage
 from lie_jax.attacks import reidentification
 
 OUT = os.path.join(os.path.dirname(__file__), "results", "linkage.json")
-COPIES = ("exact", "noise_2", "jpeg_90")
+COPIES = ("exact", "noise_2", "jpeg_90", "shift_1", "resized_90")
 BLOCK_SIZE = 4
 EVAL_SET_BLOCK = 16
 
@@ -51,12 +53,33 @@ def jpeg(images: np.ndarray, quality: int = 90) -> np.ndarray:
   return np.stack(out)
 
 
+def shift(images: np.ndarray, pixels: int = 1) -> np.ndarray:
+  """[N, H, W, C] images moved `pixels` right and down; the top rows and left columns repeat
+  the edge."""
+  padded = np.pad(images, ((0, 0), (pixels, 0), (pixels, 0), (0, 0)), mode="edge")
+  return padded[:, :images.shape[1], :images.shape[2]]
+
+
+def resized(images: np.ndarray, scale: float = 0.9) -> np.ndarray:
+  """[N, H, W, C] uint8 images resized to `scale` of their size and back (bilinear, Pillow)."""
+  from PIL import Image
+
+  h, w = images.shape[1:3]
+  small = (max(1, round(w * scale)), max(1, round(h * scale)))
+  out = []
+  for im in images:
+    pil = Image.fromarray(im[..., 0] if im.shape[-1] == 1 else im)
+    back = pil.resize(small, Image.BILINEAR).resize((w, h), Image.BILINEAR)
+    out.append(np.asarray(back).reshape(im.shape))
+  return np.stack(out)
+
+
 def copies(images: np.ndarray, seed: int = 0) -> dict[str, np.ndarray]:
   """The attacker's versions of the candidates, one per name in COPIES."""
   noise = np.random.default_rng(seed).integers(-2, 3, images.shape)
   return {"exact": images,
           "noise_2": np.clip(images.astype(np.int64) + noise, 0, 255).astype(np.uint8),
-          "jpeg_90": jpeg(images)}
+          "jpeg_90": jpeg(images), "shift_1": shift(images), "resized_90": resized(images)}
 
 
 def options(scheme: str, block_size: int, image_shape: tuple[int, ...]) -> dict:

@@ -254,11 +254,22 @@ def train_throughput_section(result: dict) -> str:
   rows, checks = _rows_and_checks(train_throughput.format_row, result["results"],
                                   result["checks"])
   shape = "x".join(map(str, result["image_shape"]))
+  grads = "".join(f"- {r['backbone']}: backpropagating into the input adds "
+                  f"{r['input_grad_s'] * 1e3:.0f} ms to the plain step ({r['step_s'] * 1e3:.0f} "
+                  f"ms)\n" for r in result["results"]
+                  if r["scheme"] == "none" and r.get("input_grad_s") is not None)
+  if grads:
+    grads = ("\nAny adaptation layer makes the backbone backpropagate into its input, which "
+             "plain training skips (for a ResNet, the transposed 7x7 stride-2 stem convolution "
+             "at full resolution):\n\n" + grads)
   return (f"## Training throughput at {shape}\n\nMachine: {_machine(result['machine'])}. "
           f"Command: `{result['command']}`. The jitted train step of lie_jax/configs/medmnist.py "
-          f"(encryption inside the step) on random images, median of the timed steps after "
-          f"compiling. Target: every scheme + adaptation at <= {result['target']}x the same "
-          f"backbone's plain step.\n\n{train_throughput.HEADER}\n{rows}\n\n{checks}")
+          f"(encryption inside the step) on random images, after compiling; each scheme's "
+          f"step runs in pairs with the plain step, alternating which goes first, and step / "
+          f"plain step is the median over the pairs. encrypt and adaptation: the batch's "
+          f"encryption alone and the adaptation layer's forward and backward pass alone. "
+          f"Target: every scheme + adaptation at <= {result['target']}x the same backbone's "
+          f"plain step.\n\n{train_throughput.HEADER}\n{rows}\n{grads}\n{checks}")
 
 
 def security_section(result: dict) -> str:

@@ -58,3 +58,26 @@ def test_attack_names_take_hyphens_or_underscores(tmp_path):
     reports.append(json.loads(out.read_text()))
   assert reports[0]["attack"] == reports[1]["attack"] == "chosen_plaintext"
   assert np.isclose(reports[0]["ssim_mean"], reports[1]["ssim_mean"])
+
+
+def test_attack_key_views_reach_the_learned_attack_and_bad_values_are_one_line(
+    tmp_path, capsys, monkeypatch):
+  from lie_jax.attacks import inverse_network as itn
+
+  seen = {}
+
+  def fake_train(cipher, plain, **kwargs):  # records what the attack trains on, then stops
+    seen["rows"] = len(plain)
+    raise SystemExit(0)
+  monkeypatch.setattr(itn, "train", fake_train)
+  out = str(tmp_path / "r.json")
+  base = ["attack", "--scheme", "pe", "--attack", "inverse-network", "--data", "pneumoniamnist",
+          "--num-images", "2", "--train-images", "5", "--out", out]
+  with pytest.raises(SystemExit):
+    cli.main(base + ["--per-image-keys", "--key-views", "3"])
+  assert seen["rows"] == 15  # 5 known images x 3 keys
+  capsys.readouterr()
+  for bad in (["--per-image-keys", "--key-views", "0"], ["--key-views", "2"]):
+    assert cli.main(base + bad) == 2
+    err = capsys.readouterr().err.strip()
+    assert "key_views" in err and len(err.splitlines()) == 1

@@ -205,7 +205,8 @@ def test_the_defaults_follow_the_measured_frontier():
   best = frontier.strongest(frontier.frontier_rows(load("accuracy.json"),
                                                    load("frontier_security.json"),
                                                    jigsaw_result=load("jigsaw.json"),
-                                                   scale_result=load("security_224.json")))
+                                                   scale_result=load("security_224.json"),
+                                                   key_views_result=load("key_views.json")))
   assert best is not None
   assert (owner.DEFAULT_SCHEME, owner.DEFAULT_PER_IMAGE_KEYS) == (best["scheme"],
                                                                    best["per_image_keys"])
@@ -303,3 +304,24 @@ def test_linkage_is_reported_apart_breaks_the_target_and_does_not_rank():
   # Without the linkage rows the same configuration holds: linkage alone decided.
   plain = frontier.frontier_rows(ACCURACY, SECURITY, None)
   assert frontier.holds(next(r for r in plain if r["scheme"] == "pe" and r["per_image_keys"]))
+
+
+def test_many_keys_per_known_image_count_among_the_attacks():
+  """benchmarks/key_views.py's rows with several keys per known image join the configuration's
+  attacks (and can make it break); their one-key rows repeat frontier_security.json's."""
+  views = {"results": [
+      {**_attack("pe", "inverse_network", True, ssim_mean=0.9, reid_top1=0.9), "key_views": 1},
+      {**_attack("pe", "inverse_network", True, ssim_mean=0.7, reid_top1=0.6), "key_views": 32}]}
+  assert [r["attack"] for r in frontier.key_views_attacks(views)] == [
+      "inverse_network, 32 keys per known image"]
+  assert frontier.key_views_attacks(None) == []
+  before = next(r for r in frontier.frontier_rows(ACCURACY, SECURITY, None)
+                if (r["scheme"], r["per_image_keys"]) == ("pe", True))
+  after = next(r for r in frontier.frontier_rows(ACCURACY, SECURITY, None,
+                                                 key_views_result=views)
+               if (r["scheme"], r["per_image_keys"]) == ("pe", True))
+  assert frontier.holds(before) is True
+  assert after["best_attack"] == "inverse_network, 32 keys per known image"
+  assert after["reid_top1"] == 0.6 and after["best_ssim"] == 0.7
+  assert frontier.holds(after) is False
+  assert "inverse_network, 32 keys per known image tells whose scan it is 60%" in after["verdict"]

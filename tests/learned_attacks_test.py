@@ -213,3 +213,85 @@ def test_bad_inputs_are_refused():
     itn.reconstruct(net, np.zeros((2, 12, 12, 1), np.uint8))
   with pytest.raises(ValueError, match="uint8"):
     gan.reconstruct(net, np.zeros((2, 8, 8, 1), np.float32))
+
+
+def test_split_keeps_every_view_of_an_image_on_one_side():
+  plain = np.repeat(_smooth_images(10, 8, seed=3), 4, axis=0)  # 10 images x 4 views
+  cipher = np.zeros_like(plain)
+  cipher[:, 0, 0, 0] = np.arange(len(plain))  # row i is marked i
+  c_tr, p_tr, c_val, p_val = itn.split_pairs(cipher, plain, val_fraction=0.2, seed=0)
+  key = lambda a: {x.tobytes() for x in a}
+  assert len(p_val) == 2 * 4 and len(p_tr) == 8 * 4  # ceil(0.2 * 10) images, all views
+  assert not key(p_tr) & key(p_val)
+  assert len(key(p_val)) == 2
+  # pairs stay pairs: the rows were moved together
+  rows = {x.tobytes(): i for i, x in enumerate(cipher)}
+  for c, p in zip(c_val, p_val):
+    np.testing.assert_array_equal(plain[rows[c.tobytes()]], p)
+  # distinct images: the old rule, ceil(val_fraction * N) pairs
+  _, _, c_val, _ = itn.split_pairs(cipher[::4], plain[::4], val_fraction=0.2, seed=0)
+  assert len(c_val) == 2
+
+
+def test_key_views_train_on_every_known_image_under_several_keys(monkeypatch):
+  from lie_jax.attacks import suite
+
+  seen = {}
+
+  def fake_train(cipher, plain, **kwargs):
+    seen["cipher"], seen["plain"] = cipher, plain
+    return "net", {"steps": 0}
+
+  monkeypatch.setattr(itn, "train", fake_train)
+  monkeypatch.setattr(itn, "reconstruct", lambda net, c: np.zeros_like(c))
+  victims, known = _smooth_images(3, 12, seed=4), _smooth_images(5, 12, seed=5)
+  result = suite.run_attack("inverse_network", "pe", victims, key=jax.random.key(0),
+                            per_image_keys=True, train_images=known, key_views=3)
+  assert result.summary()["details"]["key_views"] == 3
+  np.testing.assert_array_equal(seen["plain"], np.concatenate([known] * 3))
+  views = seen["cipher"].reshape(3, 5, -1)
+  assert all(not np.array_equal(views[a, i], views[b, i])  # a key of its own per view
+             for i in range(5) for a, b in ((0, 1), (0, 2), (1, 2)))
+  # each view decrypts to its image: PE keeps every pixel's value multiset per position
+  for i in range(5):
+    np.testing.assert_array_equal(np.sort(np.minimum(views[:, i], 255 - views[:, i]), -1),
+                                  np.sort(np.minimum(views[:1, i], 255 - views[:1, i]), -1)
+                                  .repeat(3, 0))
+  for bad, kwargs in ((0, {"per_image_keys": True}), (2, {}),
+                      (2, {"per_image_keys": True, "attack": "chosen_plaintext"})):
+    attack = kwargs.pop("attack", "inverse_network")
+    with pytest.raises(ValueError, match="key_views"):
+      suite.run_attack(attack, "pe", victims, key=jax.random.key(0), train_images=known,
+                       key_views=bad, **kwargs)
+
+
+def test_key_views_benchmark_rows():
+  from benchmarks import key_views
+  from lie_jax import data
+
+  splits = data.load_dataset("pneumoniamnist")
+  rows = key_views.measure(splits.test.images[:6], splits.train.images[:12], views=2,
+                           configs=(("pe", None),), steps=2)
+  assert [(r["scheme"], r["key_views"]) for r in rows] == [("pe", 1), ("pe", 2)]
+  assert rows[1]["details"]["key_views"] == 2 and "key_views" not in rows[0]["details"]
+  assert rows[0]["details"]["num_train"] + rows[0]["details"]["num_val"] == 12
+  assert rows[1]["details"]["num_train"] + rows[1]["details"]["num_val"] == 24
+  assert key_views.format_row(rows[1]).startswith("| pe | 2 | ")
+
+
+def test_security_md_quotes_the_key_views_results_file():
+  import json
+  import pathlib
+
+  from benchmarks import key_views
+
+  root = pathlib.Path(__file__).resolve().parents[1]
+  result = json.loads((root / "benchmarks" / "results" / "key_views.json").read_text())
+  text = (root / "docs" / "SECURITY.md").read_text()
+  section = text.split("## Many keys per known image", 1)[1].split("\n## ")[0]
+  assert result["views"] == key_views.DEFAULT_VIEWS
+  assert [(r["scheme"], r["key_views"]) for r in result["results"]] == [
+      (scheme, k) for scheme, _ in key_views.CONFIGS for k in (1, key_views.DEFAULT_VIEWS)]
+  assert key_views.HEADER in section
+  for row in result["results"]:
+    assert key_views.format_row(row) in section

@@ -212,10 +212,18 @@ def test_the_benchmark_links_exact_and_altered_copies(tmp_path, monkeypatch):
   versions = bench.copies(x)
   assert set(versions) == set(bench.COPIES)
   assert np.array_equal(versions["exact"], x)
-  for name in ("noise_2", "jpeg_90"):
+  for name in ("noise_2", "jpeg_90", "shift_1", "resized_90"):
     diff = versions[name].astype(int) - x
     assert diff.any() and versions[name].shape == x.shape and versions[name].dtype == np.uint8
   assert np.abs(versions["noise_2"].astype(int) - x).max() <= 2
+  # shift_1 by hand: pixel (i, j) of the copy is pixel (max(i-1, 0), max(j-1, 0)).
+  rows = np.maximum(np.arange(8) - 1, 0)
+  np.testing.assert_array_equal(versions["shift_1"], x[:, rows][:, :, rows])
+  # resized_90 keeps a flat image flat and a left-right ramp increasing
+  flat = np.full((1, 20, 20, 3), 77, np.uint8)
+  np.testing.assert_array_equal(bench.resized(flat), flat)
+  ramp = np.tile(np.arange(0, 200, 10, dtype=np.uint8)[None, None, :, None], (1, 20, 1, 1))
+  assert (np.diff(bench.resized(ramp)[0, 10, :, 0].astype(int)) >= 0).all()
   from tests.security_eval_set_test import _write_eval_set
   path, _ = _write_eval_set(tmp_path, 5)  # 5 grey and 2 RGB 32x32 tiles
   out = tmp_path / "linkage.json"
@@ -237,11 +245,14 @@ def test_security_md_quotes_the_linkage_results_file():
   import pathlib
   import re
 
+  from benchmarks import linkage as bench
+
   root = pathlib.Path(__file__).resolve().parents[1]
   rows = json.loads((root / "benchmarks" / "results" / "linkage.json").read_text())["results"]
   text = (root / "docs" / "SECURITY.md").read_text()
   section = text.split("## Linkage: the attacker who holds the scans", 1)[1].split("\n## ")[0]
-  quoted = re.findall(r"^\| ([^|]+?) \| ([^|]+?) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \|$",
+  cells = len(bench.COPIES)
+  quoted = re.findall(r"^\| ([^|]+?) \| ([^|]+?) \|" + r" ([\d.]+) \|" * cells + "$",
                       section, re.M)
   assert len(quoted) == len(rows) == 3 * len(linkage.SCHEMES)  # X-rays, gray and RGB tiles
   assert [q[1].split(" ")[0] for q in quoted[:len(linkage.SCHEMES)]] == [
@@ -249,7 +260,7 @@ def test_security_md_quotes_the_linkage_results_file():
           s, s.upper() if s != "etc" else "EtC") for s in linkage.SCHEMES]
   for (_, _, *cells), row in zip(quoted, rows):
     assert [float(c) for c in cells] == pytest.approx(
-        [100 * row[f"top1_{c}"] for c in ("exact", "noise_2", "jpeg_90")], abs=0.05)
+        [100 * row[f"top1_{c}"] for c in bench.COPIES], abs=0.05)
 
 
 def test_mean_table_is_exact_by_convolution():

@@ -82,9 +82,10 @@ TRAIN_THROUGHPUT = {
     "machine": MACHINE, "command": "python -m benchmarks.train_throughput", "target": 1.15,
     "image_shape": [224, 224, 3],
     "results": [{"backbone": "resnet18", "scheme": "none", "adaptation": "none", "step_s": 1.0,
-                 "images_per_s": 8.0},
+                 "images_per_s": 8.0, "input_grad_s": 0.1},
                 {"backbone": "resnet18", "scheme": "le", "adaptation": "block", "step_s": 1.1,
-                 "images_per_s": 7.3, "ratio": 1.1},
+                 "images_per_s": 7.3, "ratio": 1.1, "encode_s": 0.002, "adaptation_s": 0.04,
+                 "adaptation_params": 2_500_000},
                 {"backbone": "resnet18", "scheme": "morph", "skipped": "24 GiB"}],
     "checks": ["PASS resnet18 + le: 1.10x the plain step (target <= 1.15)"]}
 
@@ -96,8 +97,9 @@ ALL = {"accuracy.json": ACCURACY, "encrypt_throughput.json": THROUGHPUT,
 def test_train_throughput_section():
   text = report.train_throughput_section(TRAIN_THROUGHPUT)
   assert "## Training throughput at 224x224x3" in text
-  assert "| resnet18 | le | block | 1100 | 7.3 | 1.10 | PASS |" in text
-  assert "| resnet18 | morph | – | – | – | – | skipped: 24 GiB |" in text
+  assert "| resnet18 | le | block | 1100 | 7.3 | 1.10 | 2 | 40 | 2.50 | PASS |" in text
+  assert "| resnet18 | morph | – | – | – | – | – | – | – | skipped: 24 GiB |" in text
+  assert "- resnet18: backpropagating into the input adds 100 ms to the plain step (1000 ms)" in text
 
 
 def test_overhead_section_lists_mole_at_scale():

@@ -60,6 +60,7 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import math
 from typing import Any, Callable
 
@@ -262,13 +263,28 @@ def held_out_mse(model: nnx.Module, cipher: np.ndarray, plain: np.ndarray, *,
 
 def split_pairs(cipher: np.ndarray, plain: np.ndarray, *, val_fraction: float, seed: int
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-  """Shuffles the pairs and holds out ceil(val_fraction * N) of them (at least 1)."""
+  """Shuffles the pairs and holds out ceil(val_fraction * G) of their G distinct plain images
+  (at least 1, at most G - 1), with every pair of a held-out image.
+
+  Pairs of one plain image under several keys (`suite.run_attack(key_views=...)`) thus stay
+  on one side, and the held-out loss measures images the network has not seen. With one
+  distinct image (G = 1) the pairs themselves are split.
+  """
   if not 0.0 < val_fraction < 1.0:
     raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
   n = len(cipher)
-  n_val = min(n - 1, max(1, math.ceil(val_fraction * n)))
-  order = np.random.default_rng(seed).permutation(n)
-  val, tr = order[:n_val], order[n_val:]
+  groups = {}
+  image_of = np.array([groups.setdefault(hashlib.blake2b(row.tobytes()).digest(), len(groups))
+                       for row in plain])
+  if len(groups) < 2:
+    image_of = np.arange(n)
+  g = int(image_of.max()) + 1
+  n_val = min(g - 1, max(1, math.ceil(val_fraction * g)))
+  held = np.zeros(g, bool)
+  held[np.random.default_rng(seed).permutation(g)[:n_val]] = True
+  rng = np.random.default_rng(seed + 1)
+  val, tr = rng.permutation(np.flatnonzero(held[image_of])), rng.permutation(
+      np.flatnonzero(~held[image_of]))
   return cipher[tr], plain[tr], cipher[val], plain[val]
 
 

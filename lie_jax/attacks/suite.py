@@ -100,6 +100,7 @@ ATTACK_DESCRIPTIONS = {
 # re-identification comes from their own scores, and their "recovered" image is the
 # candidate they name (byte for byte the plain image when they name the right one).
 GALLERY_ATTACKS = ("linkage",)
+LEARNED_ATTACKS = ("inverse_network", "gan")  # trained on known pairs; see `key_views`
 # Attacks that need the attacker's known plaintexts (train_images).
 KNOWN_PLAINTEXT_ATTACKS = ("inverse_network", "gan", "known_plaintext_linear",
                            "known_plaintext_exact")
@@ -243,7 +244,7 @@ def run_attack(attack: str, scheme: str, images: ArrayLike, *, key: jax.Array,
                block_size: int = 4, per_image_keys: bool = False,
                train_images: ArrayLike | None = None,
                options: dict[str, Any] | None = None, steps: int | None = None,
-               progress: bool = False) -> AttackResult:
+               key_views: int = 1, progress: bool = False) -> AttackResult:
   """Encrypts `images` with an experiment key, attacks them, and scores the result.
 
   Args:
@@ -261,6 +262,9 @@ def run_attack(attack: str, scheme: str, images: ArrayLike, *, key: jax.Array,
     options: further `generate_key` options of the scheme.
     steps: step cap of the learned attacks (inverse network, GAN); None: their
       defaults (they stop early on held-out pairs).
+    key_views: with per-image keys, the learned attacks train on every known
+      image encrypted under this many keys of its own (the key distribution is
+      public: an attacker draws as many as it likes); 1: one key per image.
     progress: show progress bars.
 
   Returns:
@@ -280,6 +284,12 @@ def run_attack(attack: str, scheme: str, images: ArrayLike, *, key: jax.Array,
     raise ValueError(f"the {attack} attack needs train_images (known plaintexts)")
   if per_image_keys and not record.per_image_keys:
     raise ValueError(f"scheme {scheme!r} has no per-image keys")
+  if isinstance(key_views, bool) or not isinstance(key_views, int) or key_views < 1:
+    raise ValueError(f"key_views must be a positive integer, got {key_views!r}")
+  if key_views > 1 and not (per_image_keys and attack in LEARNED_ATTACKS):
+    raise ValueError(f"key_views={key_views} applies to the learned attacks "
+                     f"{list(LEARNED_ATTACKS)} with per-image keys (under one key every view "
+                     f"of an image is the same ciphertext)")
   opts = scheme_options(scheme, block_size=block_size, options=options)
   image_shape = tuple(int(s) for s in plain.shape[1:])
   n = len(plain)
@@ -316,13 +326,15 @@ def run_attack(attack: str, scheme: str, images: ArrayLike, *, key: jax.Array,
   elif attack == "fr_advanced":
     hint = None if train is None else float(train.mean())
     recovered = feature_reconstruction.advanced(encrypted, mean_hint=hint)
-  elif attack in ("inverse_network", "gan"):
+  elif attack in LEARNED_ATTACKS:
     module = inverse_network if attack == "inverse_network" else gan
-    net, history = module.train(oracle(train), train, family=family, block_size=block_size,
+    views = np.concatenate([train] * key_views)  # the oracle gives every row its own key
+    net, history = module.train(oracle(views), views, family=family, block_size=block_size,
                                 progress=progress,
                                 **({} if steps is None else {"max_steps": steps}))
     recovered = module.reconstruct(net, encrypted)
-    extra["details"] = _json_ready(history)
+    extra["details"] = {**_json_ready(history), **({"key_views": key_views}
+                                                   if key_views > 1 else {})}
   elif attack == "known_plaintext_linear":
     recovered, _ = known_plaintext.attack(train, oracle(train), ciphertext,
                                           image_shape=image_shape, copies=opts.get("copies", 1))

@@ -47,6 +47,10 @@ def register(subparsers) -> None:
   common(p)
   p.add_argument("--per-image-keys", action="store_true",
                  help="encrypt every image under its own key")
+  p.add_argument("--key-views", type=int, default=1,
+                 help="with --per-image-keys, the learned attacks train on every known image "
+                      "under this many fresh keys (default 1; an attacker may draw as many as "
+                      "it likes: see benchmarks/key_views.py)")
   p.add_argument("--out", required=True, help="report JSON path (a PNG grid goes next to it)")
   p.set_defaults(func=run_attack_command)
 
@@ -139,6 +143,7 @@ def run_attack_command(args) -> int:
   result = suite.run_attack(args.attack, args.scheme, victims, key=jax.random.key(args.seed),
                             block_size=args.block_size, per_image_keys=args.per_image_keys,
                             train_images=known if len(known) else None, progress=True,
+                            key_views=args.key_views,
                             **({} if args.steps is None else {"steps": args.steps}))
   out = Path(args.out)
   grid = out.with_suffix(".png")

@@ -663,8 +663,7 @@ def load_tfds(name: str, *, data_dir: PathLike | None = None,
       images, labels = [], []
       for i in range(len(source)):
         record = source[i]
-        image = np.asarray(record[image_key])
-        images.append(image[..., None] if image.ndim == 2 else image)
+        images.append(_record_image(record, image_key=image_key, size=None))  # resized below
         labels.append(record[label_key])
       names = [f"{split}[{i}]" for i in range(len(images))]
       stacked = _stack_images(images, names, size, where=f"TFDS {name!r}")
