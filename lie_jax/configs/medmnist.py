@@ -24,27 +24,28 @@ PathMNIST's train split is 4.2 GB), never loaded whole. Examples::
       --workdir workdir/path_etc
   python -m lie_jax.train --config medmnist:bloodmnist,vit,none --workdir workdir/blood_vit
 
-Expected, measured once on 2 CPU cores (45 min; ResNet-18, plain images, one seed, 2 epochs
-instead of 10, warmup 20 steps: MedMNIST v2's "(224)" protocol, the bundled 28 px
-PneumoniaMNIST upsampled to 224)::
+Expected, measured on 2 CPU cores (ResNet-18, 2 epochs instead of 10, warmup 20 steps:
+MedMNIST v2's "(224)" protocol, the bundled 28 px PneumoniaMNIST upsampled to 224; 27-57 min a
+run, depending on what else ran)::
 
   python -m lie_jax.train --config medmnist:pneumoniamnist,none,none \
       --config.data.path=lie_jax/data/pneumoniamnist.npz --config.data.image_size=224 \
       --config.data.download=False --config.train.num_epochs=2 \
       --config.optim.warmup_steps=20 --workdir workdir/med224_none_none
-  test accuracy 0.862, AUC 0.960 (sensitivity 0.992, specificity 0.645)
+  seed 0: test accuracy 0.862, AUC 0.960 (sensitivity 0.992, specificity 0.645)
+  seed 1 (medmnist:pneumoniamnist,none,none,seed=1): 0.845, AUC 0.941 (0.974, 0.628)
 
-The same with lie_jax's default scheme, Huang 2022 with a fresh key per image and its
-pixel-wise adaptation (`medmnist:pneumoniamnist,huang2022,pixel`, same flags; 27 min)::
+The same with lie_jax's default scheme, Huang 2022 with a fresh key for every image and its
+pixel-wise adaptation (medmnist:pneumoniamnist,huang2022,pixel[,seed=1], same flags)::
 
-  test accuracy 0.806, AUC 0.924 (sensitivity 0.982, specificity 0.513)
+  seed 0: test accuracy 0.806, AUC 0.924 (sensitivity 0.982, specificity 0.513)
+  seed 1: 0.856, AUC 0.943 (sensitivity 0.964, specificity 0.675)
 
-5.6 points below plain in this short run (at 28 px, 12 epochs, it matches plain: 0.847 against
-0.843 over 3 seeds); one seed each, so the gap at 224 px is not yet known to better than a
-few points. Not measured:
-the native MedMNIST+ 224 files (no download here), the other schemes at 224 px, more seeds and
-the full 10 epochs (a 224 px step takes about 10 s at batch 64 on this CPU); run them on a GPU
-and record them in docs/RESULTS.md.
+Mean over the two seeds 0.831 against 0.854 plain: 2.3 points below, with 5 points between
+its two seeds (at 28 px, 12 epochs, it matches plain: 0.847 against 0.843 over 3 seeds).
+Not measured: the native MedMNIST+ 224 files (no download here), the other schemes at 224 px,
+more seeds and the full 10 epochs (a 224 px step takes about 10 s at batch 64 on this CPU);
+run them on a GPU and record them in docs/RESULTS.md.
 """
 
 import os
