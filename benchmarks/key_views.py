@@ -22,10 +22,7 @@ import json
 import os
 import time
 
-import jax
-
 from benchmarks.encrypt_throughput import machine
-from lie_jax import ciphers
 from lie_jax import data
 from lie_jax.attacks import report
 from lie_jax.attacks import suite
@@ -41,9 +38,8 @@ def measure(victims, known, *, views: int, seed: int = 0, configs=CONFIGS,
   """One row per (configuration, key views in (1, views)) with the attack's scores
   (`steps`: a cap on the attack's steps; None: it stops on held-out images)."""
   rows = []
-  names = list(ciphers.SCHEMES)
   for scheme, block in configs:
-    key = jax.random.fold_in(jax.random.key(seed), names.index(scheme))  # as security_report
+    key = report.experiment_key(seed, scheme)
     for k in sorted({1, views}):
       start = time.perf_counter()
       result = suite.run_attack(attack, scheme, victims, key=key, block_size=block or 4,

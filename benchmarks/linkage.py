@@ -31,6 +31,7 @@ import numpy as np
 from benchmarks.encrypt_throughput import machine
 from lie_jax import ciphers
 from lie_jax import data
+from lie_jax.data import images as image_lib
 from lie_jax.attacks import linkage
 from lie_jax.attacks import reidentification
 
@@ -55,23 +56,18 @@ def jpeg(images: np.ndarray, quality: int = 90) -> np.ndarray:
 
 def shift(images: np.ndarray, pixels: int = 1) -> np.ndarray:
   """[N, H, W, C] images moved `pixels` right and down; the top rows and left columns repeat
-  the edge."""
-  padded = np.pad(images, ((0, 0), (pixels, 0), (pixels, 0), (0, 0)), mode="edge")
-  return padded[:, :images.shape[1], :images.shape[2]]
+  the edge (`lie_jax.data.flip_and_shift`)."""
+  n = len(images)
+  moved = np.full(n, pixels)
+  return data.flip_and_shift(images, moved, moved, np.zeros(n, bool))
 
 
 def resized(images: np.ndarray, scale: float = 0.9) -> np.ndarray:
-  """[N, H, W, C] uint8 images resized to `scale` of their size and back (bilinear, Pillow)."""
-  from PIL import Image
-
+  """[N, H, W, C] uint8 images resized to `scale` of their size and back (bilinear, Pillow:
+  `lie_jax.data.images.resize`)."""
   h, w = images.shape[1:3]
-  small = (max(1, round(w * scale)), max(1, round(h * scale)))
-  out = []
-  for im in images:
-    pil = Image.fromarray(im[..., 0] if im.shape[-1] == 1 else im)
-    back = pil.resize(small, Image.BILINEAR).resize((w, h), Image.BILINEAR)
-    out.append(np.asarray(back).reshape(im.shape))
-  return np.stack(out)
+  small = (max(1, round(h * scale)), max(1, round(w * scale)))
+  return np.stack([image_lib.resize(image_lib.resize(im, small), (h, w)) for im in images])
 
 
 def copies(images: np.ndarray, seed: int = 0) -> dict[str, np.ndarray]:

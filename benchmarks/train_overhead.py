@@ -38,7 +38,7 @@ import argparse
 import json
 import os
 import time
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import ml_collections
@@ -85,23 +85,32 @@ def _pre_encrypt(scheme: str, encoder: encryption.InputEncoder, batch: dict[str,
   return record.encrypt(encoder.cipher_key, batch["image"])
 
 
+def paired_times(first: Callable[[], Any], second: Callable[[], Any],
+                 pairs: int) -> list[tuple[float, float]]:
+  """`pairs` (first seconds, second seconds) of two compiled calls run back to back,
+  alternating which goes first, so that both calls of a pair see the same phase of a shared
+  machine."""
+  out = []
+  for i in range(pairs):
+    took = {}
+    for name, fn in ((("a", first), ("b", second)) if i % 2 == 0 else
+                     (("b", second), ("a", first))):
+      start = time.perf_counter()
+      jax.block_until_ready(fn())
+      took[name] = time.perf_counter() - start
+    out.append((took["a"], took["b"]))
+  return out
+
+
 def paired_steps(runs: dict[str, tuple], repeats: int) -> tuple[dict[str, float], float]:
   """Runs two compiled steps {name: (train_step, model, optimizer, args)} back to back
   `repeats` times, alternating which goes first; returns ({name: best seconds}, the median
   over the pairs of first-named / second-named)."""
   names = list(runs)
-  best = {name: float("inf") for name in names}
-  paired = []
-  for i in range(repeats):
-    took = {}
-    for name in (names if i % 2 == 0 else names[::-1]):
-      train_step, model, optimizer, args = runs[name]
-      start = time.perf_counter()
-      jax.block_until_ready(train_step(model, optimizer, *args))
-      took[name] = time.perf_counter() - start
-      best[name] = min(best[name], took[name])
-    paired.append(took[names[0]] / took[names[1]])
-  return best, float(np.median(paired))
+  calls = [lambda r=runs[name]: r[0](r[1], r[2], *r[3]) for name in names]
+  timed = paired_times(calls[0], calls[1], repeats)
+  best = {names[0]: min(a for a, _ in timed), names[1]: min(b for _, b in timed)}
+  return best, float(np.median([a / b for a, b in timed]))
 
 
 def measure(scheme: str, batch: dict[str, jax.Array], repeats: int,

@@ -43,6 +43,7 @@ import optax
 from flax import nnx
 
 from benchmarks import train_overhead
+from benchmarks.encrypt_throughput import best_times
 from benchmarks.encrypt_throughput import machine
 from lie_jax.configs import medmnist
 from lie_jax import ciphers
@@ -70,31 +71,12 @@ def check_scheme(spec: str) -> str:
   return spec
 
 
-def _best(fn: Callable[[], Any], repeats: int = COMPONENT_REPEATS) -> float:
-  """The best of `repeats` timed calls of `fn` (compiled by a first, untimed call)."""
-  jax.block_until_ready(fn())
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    jax.block_until_ready(fn())
-    times.append(time.perf_counter() - start)
-  return min(times)
-
-
 def _paired(first: Callable[[], Any], second: Callable[[], Any], pairs: int) -> list[tuple]:
-  """`pairs` (first seconds, second seconds), run back to back, alternating the order."""
+  """`pairs` (first seconds, second seconds) after one untimed (compiling) call of each
+  (`train_overhead.paired_times`)."""
   jax.block_until_ready(first())
   jax.block_until_ready(second())
-  out = []
-  for i in range(pairs):
-    took = {}
-    for name, fn in ((("a", first), ("b", second)) if i % 2 == 0 else
-                     (("b", second), ("a", first))):
-      start = time.perf_counter()
-      jax.block_until_ready(fn())
-      took[name] = time.perf_counter() - start
-    out.append((took["a"], took["b"]))
-  return out
+  return train_overhead.paired_times(first, second, pairs)
 
 
 def _batch(batch_size: int) -> tuple[jax.Array, jax.Array, jax.Array]:
@@ -120,7 +102,8 @@ def components(run: dict[str, Any]) -> dict[str, float]:
   """Seconds of the batch's encryption alone and of the adaptation's forward + backward."""
   encoder, model, (images, _, indices) = run["encoder"], run["model"], run["args"]
   encode = jax.jit(lambda x, i: encoder.encode(x, i, "train"))
-  out = {"encode_s": _best(lambda: encode(images, indices))}
+  out = {"encode_s": best_times({"encode": lambda: encode(images, indices)},
+                                   COMPONENT_REPEATS)["encode"]}
   adaptation = getattr(model, "adaptation", None)
   if adaptation is not None:
     inputs = encode(images, indices)
@@ -128,7 +111,8 @@ def components(run: dict[str, Any]) -> dict[str, float]:
     @nnx.jit
     def forward_backward(layer, x):
       return nnx.grad(lambda m: jnp.mean(jnp.square(m(x))))(layer)
-    out["adaptation_s"] = _best(lambda: forward_backward(adaptation, inputs))
+    out["adaptation_s"] = best_times({"adaptation": lambda: forward_backward(adaptation, inputs)},
+                                     COMPONENT_REPEATS)["adaptation"]
     out["adaptation_params"] = int(sum(p.size for p in jax.tree.leaves(
         nnx.state(adaptation, nnx.Param))))
   return out

@@ -53,6 +53,11 @@ def planned_runs(schemes: Sequence[str] | None = None,
   return [r for r in runs if attacks is None or r[1] in attacks]
 
 
+def experiment_key(seed: int, scheme: str) -> jax.Array:
+  """The experiment key `security_report` encrypts `scheme` with (never a data owner's)."""
+  return jax.random.fold_in(jax.random.key(seed), list(ciphers.SCHEMES).index(scheme))
+
+
 def security_report(images: ArrayLike, train_images: ArrayLike, *, seed: int = 0,
                     block_size: int = 4, steps: int | None = None,
                     schemes: Sequence[str] | None = None,
@@ -84,12 +89,11 @@ def security_report(images: ArrayLike, train_images: ArrayLike, *, seed: int = 0
     from tqdm.auto import tqdm
     runs = tqdm(runs, desc="security report")
   results = []
-  names = list(ciphers.SCHEMES)
   step_args = {} if steps is None else {"steps": steps}
   for scheme, attack, per_image in runs:
     if progress:
       runs.set_postfix_str(f"{scheme} / {attack}{' (per-image keys)' if per_image else ''}")
-    key = jax.random.fold_in(jax.random.key(seed), names.index(scheme))
+    key = experiment_key(seed, scheme)
     try:
       results.append(suite.run_attack(attack, scheme, images, key=key, block_size=block_size,
                                       per_image_keys=per_image, train_images=train_images,
