@@ -287,8 +287,10 @@ def _read_dicom(path: str, source: Source) -> list[tuple[str, np.ndarray]]:
   return views
 
 
-def _read_nifti(path: str, step: int) -> list[tuple[str, np.ndarray]]:
-  """Axial, coronal and sagittal slices every `step` voxels of a volume (RAS, as seen)."""
+def _read_nifti(path: str, step: int, offset: int = 0) -> list[tuple[str, np.ndarray]]:
+  """Axial, coronal and sagittal slices every `step` voxels of a volume (RAS, as seen);
+  with `offset`, the slice `offset` voxels further along the axis, named after the slice it
+  stands in for (left out where it would leave the volume)."""
   import nibabel  # pylint: disable=g-import-not-at-top
   img = nibabel.as_closest_canonical(nibabel.load(path))
   vol = np.asarray(img.dataobj, np.float64)
@@ -296,15 +298,18 @@ def _read_nifti(path: str, step: int) -> list[tuple[str, np.ndarray]]:
   views = []
   for axis, label in ((2, "axial"), (1, "coronal"), (0, "sagittal")):
     for i in range(step // 2, vol.shape[axis], step):
-      sl = np.take(vol, i, axis=axis)
+      if not 0 <= i + offset < vol.shape[axis]:
+        continue
+      sl = np.take(vol, i + offset, axis=axis)
       # Rows: anterior or superior up; columns: the remaining axis left to right.
       views.append((f"{label}{i:03d}", np.ascontiguousarray(np.flipud(sl.T))))
   return views
 
 
-def read_views(source: Source, *, slice_step: int = DEFAULT_SLICE_STEP
+def read_views(source: Source, *, slice_step: int = DEFAULT_SLICE_STEP, slice_offset: int = 0
                ) -> list[tuple[str, np.ndarray]]:
-  """The uint8 2-D views of a source: [(suffix, HxW or HxWx3)], before tiling.
+  """The uint8 2-D views of a source: [(suffix, HxW or HxWx3)], before tiling
+  (`slice_offset`: template slices that many voxels further, see `nearby_tiles`).
 
   Raises:
     ValueError: the source is not installed.
@@ -316,7 +321,7 @@ def read_views(source: Source, *, slice_step: int = DEFAULT_SLICE_STEP
     return _read_image(path, source.subset)
   if source.reader == "dicom":
     return _read_dicom(path, source)
-  return _read_nifti(path, slice_step)
+  return _read_nifti(path, slice_step, slice_offset)
 
 
 # ---------------------------------------------------------------- tiling
@@ -340,14 +345,18 @@ def fit_view(view: np.ndarray, size: int, square: bool = False) -> np.ndarray:
   return view
 
 
-def grid_tiles(view: np.ndarray, size: int) -> list[tuple[str, np.ndarray]]:
-  """Non-overlapping size x size tiles on a grid centred in the view, raster order."""
+def grid_tiles(view: np.ndarray, size: int, offset: int = 0) -> list[tuple[str, np.ndarray]]:
+  """Non-overlapping size x size tiles on a grid centred in the view, raster order; with
+  `offset`, every window moved that many pixels right and down (cells it would push out of
+  the view are left out)."""
   h, w = view.shape[:2]
   rows, cols = h // size, w // size
-  y0, x0 = (h - rows * size) // 2, (w - cols * size) // 2
+  y0, x0 = (h - rows * size) // 2 + offset, (w - cols * size) // 2 + offset
   return [(f"r{r},c{c}", view[y0 + r * size:y0 + (r + 1) * size,
                               x0 + c * size:x0 + (c + 1) * size])
-          for r in range(rows) for c in range(cols)]
+          for r in range(rows) for c in range(cols)
+          if 0 <= y0 + r * size and y0 + (r + 1) * size <= h
+          and 0 <= x0 + c * size and x0 + (c + 1) * size <= w]
 
 
 def is_background(tile: np.ndarray, background: str = "dark",
@@ -361,25 +370,61 @@ def is_background(tile: np.ndarray, background: str = "dark",
   return bool(bg.mean() > max_background or lum.std() < MIN_STD)
 
 
-def source_tiles(source: Source, *, size: int = TILE, slice_step: int = DEFAULT_SLICE_STEP
+def source_tiles(source: Source, *, size: int = TILE, slice_step: int = DEFAULT_SLICE_STEP,
+                 slice_offset: int = 0, crop_offset: int = 0, keep_background: bool = False
                  ) -> tuple[list[tuple[str, np.ndarray]], int]:
   """All kept tiles of one source as [(tile name, uint8 [size, size, C])], and the
-  number dropped as background."""
+  number dropped as background (`slice_offset`, `crop_offset`, `keep_background`: see
+  `nearby_tiles`)."""
   kept, dropped = [], 0
-  for suffix, view in read_views(source, slice_step=slice_step):
+  for suffix, view in read_views(source, slice_step=slice_step, slice_offset=slice_offset):
     whole = source.reader == "nifti"
     if whole:
       tiles = [("", fit_view(view, size, True))]
     else:
-      tiles = grid_tiles(fit_view(view, size, False), size)
+      tiles = grid_tiles(fit_view(view, size, False), size, crop_offset)
     for cell, tile in tiles:
-      if is_background(tile, source.background, source.max_background):
+      if not keep_background and is_background(tile, source.background,
+                                               source.max_background):
         dropped += 1
         continue
       tag = ",".join(t for t in (suffix, cell) if t)
       tile = tile[..., None] if tile.ndim == 2 else tile
       kept.append((f"{source.name}[{tag}]" if tag else source.name, np.ascontiguousarray(tile)))
   return kept, dropped
+
+
+def nearby_tiles(*, size: int = TILE, slice_step: int = DEFAULT_SLICE_STEP,
+                 slice_offset: int = 0, crop_offset: int = 0,
+                 sources: Sequence[Source] | None = None) -> dict[str, np.ndarray]:
+  """Stand-ins for a second acquisition of each tile, keyed by the tile's name.
+
+  Real pixels of the same source, not edits of the tile: the template slice `slice_offset`
+  voxels (mm) further along its axis (the same brain cut at another position, as a second
+  scan's slices never line up with the first's), or the grid window moved `crop_offset`
+  pixels right and down (the same image framed differently). Only the sources the offsets
+  touch are read: slices with `slice_offset`, grid sources with `crop_offset`, all of them
+  when both are 0 (then the tiles equal the set's). No background rule: the keyed tile was
+  kept. Windows or slices that would leave the image, and sources not installed, are left
+  out.
+
+  Raises:
+    ValueError: a negative crop_offset (the grid is centred: moving it left or up could
+      leave no margin).
+  """
+  if crop_offset < 0:
+    raise ValueError(f"crop_offset must be >= 0, got {crop_offset}")
+  out = {}
+  for source in SOURCES if sources is None else sources:
+    slices = source.reader == "nifti"
+    if (slice_offset or crop_offset) and not (slice_offset if slices else crop_offset):
+      continue
+    if not available(source):
+      continue
+    kept, _ = source_tiles(source, size=size, slice_step=slice_step, slice_offset=slice_offset,
+                           crop_offset=crop_offset, keep_background=True)
+    out.update(kept)
+  return out
 
 
 # ---------------------------------------------------------------- the set

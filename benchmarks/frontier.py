@@ -276,6 +276,17 @@ def _scale_reid_for(at_scale: dict, config: dict[str, Any]) -> dict | None:
   return max(found, key=lambda v: v["reid"], default=None)
 
 
+def attacks_at_scale(scale_result: dict | None, scheme: str, per_image: bool,
+                     block: int | None) -> list[str]:
+  """The attacks other than linkage that the 224 px run measured for this scheme, key mode
+  and block size, sorted."""
+  return sorted({r["attack"] for r in (scale_result or {}).get("results", [])
+                 if r.get("attack") and r["attack"] not in suite.GALLERY_ATTACKS
+                 and r.get("reid_top1") is not None and r["scheme"] == scheme
+                 and bool(r["per_image_keys"]) == per_image
+                 and (r.get("options") or {}).get("block_size") == block})
+
+
 def key_views_attacks(key_views_result: dict | None) -> list[dict[str, Any]]:
   """The learned attacks of benchmarks/results/key_views.json that saw each known image under
   several keys, as attack rows named after that ("inverse_network, 32 keys per known image");
@@ -339,6 +350,11 @@ def frontier_rows(accuracy_result: dict, security_result: dict,
     row["jigsaw_scale"] = scale
     reid = _scale_reid_for(reid_scale, c)
     row["reid_scale"] = reid
+    # Block schemes: the 224 px evidence above may come from other blocks (16x16, the ViT
+    # setting); what the run measured in this configuration's own blocks is kept beside it.
+    own = reid_scale.get((c["scheme"], c["per_image_keys"], c["block_size"]))
+    row["reid_scale_own"] = own and {**own, "attacks": attacks_at_scale(
+        scale_result, c["scheme"], c["per_image_keys"], c["block_size"])}
     # Broken at realistic resolution: the jigsaw puts the blocks back, or an attack on 224 px
     # real scans tells whose scan it is beyond chance + REID_MARGIN.
     row["jigsaw_broken"] = bool(scale and scale["neighbour"] >= JIGSAW_BREAK)
@@ -422,6 +438,18 @@ def verdict(row: dict[str, Any]) -> str:
     parts.append(f"at {reid['size']}x{reid['size']} ({reid['images']} real tiles{blocks}) "
                  f"{reid['attack']} tells whose scan it is {100 * reid['reid']:.0f}% of the time "
                  f"(chance {100 * reid['chance']:.1f}%)")
+  own = row.get("reid_scale_own")
+  elsewhere = {b for b in ((scale or {}).get("block_size") if row.get("jigsaw_broken") else None,
+                           (reid or {}).get("block_size")
+                           if reid and reid["reid"] > reid["chance"] + REID_MARGIN else None)
+               if b is not None}
+  if own and elsewhere - {own["block_size"]} and own["reid"] <= own["chance"] + REID_MARGIN:
+    b = own["block_size"]
+    ran = ", ".join(own["attacks"])
+    parts.append(f"in its own {b}x{b} blocks at {own['size']}x{own['size']} the attacks run "
+                 f"there ({ran}{'' if 'jigsaw' in own['attacks'] else '; not the jigsaw'}) "
+                 f"stay within chance + {100 * REID_MARGIN:.0f} points (best "
+                 f"{100 * own['reid']:.1f}%, chance {100 * own['chance']:.1f}%)")
   linked = [(v, size) for v, size in ((row.get("linkage"), IMAGE_SIZE),
                                        (row.get("linkage_scale"), None))
             if v and v["reid"] > v["chance"] + REID_MARGIN]

@@ -2,17 +2,21 @@
 
 `lie_jax.attacks.linkage` names which of the attacker's candidate scans a ciphertext encrypts
 (100% in every run of `benchmarks/security.py`, where the candidates are the exact plain
-images). An attacker's copy may differ: re-exported, recompressed, denoised. This benchmark
-encrypts the first --num-images PneumoniaMNIST test images with per-image keys (every scheme
-linkage covers; block schemes B=4, Huang 2022 its default 2x2 filter; morph, which has none,
-one shared key and one copy of its core, one per image row at 224 px) and links the
-ciphertexts to five versions of the candidates: the exact images, the images with uniform
-noise of +-2 grey levels, the images saved as JPEG at quality 90 (Pillow), the images moved
-by one pixel right and down (edge pixels repeated: a re-acquisition a pixel off), and the
-images resized to 90% and back (bilinear, Pillow: a copy kept at another resolution). With
---eval-set, the same on the evaluation set's 224x224 tiles, grayscale and RGB (block schemes
-in 16x16 blocks, the ViT setting; Huang 2022 still 2x2). Writes benchmarks/results/linkage.json
-(15 s; with --eval-set about 5 minutes on 2 cores).
+images). An attacker's copy may differ: re-exported, recompressed, denoised, or acquired
+again. This benchmark encrypts the first --num-images PneumoniaMNIST test images with
+per-image keys (every scheme linkage covers; block schemes B=4, Huang 2022 its default 2x2
+filter; morph, which has none, one shared key and one copy of its core, one per image row at
+224 px) and links the ciphertexts to six versions of the candidates (COPIES): the exact
+images, the images with uniform noise of +-2 grey levels, the images saved as JPEG at quality
+90 (Pillow), the images moved by one pixel right and down (edge pixels repeated), the images
+resized to 90% and back (bilinear, Pillow: a copy kept at another resolution), and a simulated
+re-acquisition (`reacquired`: the field of view moved and zoomed, another exposure, sensor
+noise). With --eval-set, the same on the evaluation set's 224x224 tiles, grayscale and RGB
+(block schemes in 16x16 blocks, the ViT setting; Huang 2022 still 2x2), and against real
+second views of the tiles (NEARBY, from `benchmarks.eval_set.nearby_tiles`: the template
+brain cut 1 and 2 mm further along each slice's axis, and every other image framed 8 pixels
+(half a 16x16 block) further right and down). Writes benchmarks/results/linkage.json (30 s;
+with --eval-set 15-25 minutes on 2 cores).
 
   python -m benchmarks.linkage [--eval-set workdir/eval_set/eval_set.npz]
 """
@@ -36,7 +40,10 @@ from lie_jax.attacks import linkage
 from lie_jax.attacks import reidentification
 
 OUT = os.path.join(os.path.dirname(__file__), "results", "linkage.json")
-COPIES = ("exact", "noise_2", "jpeg_90", "shift_1", "resized_90")
+COPIES = ("exact", "noise_2", "jpeg_90", "shift_1", "resized_90", "reacquired")
+# Real second views of the eval set's tiles: (name, `eval_set.nearby_tiles` arguments).
+NEARBY = (("slice_1mm", {"slice_offset": 1}), ("slice_2mm", {"slice_offset": 2}),
+          ("crop_8px", {"crop_offset": 8}))
 BLOCK_SIZE = 4
 EVAL_SET_BLOCK = 16
 
@@ -70,12 +77,40 @@ def resized(images: np.ndarray, scale: float = 0.9) -> np.ndarray:
   return np.stack([image_lib.resize(image_lib.resize(im, small), (h, w)) for im in images])
 
 
+def reacquired(images: np.ndarray, seed: int = 0, *, crop: float = 0.94,
+               gamma: float = 0.2, gain: float = 0.1, offset: float = 8.0,
+               sigma: float = 2.0) -> np.ndarray:
+  """[N, H, W, C] uint8 images as a second acquisition might show them (simulated).
+
+  Per image, drawn independently: a window of `crop` of each side at a uniformly random
+  position, resized back to H x W (bilinear: the patient or the field of view moved and the
+  magnification changed, up to 6% at the default, 13 px at 224 and 2 px at 28); an exposure
+  x -> gain * x ** g + offset on a 0..1 scale with log g uniform in [-gamma, gamma], gain in
+  1 +- `gain` and offset in +-`offset` grey levels (a new exposure and windowing); Gaussian
+  noise of `sigma` grey levels. Rounded and clipped to uint8. It does not change the anatomy
+  (pose, breathing, disease): the eval set's NEARBY views are real second views.
+  """
+  rng = np.random.default_rng(seed)
+  h, w = images.shape[1:3]
+  ch, cw = max(1, round(h * crop)), max(1, round(w * crop))
+  out = np.empty_like(images)
+  for i, im in enumerate(images):
+    y, x = rng.integers(0, h - ch + 1), rng.integers(0, w - cw + 1)
+    moved = image_lib.resize(np.ascontiguousarray(im[y:y + ch, x:x + cw]), (h, w))
+    g = np.exp(rng.uniform(-gamma, gamma))
+    a, b = rng.uniform(1 - gain, 1 + gain), rng.uniform(-offset, offset)
+    v = a * (moved / 255.0) ** g * 255.0 + b + rng.normal(0.0, sigma, moved.shape)
+    out[i] = np.clip(np.round(v), 0, 255).astype(np.uint8)
+  return out
+
+
 def copies(images: np.ndarray, seed: int = 0) -> dict[str, np.ndarray]:
   """The attacker's versions of the candidates, one per name in COPIES."""
   noise = np.random.default_rng(seed).integers(-2, 3, images.shape)
   return {"exact": images,
           "noise_2": np.clip(images.astype(np.int64) + noise, 0, 255).astype(np.uint8),
-          "jpeg_90": jpeg(images), "shift_1": shift(images), "resized_90": resized(images)}
+          "jpeg_90": jpeg(images), "shift_1": shift(images), "resized_90": resized(images),
+          "reacquired": reacquired(images, seed)}
 
 
 def options(scheme: str, block_size: int, image_shape: tuple[int, ...]) -> dict:
@@ -87,25 +122,90 @@ def options(scheme: str, block_size: int, image_shape: tuple[int, ...]) -> dict:
       ciphers.SCHEMES[scheme].options) else {}
 
 
+def encrypt(scheme: str, images: np.ndarray, seed: int = 0, block_size: int = BLOCK_SIZE
+            ) -> tuple[np.ndarray, dict]:
+  """(ciphertexts, options) of `images` under `scheme`: per-image keys where the scheme has
+  them, else (morph) one shared key."""
+  opts, record = options(scheme, block_size, images.shape[1:]), ciphers.SCHEMES[scheme]
+  key = jax.random.fold_in(jax.random.key(seed), 1)
+  cipher = np.asarray(
+      record.encrypt_per_image(key, images, **opts) if record.per_image_keys else
+      record.encrypt(record.generate_key(key, image_shape=images.shape[1:], **opts), images))
+  return cipher, opts
+
+
+def top1(cipher: np.ndarray, candidates: np.ndarray, scheme: str, opts: dict) -> float:
+  """Share of ciphertexts whose own candidate (same index) ranks first."""
+  ranks = reidentification.true_ranks(linkage.scores(cipher, candidates, scheme=scheme,
+                                                     options=opts))
+  return float((ranks == 1).mean())
+
+
 def measure(images: np.ndarray, seed: int = 0, block_size: int = BLOCK_SIZE,
             data_name: str = "") -> list[dict]:
   """One row per scheme: top-1 linkage against each copy of the candidates, with chance."""
   versions = copies(images, seed)
   rows = []
   for scheme in linkage.SCHEMES:
-    opts, record = options(scheme, block_size, images.shape[1:]), ciphers.SCHEMES[scheme]
-    key = jax.random.fold_in(jax.random.key(seed), 1)
-    cipher = np.asarray(  # morph has no per-image keys: one shared key
-        record.encrypt_per_image(key, images, **opts) if record.per_image_keys else
-        record.encrypt(record.generate_key(key, image_shape=images.shape[1:], **opts), images))
-    row = {"data": data_name, "scheme": scheme, "per_image_keys": record.per_image_keys,
+    cipher, opts = encrypt(scheme, images, seed, block_size)
+    row = {"data": data_name, "scheme": scheme,
+           "per_image_keys": ciphers.SCHEMES[scheme].per_image_keys,
            "options": opts, "chance_top1": 1.0 / len(images)}
     for name, cand in versions.items():
-      ranks = reidentification.true_ranks(linkage.scores(cipher, cand, scheme=scheme,
-                                                         options=opts))
-      row[f"top1_{name}"] = float((ranks == 1).mean())
+      row[f"top1_{name}"] = top1(cipher, cand, scheme, opts)
     rows.append(row)
   return rows
+
+
+def distinct_views(images: np.ndarray, views: np.ndarray) -> np.ndarray:
+  """Indices of the tiles whose second view is byte-identical to no other tile's view and to
+  no other tile: no attacker can tell such candidates apart (the symmetric template's
+  sagittal slices x and 196 - x are the same image, so their neighbours coincide)."""
+  key = lambda a: a.tobytes()
+  view_count: dict[bytes, int] = {}
+  for v in views:
+    view_count[key(v)] = view_count.get(key(v), 0) + 1
+  tile_at = {key(t): i for i, t in enumerate(images)}
+  return np.array([i for i, v in enumerate(views) if view_count[key(v)] == 1
+                   and tile_at.get(key(v), i) == i], dtype=np.int64)
+
+
+def measure_nearby(subsets: dict, nearby: dict[str, dict[str, np.ndarray]], seed: int = 0,
+                   block_size: int = EVAL_SET_BLOCK) -> list[dict]:
+  """One row per (second view, subset, scheme): the subset's tiles that have that view and
+  whose view is distinct (`distinct_views`), encrypted, linked to the views. `nearby` maps a
+  NEARBY name to `nearby_tiles`' output."""
+  rows = []
+  for view, tiles in nearby.items():
+    for subset, s in subsets.items():
+      idx = [i for i, n in enumerate(s.names) if str(n) in tiles]
+      candidates = np.stack([tiles[str(s.names[i])] for i in idx]) if idx else None
+      keep = distinct_views(s.images[idx], candidates) if idx else np.zeros(0, np.int64)
+      if len(keep) < 2:
+        continue
+      images, candidates = s.images[idx][keep], candidates[keep]
+      for scheme in linkage.SCHEMES:
+        cipher, opts = encrypt(scheme, images, seed, block_size)
+        rows.append({"data": f"eval set {subset} tiles ({len(keep)})", "view": view,
+                     "scheme": scheme, "options": opts, "chance_top1": 1.0 / len(keep),
+                     "left_out_identical": len(idx) - len(keep),
+                     "top1": top1(cipher, candidates, scheme, opts)})
+  return rows
+
+
+def eval_set_nearby(path: str) -> dict[str, dict[str, np.ndarray]]:
+  """NEARBY's views of the eval set at `path`, built with the set's own tile size and slice
+  step (its eval_set.json beside the npz; defaults when it is missing)."""
+  from benchmarks import eval_set
+  settings = {}
+  try:
+    with open(os.path.join(os.path.dirname(path), "eval_set.json")) as f:
+      provenance = json.load(f)
+    settings = {"size": int(provenance["tile_size"]),
+                "slice_step": int(provenance["slice_step"])}
+  except (OSError, ValueError, KeyError, TypeError):
+    pass
+  return {name: eval_set.nearby_tiles(**settings, **kw) for name, kw in NEARBY}
 
 
 def main() -> None:
@@ -127,16 +227,23 @@ def main() -> None:
   rows = []
   for name, block_size, images in sets:
     rows += measure(images, args.seed, block_size, name)
+  near = []
+  if args.eval_set:
+    near = measure_nearby(subsets, eval_set_nearby(args.eval_set), args.seed, EVAL_SET_BLOCK)
   with open(args.out, "w") as f:
     json.dump({"benchmark": "linkage", "machine": machine(), "command":
                "python -m benchmarks.linkage" + (" --eval-set NPZ" if args.eval_set else ""),
                "data": [name for name, _, _ in sets], "copies": list(COPIES),
-               "seed": args.seed, "seconds": time.perf_counter() - start, "results": rows},
-              f, indent=1)
+               "nearby": [name for name, _ in NEARBY] if args.eval_set else [],
+               "seed": args.seed, "seconds": time.perf_counter() - start, "results": rows,
+               "nearby_results": near}, f, indent=1)
   print("| data | scheme | " + " | ".join(COPIES) + " |")
   for r in rows:
     print(f"| {r['data']} | {r['scheme']} | "
           + " | ".join(f"{100 * r[f'top1_{c}']:.1f}" for c in COPIES) + " |")
+  for r in near:
+    print(f"| {r['data']} | {r['scheme']} | {r['view']} | {100 * r['top1']:.1f} "
+          f"(chance {100 * r['chance_top1']:.1f}) |")
   print(f"wrote {args.out}")
 
 

@@ -39,6 +39,28 @@ def test_grid_tiles_hand_computed():
   assert [n for n, _ in tiles] == ["r0,c0", "r0,c1", "r0,c2", "r1,c0", "r1,c1", "r1,c2"]
   np.testing.assert_array_equal(tiles[4][1], view[250:474, 238:462])
   assert es.grid_tiles(view[:200], 224) == []
+  # Moved 20 px right and down: the windows start at (46, 34); the last column would end at
+  # 34 + 672 = 706 > 700, so it is left out.
+  moved = es.grid_tiles(view, 224, 20)
+  assert [n for n, _ in moved] == ["r0,c0", "r0,c1", "r1,c0", "r1,c1"]
+  np.testing.assert_array_equal(moved[3][1], view[270:494, 258:482])
+
+
+def test_nearby_tiles_are_the_sets_tiles_moved_by_real_pixels():
+  # Zero offsets give the set's own tiles; a crop moved by a whole tile is the next grid
+  # cell down and right (an exact identity on the real image); no slice source is read.
+  tiles, _ = es.source_tiles(RETINA)
+  same = es.nearby_tiles(sources=[RETINA, IHC])
+  assert all(np.array_equal(same[name], t) for name, t in tiles)
+  moved = es.nearby_tiles(sources=[RETINA], crop_offset=224)
+  whole = dict(es.grid_tiles(es.fit_view(es.read_views(RETINA)[0][1], 224), 224))
+  assert moved and {n.split("[")[1][:-1] for n in moved} <= set(whole)
+  for name, tile in moved.items():
+    r, c = (int(v[1:]) for v in name.split("[")[1][:-1].split(","))
+    np.testing.assert_array_equal(tile, whole[f"r{r + 1},c{c + 1}"])
+  assert es.nearby_tiles(sources=[RETINA], slice_offset=2) == {}  # no slices in a photo
+  with pytest.raises(ValueError, match="crop_offset must be >= 0"):
+    es.nearby_tiles(crop_offset=-1)
 
 
 def test_fit_view_resizes_only_small_views():
@@ -164,6 +186,14 @@ def test_mni_template_slices():
   kinds = {name.split("[")[1][:-4] for name, _ in tiles}
   assert kinds == {"axial", "coronal", "sagittal"}
   assert all(t.shape == (224, 224, 1) and t.dtype == np.uint8 for _, t in tiles)
+  # A slice 20 mm further, named after the slice it stands in for, is the next slice of the
+  # set (exact identity); the last slice of each axis has none.
+  base = dict(es.source_tiles(source, slice_step=20, keep_background=True)[0])
+  moved = es.nearby_tiles(sources=[source], slice_step=20, slice_offset=20)
+  assert len(moved) == len(base) - 3
+  for name, tile in moved.items():
+    kind, index = name.split("[")[1][:-4], int(name[-4:-1])
+    np.testing.assert_array_equal(tile, base[f"{name.split('[')[0]}[{kind}{index + 20:03d}]"])
 
 
 def test_chest_radiograph_is_inverted_monochrome1():

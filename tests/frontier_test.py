@@ -189,6 +189,29 @@ def test_re_identification_at_224_px_breaks_what_28_px_cannot_show():
   assert frontier.reid_at_scale(None) == {}
 
 
+def test_a_block_schemes_own_blocks_at_224_px_are_reported_beside_the_16x16_break():
+  accuracy = {"results": ACCURACY["results"] + [_acc("etc,block,keys=per_image", 0.85)]}
+  security = {"results": SECURITY["results"] + [_attack("etc", "gan", True, reid_top1=0.01)]}
+  scale = {"size": 224, "learned_attack_steps": 100, "results": [
+      _scale_row("etc", "jigsaw", 0.5, 16), _scale_row("etc", "gan", 0.02, 4),
+      _scale_row("etc", "inverse_network", 0.03, 4), _scale_row("etc", "linkage", 1.0, 4)]}
+  rows = {(r["scheme"], r["per_image_keys"], r["block_size"]): r
+          for r in frontier.frontier_rows(accuracy, security, [7], None, scale)}
+  etc, etc7 = rows[("etc", True, 4)], rows[("etc", True, 7)]
+  # Broken through the 16x16 run; its own 4x4 blocks, where only learned attacks ran, are
+  # named with what ran there (linkage is not among them: it is reported apart).
+  assert etc["broken_at_scale"] and etc["reid_scale"]["block_size"] == 16
+  assert etc["reid_scale_own"]["attacks"] == ["gan", "inverse_network"]
+  assert ("in its own 4x4 blocks at 224x224 the attacks run there (gan, inverse_network; not "
+          "the jigsaw) stay within chance + 5 points (best 3.0%, chance 1.7%)") in etc["verdict"]
+  assert etc7["reid_scale_own"] is None and "in its own" not in etc7["verdict"]
+  # Own blocks above the line: no such clause (the row breaks there too).
+  scale["results"][2]["reid_top1"] = 0.5
+  etc = {(r["scheme"], r["per_image_keys"], r["block_size"]): r for r in
+         frontier.frontier_rows(accuracy, security, [7], None, scale)}[("etc", True, 4)]
+  assert etc["reid_scale_own"]["reid"] == 0.5 and "in its own" not in etc["verdict"]
+
+
 def test_the_defaults_follow_the_measured_frontier():
   """Issue 18: `lie-jax encrypt`'s default and the README's first command (lie_jax/configs/quickstart.py)
   are the configuration the committed results show strongest within 2 points of plain."""

@@ -146,8 +146,20 @@ def test_parameter_count_stays_sane_at_224_rgb_with_16_blocks():
   net = nnx.eval_shape(lambda: itn.InverseNetwork(
       family="block", image_shape=(224, 224, 3), block_size=16, rngs=nnx.Rngs(0)))
   count = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(nnx.state(net, nnx.Param)))
-  assert net.mixing.shape == (196, 196)
+  assert net.mixing.shape == (196, 196) and net.has_mixing
   assert count < 10_000_000
+
+
+def test_mixing_auto_leaves_out_a_matrix_over_the_limit():
+  # 224x224 in 2x2 blocks: 12544 blocks, a 12544^2 matrix (157M) is over MIXING_MAX_PARAMS.
+  nb = (224 // 2) ** 2
+  assert nb * nb > itn.MIXING_MAX_PARAMS >= 196 * 196
+  net = nnx.eval_shape(lambda: itn.InverseNetwork(
+      family="block", image_shape=(224, 224, 1), block_size=2, rngs=nnx.Rngs(0)))
+  assert not net.has_mixing and net.num_blocks == nb
+  with pytest.raises(ValueError, match="12544x12544 mixing matrix"):
+    itn.InverseNetwork(family="block", image_shape=(224, 224, 1), block_size=2, mixing=True,
+                       rngs=nnx.Rngs(0))
 
 
 # -------------------------------------------------------------------- GAN

@@ -212,7 +212,7 @@ def test_the_benchmark_links_exact_and_altered_copies(tmp_path, monkeypatch):
   versions = bench.copies(x)
   assert set(versions) == set(bench.COPIES)
   assert np.array_equal(versions["exact"], x)
-  for name in ("noise_2", "jpeg_90", "shift_1", "resized_90"):
+  for name in ("noise_2", "jpeg_90", "shift_1", "resized_90", "reacquired"):
     diff = versions[name].astype(int) - x
     assert diff.any() and versions[name].shape == x.shape and versions[name].dtype == np.uint8
   assert np.abs(versions["noise_2"].astype(int) - x).max() <= 2
@@ -238,6 +238,67 @@ def test_the_benchmark_links_exact_and_altered_copies(tmp_path, monkeypatch):
   assert [r["chance_top1"] for r in rows[::len(linkage.SCHEMES)]] == pytest.approx(
       [1 / 12, 1 / 5, 1 / 2])
   assert rows[len(linkage.SCHEMES) + 2]["options"] == {"block_size": 16}  # etc on the tiles
+  # The fake tiles are no source's: no second views, and the file says which were tried.
+  assert result["nearby"] == [name for name, _ in bench.NEARBY]
+  assert result["nearby_results"] == []
+
+
+def test_reacquired_copy_by_hand():
+  from benchmarks import linkage as bench
+
+  x = np.random.default_rng(2).integers(0, 256, (5, 16, 16, 3), np.uint8)
+  # Nothing drawn: the images come back unchanged.
+  still = bench.reacquired(x, crop=1.0, gamma=0.0, gain=0.0, offset=0.0, sigma=0.0)
+  np.testing.assert_array_equal(still, x)
+  # Offset alone: every pixel of an image moves by one constant, within +-offset.
+  lifted = bench.reacquired(x, crop=1.0, gamma=0.0, gain=0.0, offset=8.0, sigma=0.0)
+  inner = (x > 10) & (x < 245)  # not clipped
+  for a, b, m in zip(lifted.astype(int), x.astype(int), inner):
+    d = np.unique(np.round((a - b)[m]))
+    assert len(d) <= 2 and np.abs(d).max() <= 8  # one real offset, rounded either way
+  # Gamma alone keeps each image's pixel order; crop alone moves a ramp's start inward.
+  curved = bench.reacquired(x, crop=1.0, gamma=0.2, gain=0.0, offset=0.0, sigma=0.0)
+  for a, b in zip(curved, x):
+    order = np.argsort(b.ravel(), kind="stable")
+    assert (np.diff(a.ravel()[order].astype(int)) >= 0).all()
+  ramp = np.tile(np.arange(0, 250, 10, dtype=np.uint8)[None, None, :, None], (4, 25, 1, 1))
+  zoomed = bench.reacquired(ramp, crop=0.8, gamma=0.0, gain=0.0, offset=0.0, sigma=0.0)
+  assert (np.diff(zoomed[:, 12, :, 0].astype(int), axis=1) >= 0).all()
+  assert (zoomed[:, 12, 0, 0] >= ramp[:, 12, 0, 0]).all() and zoomed[:, 12, 0, 0].any()
+  # Seeded, and each image gets its own draw.
+  np.testing.assert_array_equal(bench.reacquired(x, 3), bench.reacquired(x, 3))
+  assert not np.array_equal(bench.reacquired(x, 3), bench.reacquired(x, 4))
+
+
+def test_nearby_views_are_linked_by_tile_name():
+  from benchmarks import eval_set as es
+  from benchmarks import linkage as bench
+
+  rng = np.random.default_rng(5)
+  gray = rng.integers(0, 256, (4, 16, 16, 1), np.uint8)
+  rgb = rng.integers(0, 256, (3, 16, 16, 3), np.uint8)
+  subsets = {"gray": es.Subset(gray, np.array(["s"] * 4), np.array(["g0", "g1", "g2", "g3"])),
+             "rgb": es.Subset(rgb, np.array(["r"] * 3), np.array(["c0", "c1", "c2"]))}
+  # Views of three grey tiles (exact copies, so every scheme links them all) and of one
+  # RGB tile (under two tiles: that subset is skipped).
+  views = {"same": {"g3": gray[3], "g0": gray[0], "g2": gray[2], "c1": rgb[1]}}
+  rows = bench.measure_nearby(subsets, views, block_size=4)
+  assert [r["scheme"] for r in rows] == list(linkage.SCHEMES)
+  assert {r["data"] for r in rows} == {"eval set gray tiles (3)"}
+  assert all(r["top1"] == 1.0 and r["chance_top1"] == pytest.approx(1 / 3) for r in rows)
+  # Views swapped between tiles: each ciphertext's own "view" is another image.
+  swapped = {"swap": {"g0": gray[2], "g2": gray[0], "g3": gray[3]}}
+  rows = bench.measure_nearby(subsets, swapped, block_size=4)
+  assert all(r["top1"] == pytest.approx(1 / 3) for r in rows if r["scheme"] != "morph")
+  # Indistinguishable candidates are left out: g0 and g2 share a view, g3's view is g1 itself.
+  twins = {"twins": {"g0": gray[1], "g2": gray[1], "g3": gray[1], "g1": 255 - gray[1]}}
+  np.testing.assert_array_equal(bench.distinct_views(
+      gray, np.stack([twins["twins"][n] for n in ("g0", "g1", "g2", "g3")])), [1])
+  assert bench.measure_nearby(subsets, twins, block_size=4) == []  # one tile left: no row
+  twins["twins"]["g3"] = gray[0]  # g3 -> a copy of g0 (left out), g1 -> distinct
+  twins["twins"]["g0"] = gray[3] // 2
+  rows = bench.measure_nearby(subsets, twins, block_size=4)
+  assert {(r["data"], r["left_out_identical"]) for r in rows} == {("eval set gray tiles (2)", 2)}
 
 
 def test_security_md_quotes_the_linkage_results_file():
@@ -261,6 +322,32 @@ def test_security_md_quotes_the_linkage_results_file():
   for (_, _, *cells), row in zip(quoted, rows):
     assert [float(c) for c in cells] == pytest.approx(
         [100 * row[f"top1_{c}"] for c in bench.COPIES], abs=0.05)
+
+
+def test_security_md_quotes_the_second_views_of_the_results_file():
+  import json
+  import pathlib
+  import re
+
+  from benchmarks import linkage as bench
+
+  root = pathlib.Path(__file__).resolve().parents[1]
+  result = json.loads((root / "benchmarks" / "results" / "linkage.json").read_text())
+  assert result["nearby"] == [name for name, _ in bench.NEARBY]
+  text = (root / "docs" / "SECURITY.md").read_text()
+  section = text.split("## Linkage: the attacker who holds the scans", 1)[1].split("\n## ")[0]
+  quoted = re.findall(r"^\| (template slice|framed)[^|]*\| (gray|RGB) \((\d+), chance ([\d.]+)\) \|"
+                      + r" ([\d.]+) \|" * len(linkage.SCHEMES) + "$", section, re.M)
+  groups: dict = {}
+  for r in result["nearby_results"]:
+    groups.setdefault((r["view"], r["data"]), {})[r["scheme"]] = r
+  assert len(quoted) == len(groups) == 4  # slices 1 and 2 mm (gray), 8 px (gray, RGB)
+  for (_, subset, n, chance, *cells), ((view, data_name), by_scheme) in zip(quoted,
+                                                                             groups.items()):
+    assert data_name == f"eval set {subset.lower()} tiles ({n})"
+    assert float(chance) == pytest.approx(100 / int(n), abs=0.05)
+    assert [float(c) for c in cells] == pytest.approx(
+        [100 * by_scheme[s]["top1"] for s in linkage.SCHEMES], abs=0.05)
 
 
 def test_mean_table_is_exact_by_convolution():

@@ -125,7 +125,8 @@ def train(cipher: ArrayLike, plain: ArrayLike, *, family: str, block_size: int =
           max_steps: int = 3000, eval_every: int = 100, patience: int = 5,
           val_fraction: float = 0.1, batch_size: int = 64, learning_rate: float = 3e-3,
           disc_learning_rate: float = 2e-4, adversarial_weight: float = DEFAULT_LAMBDA,
-          hidden: int | None = None, mixing: bool = True, per_position: bool | str = "auto",
+          hidden: int | None = None, mixing: bool | str = "auto",
+          per_position: bool | str = "auto",
           disc_width: int = 16, seed: int = 0, progress: bool = False
           ) -> tuple[inverse_network.InverseNetwork, dict[str, Any]]:
   """Trains the SIA-GAN generator on known (ciphertext, plain) pairs, to convergence.
@@ -148,7 +149,8 @@ def train(cipher: ArrayLike, plain: ArrayLike, *, family: str, block_size: int =
 
   Returns:
     (the generator at its best held-out MSE, history: `inverse_network.fit`'s plus
-    num_train, num_val and the last step's gen_mse, gen_adversarial, disc_loss).
+    num_train, num_val, mixing (whether the block-mixing layer was built) and the last step's
+    gen_mse, gen_adversarial, disc_loss).
   """
   cipher, plain = inverse_network.check_pairs(cipher, plain)
   if not adversarial_weight >= 0.0:
@@ -178,8 +180,8 @@ def train(cipher: ArrayLike, plain: ArrayLike, *, family: str, block_size: int =
       eval_every=eval_every, patience=patience, target_loss=inverse_network.TARGET_LOSS,
       progress=progress, desc=f"SIA-GAN ({family})")
   rec, adv, dl = (float(v) for v in last["losses"])
-  history.update(num_train=len(c_tr), num_val=len(c_val), gen_mse=rec, gen_adversarial=adv,
-                 disc_loss=dl)
+  history.update(num_train=len(c_tr), num_val=len(c_val), mixing=gen.has_mixing, gen_mse=rec,
+                 gen_adversarial=adv, disc_loss=dl)
   return gen, history
 
 

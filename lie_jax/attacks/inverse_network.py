@@ -133,7 +133,9 @@ class InverseNetwork(nnx.Module):
     image_shape: (H, W, C) of the images.
     block_size: B of the block family (ignored for "pixel").
     hidden: feature width (default `default_hidden`).
-    mixing: learn the [nb, nb] block-mixing matrix (block family only).
+    mixing: learn the [nb, nb] block-mixing matrix (block family only): True, False, or
+      "auto" (True while nb * nb stays at or below MIXING_MAX_PARAMS, e.g. not at 224 x 224
+      in 2x2 blocks, nb = 12544; `has_mixing` tells which was built).
     mixing_init: its start, "uniform" (1/nb everywhere) or "identity".
     mixing_gain: its parameter is stored divided by this (a larger Adam step).
     per_position: one in-block matrix per block position: True, False, or "auto"
@@ -145,8 +147,8 @@ class InverseNetwork(nnx.Module):
   """
 
   def __init__(self, *, family: str, image_shape: tuple[int, int, int], block_size: int = 4,
-               hidden: int | None = None, mixing: bool = True, per_position: bool | str = "auto",
-               mixing_init: str = "uniform", mixing_gain: float = 10.0,
+               hidden: int | None = None, mixing: bool | str = "auto",
+               per_position: bool | str = "auto", mixing_init: str = "uniform", mixing_gain: float = 10.0,
                mean_image: ArrayLike | None = None, rngs: nnx.Rngs):
     image_shape = tuple(int(s) for s in image_shape)
     b = _check_geometry(family, image_shape, block_size)
@@ -157,10 +159,12 @@ class InverseNetwork(nnx.Module):
       raise ValueError(f"hidden must be positive, got {hidden}")
     if per_position == "auto":
       per_position = nb * 8 * e * hidden <= PER_POSITION_MAX_PARAMS
+    if mixing == "auto":
+      mixing = nb * nb <= MIXING_MAX_PARAMS
     mixing = bool(mixing) and family == "block" and nb > 1
     if mixing and nb * nb > MIXING_MAX_PARAMS:
       raise ValueError(f"{nb} blocks need a {nb}x{nb} mixing matrix, over the limit; use a "
-                       "larger block_size or mixing=False")
+                       "larger block_size, mixing=False or mixing='auto'")
     if mixing_init not in ("uniform", "identity"):
       raise ValueError(f"mixing_init must be 'uniform' or 'identity', got {mixing_init!r}")
     if mean_image is not None and np.shape(mean_image) != image_shape:
@@ -184,6 +188,11 @@ class InverseNetwork(nnx.Module):
       mean = jnp.asarray(mean_image, jnp.float32).reshape(1, h, w, c) / 255.0
       start = space_to_depth(mean, b).reshape(nb, e)
     self.out_bias = nnx.Param(start)
+
+  @property
+  def has_mixing(self) -> bool:
+    """Whether the block-mixing layer was built."""
+    return self.mixing is not None
 
   @property
   def num_blocks(self) -> int:
@@ -361,7 +370,7 @@ def fit(run_steps: Callable[[int, int], None], evaluate: Callable[[], float],
 
 
 def build(cipher: np.ndarray, plain: np.ndarray, *, family: str, block_size: int,
-          hidden: int | None, mixing: bool, per_position: bool | str, seed: int
+          hidden: int | None, mixing: bool | str, per_position: bool | str, seed: int
           ) -> InverseNetwork:
   """An `InverseNetwork` for these pairs, its output bias at their mean plain image."""
   return InverseNetwork(family=family, image_shape=cipher.shape[1:], block_size=block_size,
@@ -372,8 +381,9 @@ def build(cipher: np.ndarray, plain: np.ndarray, *, family: str, block_size: int
 def train(cipher: ArrayLike, plain: ArrayLike, *, family: str, block_size: int = 4,
           max_steps: int = 3000, eval_every: int = 100, patience: int = 5,
           val_fraction: float = 0.1, batch_size: int = 64, learning_rate: float = 3e-3,
-          hidden: int | None = None, mixing: bool = True, per_position: bool | str = "auto",
-          seed: int = 0, progress: bool = False) -> tuple[InverseNetwork, dict[str, Any]]:
+          hidden: int | None = None, mixing: bool | str = "auto",
+          per_position: bool | str = "auto", seed: int = 0, progress: bool = False
+          ) -> tuple[InverseNetwork, dict[str, Any]]:
   """Trains an `InverseNetwork` on known (ciphertext, plain) pairs with Adam, to convergence.
 
   Args:
@@ -392,7 +402,8 @@ def train(cipher: ArrayLike, plain: ArrayLike, *, family: str, block_size: int =
     progress: show a tqdm progress bar.
 
   Returns:
-    (the network at its best held-out loss, history from `fit` plus num_train, num_val).
+    (the network at its best held-out loss, history from `fit` plus num_train, num_val and
+    mixing, whether the block-mixing layer was built).
   """
   cipher, plain = check_pairs(cipher, plain)
   c_tr, p_tr, c_val, p_val = split_pairs(cipher, plain, val_fraction=val_fraction, seed=seed)
@@ -414,7 +425,7 @@ def train(cipher: ArrayLike, plain: ArrayLike, *, family: str, block_size: int =
                 eval_every=eval_every, patience=patience, target_loss=TARGET_LOSS,
                 progress=progress,
                 desc=f"inverse network ({family})")
-  history.update(num_train=len(c_tr), num_val=len(c_val))
+  history.update(num_train=len(c_tr), num_val=len(c_val), mixing=model.has_mixing)
   return model, history
 
 

@@ -328,7 +328,8 @@ def run_attack(attack: str, scheme: str, images: ArrayLike, *, key: jax.Array,
     recovered = feature_reconstruction.advanced(encrypted, mean_hint=hint)
   elif attack in LEARNED_ATTACKS:
     module = inverse_network if attack == "inverse_network" else gan
-    views = np.concatenate([train] * key_views)  # the oracle gives every row its own key
+    # The oracle gives every row its own key: K copies of an image are K keys' views of it.
+    views = train if key_views == 1 else np.concatenate([train] * key_views)
     net, history = module.train(oracle(views), views, family=family, block_size=block_size,
                                 progress=progress,
                                 **({} if steps is None else {"max_steps": steps}))
