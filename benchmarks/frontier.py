@@ -448,8 +448,8 @@ def verdict(row: dict[str, Any]) -> str:
     ran = ", ".join(own["attacks"])
     parts.append(f"in its own {b}x{b} blocks at {own['size']}x{own['size']} the attacks run "
                  f"there ({ran}{'' if 'jigsaw' in own['attacks'] else '; not the jigsaw'}) "
-                 f"stay within chance + {100 * REID_MARGIN:.0f} points (best "
-                 f"{100 * own['reid']:.1f}%, chance {100 * own['chance']:.1f}%)")
+                 f"tell whose scan it is no better than chance + {100 * REID_MARGIN:.0f} "
+                 f"points (best {100 * own['reid']:.1f}%, chance {100 * own['chance']:.1f}%)")
   linked = [(v, size) for v, size in ((row.get("linkage"), IMAGE_SIZE),
                                        (row.get("linkage_scale"), None))
             if v and v["reid"] > v["chance"] + REID_MARGIN]

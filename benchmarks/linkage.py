@@ -16,7 +16,7 @@ noise). With --eval-set, the same on the evaluation set's 224x224 tiles, graysca
 second views of the tiles (NEARBY, from `benchmarks.eval_set.nearby_tiles`: the template
 brain cut 1 and 2 mm further along each slice's axis, and every other image framed 8 pixels
 (half a 16x16 block) further right and down). Writes benchmarks/results/linkage.json (30 s;
-with --eval-set 15-25 minutes on 2 cores).
+with --eval-set up to 30 minutes on 2 cores).
 
   python -m benchmarks.linkage [--eval-set workdir/eval_set/eval_set.npz]
 """

@@ -203,13 +203,19 @@ def test_a_block_schemes_own_blocks_at_224_px_are_reported_beside_the_16x16_brea
   assert etc["broken_at_scale"] and etc["reid_scale"]["block_size"] == 16
   assert etc["reid_scale_own"]["attacks"] == ["gan", "inverse_network"]
   assert ("in its own 4x4 blocks at 224x224 the attacks run there (gan, inverse_network; not "
-          "the jigsaw) stay within chance + 5 points (best 3.0%, chance 1.7%)") in etc["verdict"]
+          "the jigsaw) tell whose scan it is no better than chance + 5 points (best 3.0%, "
+          "chance 1.7%)") in etc["verdict"]
   assert etc7["reid_scale_own"] is None and "in its own" not in etc7["verdict"]
   # Own blocks above the line: no such clause (the row breaks there too).
   scale["results"][2]["reid_top1"] = 0.5
   etc = {(r["scheme"], r["per_image_keys"], r["block_size"]): r for r in
          frontier.frontier_rows(accuracy, security, [7], None, scale)}[("etc", True, 4)]
   assert etc["reid_scale_own"]["reid"] == 0.5 and "in its own" not in etc["verdict"]
+  # Own blocks are the blocks that broke it: nothing to set beside the break.
+  scale["results"] = [_scale_row("etc", "jigsaw", 0.5, 4), _scale_row("etc", "gan", 0.02, 4)]
+  etc = {(r["scheme"], r["per_image_keys"], r["block_size"]): r for r in
+         frontier.frontier_rows(accuracy, security, [7], None, scale)}[("etc", True, 4)]
+  assert etc["broken_at_scale"] and "in its own" not in etc["verdict"]
 
 
 def test_the_defaults_follow_the_measured_frontier():

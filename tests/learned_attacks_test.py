@@ -160,6 +160,9 @@ def test_mixing_auto_leaves_out_a_matrix_over_the_limit():
   with pytest.raises(ValueError, match="12544x12544 mixing matrix"):
     itn.InverseNetwork(family="block", image_shape=(224, 224, 1), block_size=2, mixing=True,
                        rngs=nnx.Rngs(0))
+  with pytest.raises(ValueError, match="mixing must be True, False or 'auto'"):
+    itn.InverseNetwork(family="block", image_shape=(8, 8, 1), block_size=4, mixing="false",
+                       rngs=nnx.Rngs(0))
 
 
 # -------------------------------------------------------------------- GAN

@@ -161,6 +161,8 @@ class InverseNetwork(nnx.Module):
       per_position = nb * 8 * e * hidden <= PER_POSITION_MAX_PARAMS
     if mixing == "auto":
       mixing = nb * nb <= MIXING_MAX_PARAMS
+    elif not isinstance(mixing, (bool, np.bool_)):
+      raise ValueError(f"mixing must be True, False or 'auto', got {mixing!r}")
     mixing = bool(mixing) and family == "block" and nb > 1
     if mixing and nb * nb > MIXING_MAX_PARAMS:
       raise ValueError(f"{nb} blocks need a {nb}x{nb} mixing matrix, over the limit; use a "
