@@ -237,16 +237,18 @@ def reid_at_scale(scale_result: dict | None, *, linkage: bool = False
                   ) -> dict[tuple[str, bool, int | None], dict]:
   """{(scheme, per_image_keys, block size): the best top-1 re-identification there} from the
   224 px security run (benchmarks/results/security_224.json, `python -m benchmarks.security
-  --eval-set`): "attack", "reid", "chance", "images", "size", "block_size", "steps". Over the
-  attacks that reconstruct (and the ciphertext itself), or with `linkage` over
-  `suite.GALLERY_ATTACKS` alone."""
+  --eval-set`): "attack", "reid", "chance", "images", "size", "block_size", "steps", and
+  "attacks" (every attack measured there, sorted). Over the attacks that reconstruct (and the
+  ciphertext itself), or with `linkage` over `suite.GALLERY_ATTACKS` alone."""
   out: dict[tuple[str, bool, int | None], dict] = {}
+  ran: dict[tuple[str, bool, int | None], set[str]] = {}
   for r in (scale_result or {}).get("results", []):
     if (r.get("reid_top1") is None or not r.get("attack")
         or (r["attack"] in suite.GALLERY_ATTACKS) != linkage):
       continue
     block = (r.get("options") or {}).get("block_size")
     key = (r["scheme"], bool(r["per_image_keys"]), block)
+    ran.setdefault(key, set()).add(r["attack"])
     candidates = [(r["attack"], r["reid_top1"])]
     if not linkage:
       candidates.append((CIPHERTEXT, r.get("cipher_reid_top1") or 0.0))
@@ -256,6 +258,8 @@ def reid_at_scale(scale_result: dict | None, *, linkage: bool = False
                     "chance": r["reid_chance_top1"], "images": r.get("num_images"),
                     "size": scale_result.get("size"), "block_size": block,
                     "steps": scale_result.get("learned_attack_steps")}
+  for key, attacks in ran.items():
+    out[key]["attacks"] = sorted(attacks)
   return out
 
 
@@ -274,17 +278,6 @@ def _scale_reid_for(at_scale: dict, config: dict[str, Any]) -> dict | None:
            if scheme == config["scheme"] and per_image == config["per_image_keys"]
            and (scheme not in security.OWN_BLOCK or block == config["block_size"])]
   return max(found, key=lambda v: v["reid"], default=None)
-
-
-def attacks_at_scale(scale_result: dict | None, scheme: str, per_image: bool,
-                     block: int | None) -> list[str]:
-  """The attacks other than linkage that the 224 px run measured for this scheme, key mode
-  and block size, sorted."""
-  return sorted({r["attack"] for r in (scale_result or {}).get("results", [])
-                 if r.get("attack") and r["attack"] not in suite.GALLERY_ATTACKS
-                 and r.get("reid_top1") is not None and r["scheme"] == scheme
-                 and bool(r["per_image_keys"]) == per_image
-                 and (r.get("options") or {}).get("block_size") == block})
 
 
 def key_views_attacks(key_views_result: dict | None) -> list[dict[str, Any]]:
@@ -352,9 +345,7 @@ def frontier_rows(accuracy_result: dict, security_result: dict,
     row["reid_scale"] = reid
     # Block schemes: the 224 px evidence above may come from other blocks (16x16, the ViT
     # setting); what the run measured in this configuration's own blocks is kept beside it.
-    own = reid_scale.get((c["scheme"], c["per_image_keys"], c["block_size"]))
-    row["reid_scale_own"] = own and {**own, "attacks": attacks_at_scale(
-        scale_result, c["scheme"], c["per_image_keys"], c["block_size"])}
+    row["reid_scale_own"] = reid_scale.get((c["scheme"], c["per_image_keys"], c["block_size"]))
     # Broken at realistic resolution: the jigsaw puts the blocks back, or an attack on 224 px
     # real scans tells whose scan it is beyond chance + REID_MARGIN.
     row["jigsaw_broken"] = bool(scale and scale["neighbour"] >= JIGSAW_BREAK)
@@ -439,11 +430,12 @@ def verdict(row: dict[str, Any]) -> str:
                  f"{reid['attack']} tells whose scan it is {100 * reid['reid']:.0f}% of the time "
                  f"(chance {100 * reid['chance']:.1f}%)")
   own = row.get("reid_scale_own")
-  elsewhere = {b for b in ((scale or {}).get("block_size") if row.get("jigsaw_broken") else None,
-                           (reid or {}).get("block_size")
-                           if reid and reid["reid"] > reid["chance"] + REID_MARGIN else None)
-               if b is not None}
-  if own and elsewhere - {own["block_size"]} and own["reid"] <= own["chance"] + REID_MARGIN:
+  broken_in = set()  # the block sizes whose 224 px measurements broke it
+  if row.get("jigsaw_broken"):
+    broken_in.add(scale["block_size"])
+  if reid and reid["reid"] > reid["chance"] + REID_MARGIN:
+    broken_in.add(reid["block_size"])
+  if own and broken_in - {own["block_size"]} and own["reid"] <= own["chance"] + REID_MARGIN:
     b = own["block_size"]
     ran = ", ".join(own["attacks"])
     parts.append(f"in its own {b}x{b} blocks at {own['size']}x{own['size']} the attacks run "

@@ -179,8 +179,10 @@ def measure_nearby(subsets: dict, nearby: dict[str, dict[str, np.ndarray]], seed
   for view, tiles in nearby.items():
     for subset, s in subsets.items():
       idx = [i for i, n in enumerate(s.names) if str(n) in tiles]
-      candidates = np.stack([tiles[str(s.names[i])] for i in idx]) if idx else None
-      keep = distinct_views(s.images[idx], candidates) if idx else np.zeros(0, np.int64)
+      if len(idx) < 2:
+        continue
+      candidates = np.stack([tiles[str(s.names[i])] for i in idx])
+      keep = distinct_views(s.images[idx], candidates)
       if len(keep) < 2:
         continue
       images, candidates = s.images[idx][keep], candidates[keep]
