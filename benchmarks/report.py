@@ -29,6 +29,8 @@ OUT = os.path.join(DOCS, "RESULTS.md")
 # The results files the report requires, in the order of its sections.
 FILES = ("accuracy.json", "encrypt_throughput.json", "train_overhead.json", "data_pipeline.json",
          "train_throughput.json", "security.json")
+# Rendered when present: what a GPU machine measured (benchmarks/gpu_checks.sh), when one is lent.
+OPTIONAL_FILES = ("train_throughput_gpu.json", "gpu_checks.json")
 ACCURACY_FIGURE = "accuracy.png"
 THROUGHPUT_FIGURE = "throughput.png"
 
@@ -249,10 +251,21 @@ def data_pipeline_section(result: dict) -> str:
           f"consumes (.npz), {png['images_per_s'] / model['images_per_s']:.0f}x from PNG files.")
 
 
+def _on_device(m: dict) -> str:
+  """" on NVIDIA H200" for a result measured on an accelerator, "" on the CPU."""
+  return "" if m["jax_backend"] == "cpu" else f" on {m['jax_device']}"
+
+
 def train_throughput_section(result: dict) -> str:
   """Images/s at 224 px per backbone, plain and with every scheme + adaptation."""
   rows, checks = _rows_and_checks(train_throughput.format_row, result["results"],
                                   result["checks"])
+  rerun = result.get("rerun")
+  if rerun:
+    rerun_rows, rerun_checks = _rows_and_checks(train_throughput.format_row, rerun["results"],
+                                                rerun["checks"])
+    rerun = (f"\n\n{rerun['note']}\n\n{train_throughput.HEADER}\n{rerun_rows}\n\n"
+             f"{rerun_checks}")
   shape = "x".join(map(str, result["image_shape"]))
   grads = "".join(f"- {r['backbone']}: backpropagating into the input adds "
                   f"{r['input_grad_s'] * 1e3:.0f} ms to the plain step ({r['step_s'] * 1e3:.0f} "
@@ -262,14 +275,52 @@ def train_throughput_section(result: dict) -> str:
     grads = ("\nAny adaptation layer makes the backbone backpropagate into its input, which "
              "plain training skips (for a ResNet, the transposed 7x7 stride-2 stem convolution "
              "at full resolution):\n\n" + grads)
-  return (f"## Training throughput at {shape}\n\nMachine: {_machine(result['machine'])}. "
+  return (f"## Training throughput at {shape}{_on_device(result['machine'])}\n\n"
+          f"Machine: {_machine(result['machine'])}. "
           f"Command: `{result['command']}`. The jitted train step of lie_jax/configs/medmnist.py "
           f"(encryption inside the step) on random images, after compiling; each scheme's "
           f"step runs in pairs with the plain step, alternating which goes first, and step / "
           f"plain step is the median over the pairs. encrypt and adaptation: the batch's "
           f"encryption alone and the adaptation layer's forward and backward pass alone. "
           f"Target: every scheme + adaptation at <= {result['target']}x the same backbone's "
-          f"plain step.\n\n{train_throughput.HEADER}\n{rows}\n{grads}\n{checks}")
+          f"plain step.\n\n{train_throughput.HEADER}\n{rows}\n{grads}\n{checks}{rerun or ''}")
+
+
+def _keys(per_image_keys: bool | None) -> str:
+  return "–" if per_image_keys is None else "per image" if per_image_keys else "shared"
+
+
+def _kat_verdict(kat: dict) -> str:
+  if kat["failed"] or not kat["passed"]:
+    return "the accelerator gives other keys or ciphertexts than the CPU"
+  return "keys from a key file and every scheme's ciphertexts are bit-identical on both"
+
+
+def gpu_checks_section(result: dict) -> str:
+  """What benchmarks/gpu_checks.sh measured: the known-answer tests on the accelerator and the
+  224 px training runs."""
+  kat = result["kat"]
+  runs = "\n".join(
+      f"| {r['run']} | {_keys(r['per_image_keys'])} | {r['backbone']} | "
+      f"{r['num_epochs']} | {r['test_accuracy']:.3f} | {r['test_auc']:.3f} | "
+      f"{r['test_sensitivity']:.3f} | {r['test_specificity']:.3f} | "
+      f"{r['best_val_accuracy']:.3f} | {r['steps']} | {r['train_time_s_this_run']:.0f} s | "
+      f"`{r['command']}` |" for r in result["runs"])
+  packages = f" Packages: {result['packages']}." if result.get("packages") else ""
+  return (f"## GPU checks{_on_device(result['machine'])}\n\n"
+          f"Machine: {_machine(result['machine'])}.{packages} Command: `{result['command']}` "
+          f"(one run, most important first).\n\n"
+          f"Known-answer vectors computed on the accelerator (`{kat['command']}`, "
+          f"JAX_PLATFORMS=cuda, no fall-back to the CPU): {kat['passed']} passed, "
+          f"{kat['failed']} failed. The vectors were made on the CPU: "
+          f"{_kat_verdict(kat)}.\n\n"
+          f"224 px training (lie_jax/configs/medmnist.py, MedMNIST+ protocol: ResNet-18 with "
+          f"the ImageNet stem, batch 64, SGD, the bundled PneumoniaMNIST upsampled to 224, "
+          f"seed 0; train time: the training loop, its first compilation and each epoch's "
+          f"validation included):\n\n"
+          f"| run | keys | backbone | epochs | test accuracy | test AUC | sensitivity | "
+          f"specificity | best val accuracy | steps | train time | command |\n"
+          f"|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n{runs}")
 
 
 def security_section(result: dict) -> str:
@@ -307,6 +358,8 @@ SECTIONS: dict[str, Callable[[dict], str]] = {
     "train_overhead.json": overhead_section,
     "data_pipeline.json": data_pipeline_section,
     "train_throughput.json": train_throughput_section,
+    "train_throughput_gpu.json": train_throughput_section,
+    "gpu_checks.json": gpu_checks_section,
     "security.json": security_section,
 }
 
@@ -406,6 +459,8 @@ def write_figures(results: dict[str, dict], docs_dir: str) -> list[str]:
 
 def main() -> None:
   results = {name: _load(name) for name in FILES}  # all loaded (and checked) before any write
+  results.update({name: _load(name) for name in OPTIONAL_FILES
+                  if os.path.exists(os.path.join(RESULTS, name))})
   os.makedirs(DOCS, exist_ok=True)
   for path in write_figures(results, DOCS):
     print(f"wrote {path}")

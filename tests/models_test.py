@@ -398,3 +398,46 @@ def test_every_backbone_option_is_declared_in_the_config_and_settable_from_the_c
   with pytest.raises(ValueError, match=r"\['patch_size'\] do not apply to the resnet18 backbone"):
     models.build_model(backbone="resnet18", adaptation="none", num_classes=2,
                        image_shape=(28, 28, 1), rngs=make_rngs(), patch_size=4)
+
+
+@pytest.mark.parametrize("block,channels,features,bias", [(1, 3, 5, True), (1, 1, 3, False),
+                                                          (2, 3, 12, True), (4, 1, 16, True)])
+def test_dense_conv_equals_the_convolution(block, channels, features, bias):
+  """A tiling convolution as a matrix product: checked against lax's convolution itself."""
+  from lie_jax.models.adaptation import dense_conv
+  conv = nnx.Conv(channels, features, (block, block), (block, block), padding="VALID",
+                  use_bias=bias, rngs=nnx.Rngs(0))
+  if bias:
+    conv.bias[...] = jnp.arange(features, dtype=jnp.float32) / 7
+  x = jnp.asarray(np.random.default_rng(1).random((2, 8, 12, channels)), jnp.float32)
+  expected = jax.lax.conv_general_dilated(
+      x, conv.kernel[...], (block, block), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"),
+      precision=jax.lax.Precision.HIGHEST) + (conv.bias[...] if bias else 0)
+  np.testing.assert_allclose(dense_conv(conv, x), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_dense_conv_refuses_a_convolution_that_does_not_tile():
+  from lie_jax.models.adaptation import dense_conv
+  x = jnp.zeros((1, 8, 8, 1))
+  for conv in (nnx.Conv(1, 2, (3, 3), rngs=nnx.Rngs(0)),
+               nnx.Conv(1, 2, (2, 2), (1, 1), padding="VALID", rngs=nnx.Rngs(0)),
+               nnx.Conv(1, 2, (2, 2), (2, 2), padding="SAME", rngs=nnx.Rngs(0))):
+    with pytest.raises(ValueError, match="tiles the image"):
+      dense_conv(conv, x)
+
+
+@pytest.mark.parametrize("adaptation", ["block", "pixel"])
+def test_adaptation_layers_compute_their_convolutions(adaptation):
+  """The block and pixel layers equal their definition written with flax's convolutions."""
+  from lie_jax.models import adaptation as lib
+  x = jnp.asarray(np.random.default_rng(2).random((2, 8, 8, 3)), jnp.float32)
+  if adaptation == "block":
+    m = lib.BlockAdaptation(in_channels=3, block_size=4, out_channels=2, rngs=nnx.Rngs(0))
+    m.eval()  # running statistics: the same for both calls, and not updated by either
+    y = nnx.relu(m.mix_conv(m.bn1(nnx.relu(m.block_conv(m.bn0(x))))))
+    expected = lib.depth_to_space(m.out_conv(m.bn2(y)), 4)
+  else:
+    m = lib.PixelAdaptation(in_channels=3, out_channels=4, rngs=nnx.Rngs(0))
+    m.eval()
+    expected = m.conv2(nnx.relu(m.bn(m.conv1(x))))
+  np.testing.assert_allclose(m(x), expected, rtol=1e-4, atol=1e-5)

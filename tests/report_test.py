@@ -179,6 +179,8 @@ def test_main_writes_nothing_when_one_file_is_missing(results_dir):
 
 def test_every_section_states_its_command_and_machine():
   for name, render in report.SECTIONS.items():
+    if name in report.OPTIONAL_FILES:  # test_gpu_checks_section, test_gpu_throughput_...
+      continue
     text = render(ALL[name])
     assert f"Machine: {MACHINE_TEXT}." in text, name
     command = "python -m benchmarks.accuracy" if name == "accuracy.json" else ALL[name]["command"]
@@ -259,3 +261,53 @@ def test_main_writes_report_and_figures(results_dir, monkeypatch):
   for figure in (report.ACCURACY_FIGURE, report.THROUGHPUT_FIGURE):
     assert f"]({figure})" in text
     assert (docs / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+GPU_MACHINE = {**MACHINE, "cpu_count": 16, "jax_backend": "gpu", "jax_device": "NVIDIA H200"}
+
+
+def test_gpu_throughput_names_the_device_and_renders_a_rerun():
+  gpu = {**TRAIN_THROUGHPUT, "machine": GPU_MACHINE,
+         "rerun": {"note": "Rerun after a change.", "results": TRAIN_THROUGHPUT["results"][:2],
+                   "checks": ["MISS resnet18 + le: 1.20x"]}}
+  text = report.train_throughput_section(gpu)
+  assert text.startswith("## Training throughput at 224x224x3 on NVIDIA H200\n")
+  rerun = text[text.index("Rerun after a change."):]
+  assert "| resnet18 | le | block | 1100 |" in rerun and "- MISS resnet18 + le: 1.20x" in rerun
+  assert "Rerun" not in report.train_throughput_section(TRAIN_THROUGHPUT)
+
+
+def _gpu_checks(failed):
+  run = {"run": "none,none", "per_image_keys": None, "backbone": "resnet18", "num_epochs": 10,
+         "test_accuracy": 0.8574, "test_auc": 0.9731, "test_sensitivity": 0.9974,
+         "test_specificity": 0.6239, "best_val_accuracy": 0.9694, "steps": 730,
+         "train_time_s_this_run": 38.8, "command": "python -m lie_jax.train x"}
+  return {"benchmark": "gpu_checks", "machine": GPU_MACHINE, "command": "bash x.sh OUTDIR",
+          "packages": "jax 0.11.2 flax 0.12.10", "runs": [run, {**run, "run": "pe,pixel",
+                                                                "per_image_keys": True}],
+          "kat": {"command": "pytest kat", "passed": 103 - failed, "failed": failed}}
+
+
+def test_gpu_checks_section():
+  text = report.gpu_checks_section(_gpu_checks(0))
+  assert text.startswith("## GPU checks on NVIDIA H200\n")
+  assert "Machine: 16 CPU cores, Linux-test, JAX 0.10.2 on gpu (NVIDIA H200)" in text
+  assert "Packages: jax 0.11.2 flax 0.12.10. Command: `bash x.sh OUTDIR`" in text
+  assert "103 passed, 0 failed" in text and "bit-identical on both" in text
+  assert ("| none,none | – | resnet18 | 10 | 0.857 | 0.973 | 0.997 | 0.624 | 0.969 | 730 | "
+          "39 s | `python -m lie_jax.train x` |") in text
+  assert "| pe,pixel | per image |" in text
+  failed = report.gpu_checks_section(_gpu_checks(2))
+  assert "101 passed, 2 failed" in failed and "bit-identical" not in failed
+
+
+def test_main_renders_the_gpu_files_only_when_present(results_dir, monkeypatch):
+  monkeypatch.setattr(report, "FILES", ("train_throughput.json",))
+  monkeypatch.setattr(report, "write_figures", lambda results, docs: [])
+  _write(results_dir, "train_throughput.json", TRAIN_THROUGHPUT)
+  report.main()
+  assert "GPU checks" not in (results_dir.parent / "docs" / "RESULTS.md").read_text()
+  _write(results_dir, "gpu_checks.json", _gpu_checks(0))
+  report.main()
+  text = (results_dir.parent / "docs" / "RESULTS.md").read_text()
+  assert text.index("## Training throughput at 224x224x3") < text.index("## GPU checks")

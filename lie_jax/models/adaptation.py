@@ -75,6 +75,26 @@ def depth_to_space(x: jax.typing.ArrayLike, block_size: int) -> jax.Array:
   return x.reshape(n, h * b, w * b, c)
 
 
+def dense_conv(conv: nnx.Conv, x: jax.Array) -> jax.Array:
+  """`conv(x)` for a convolution whose kernel tiles the image (kernel size == strides, VALID
+  padding; 1x1 included), as one matrix product over `space_to_depth` blocks.
+
+  The same numbers as the convolution, but a plain matrix product: with a handful of input
+  channels at full resolution (an adaptation layer's input) a GPU's convolution kernels spend
+  more time on layout than on arithmetic, and XLA fuses a small matrix product with the ops
+  around it.
+  """
+  kh, kw, c, f = conv.kernel.shape
+  strides = conv.strides or 1
+  strides = (strides, strides) if isinstance(strides, int) else tuple(strides)
+  if (kh, kw) != strides or kh != kw or (kh > 1 and conv.padding != "VALID"):
+    raise ValueError(f"dense_conv needs a kernel that tiles the image, got kernel {(kh, kw)} "
+                     f"strides {conv.strides} padding {conv.padding!r}")
+  blocks = space_to_depth(x, kh) if kh > 1 else x
+  y = jnp.dot(blocks, conv.kernel[...].reshape(kh * kw * c, f))
+  return y if conv.bias is None else y + conv.bias[...]
+
+
 class BlockAdaptation(nnx.Module):
   """Tanaka's adaptation network (ICCE-TW 2018) for block-wise encrypted images.
 
@@ -108,9 +128,9 @@ class BlockAdaptation(nnx.Module):
     """[N, H, W, in_channels] float32 -> [N, H, W, out_channels] float32."""
     x = check_input(x, self.in_channels, "BlockAdaptation")
     check_block_size(self.block_size, x.shape[1:3], "BlockAdaptation block_size")
-    y = nnx.relu(self.block_conv(self.bn0(x)))
-    y = nnx.relu(self.mix_conv(self.bn1(y)))
-    return depth_to_space(self.out_conv(self.bn2(y)), self.block_size)
+    y = nnx.relu(dense_conv(self.block_conv, self.bn0(x)))
+    y = nnx.relu(dense_conv(self.mix_conv, self.bn1(y)))
+    return depth_to_space(dense_conv(self.out_conv, self.bn2(y)), self.block_size)
 
 
 PERMUTATION_INITS = ("identity", "uniform")
@@ -261,7 +281,7 @@ class PixelAdaptation(nnx.Module):
   def __call__(self, x: jax.Array) -> jax.Array:
     """[N, H, W, in_channels] float32 -> [N, H, W, out_channels] float32."""
     x = check_input(x, self.in_channels, "PixelAdaptation")
-    return self.conv2(nnx.relu(self.bn(self.conv1(x))))
+    return dense_conv(self.conv2, nnx.relu(self.bn(dense_conv(self.conv1, x))))
 
 
 class FrozenWeight(nnx.Variable):

@@ -1,0 +1,130 @@
+"""Collects what benchmarks/gpu_checks.sh measured into two results files for docs/RESULTS.md.
+
+  python -m benchmarks.gpu_checks OUTDIR   # run on the GPU machine by gpu_checks.sh itself
+
+Reads OUTDIR/log.txt (the known-answer tests' pytest summary), OUTDIR/runs/*/results.json (the
+224 px training runs) and OUTDIR/results/train_throughput_*.json (one per backbone), and writes
+OUTDIR/results/gpu_checks.json and OUTDIR/results/train_throughput_gpu.json; copy both into
+benchmarks/results/ and run `python -m benchmarks.report`. The files come from another machine:
+everything read is checked, and a malformed file is a one-line error.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import re
+import sys
+from typing import Any
+
+from benchmarks import train_throughput
+from benchmarks.encrypt_throughput import machine
+
+KAT_COMMAND = "python -m pytest tests/kat_test.py tests/chacha_test.py"
+TRAIN_COMMAND = ("python -m lie_jax.train --config medmnist:pneumoniamnist,{spec} "
+                 "--config.data.path=lie_jax/data/pneumoniamnist.npz "
+                 "--config.data.image_size=224 --config.data.download=False --workdir workdir/{name}")
+RUN_FIELDS = ("test_accuracy", "test_auc", "test_sensitivity", "test_specificity",
+              "best_val_accuracy", "steps", "train_time_s_this_run")
+
+
+def kat_summary(log: str) -> dict[str, Any]:
+  """{"passed": P, "failed": F} from the first pytest summary line after "start kat"."""
+  _, _, after = log.partition("start kat")
+  match = re.search(r"^=*\s*(?:(\d+) failed, )?(\d+) passed", after, re.MULTILINE)
+  if match is None:
+    raise ValueError("no pytest summary after 'start kat' in log.txt: the known-answer "
+                     "tests did not finish")
+  return {"command": KAT_COMMAND, "failed": int(match.group(1) or 0),
+          "passed": int(match.group(2))}
+
+
+def _number(value: Any, name: str, path: str) -> float:
+  if isinstance(value, bool) or not isinstance(value, (int, float)):
+    raise ValueError(f"{path}: {name} is not a number")
+  return value
+
+
+def training_run(path: str) -> dict[str, Any]:
+  """One 224 px run's row from its results.json (the run's name is its folder's)."""
+  name = os.path.basename(os.path.dirname(path))
+  with open(path) as f:
+    result = json.load(f)
+  if not isinstance(result, dict) or not isinstance(result.get("config"), dict):
+    raise ValueError(f"{path}: not a lie_jax results.json")
+  row = {field: _number(result.get(field), field, path) for field in RUN_FIELDS}
+  cipher = result["config"].get("cipher", {})
+  model = result["config"].get("model", {})
+  scheme, adaptation = cipher.get("name"), model.get("adaptation")
+  if not all(isinstance(v, str) and v.isidentifier() for v in (scheme, adaptation)):
+    raise ValueError(f"{path}: config.cipher.name / config.model.adaptation are not names")
+  spec = f"{scheme},{adaptation}"
+  return {"run": spec, "backbone": model.get("backbone"),
+          "per_image_keys": None if scheme == "none" else bool(cipher.get("per_image_keys")),
+          "num_epochs": result["config"].get("train", {}).get("num_epochs"), **row,
+          "command": TRAIN_COMMAND.format(spec=spec, name=name)}
+
+
+def throughput(paths: list[str]) -> dict[str, Any]:
+  """The per-backbone train_throughput files as one (rows and checks in BACKBONES order)."""
+  parts = []
+  for path in paths:
+    with open(path) as f:
+      part = json.load(f)
+    if part.get("benchmark") != "train_throughput" or not isinstance(part.get("results"), list):
+      raise ValueError(f"{path}: not a train_throughput results file")
+    parts.append(part)
+  if not parts:
+    raise ValueError("no results/train_throughput_*.json: the throughput stages did not run")
+  order = lambda p: train_throughput.BACKBONES.index(p["results"][0]["backbone"])
+  parts.sort(key=order)
+  backbones = [p["results"][0]["backbone"] for p in parts]
+  command = parts[0]["command"].replace(f"--backbones {backbones[0]}",
+                                        f"--backbones {' '.join(backbones)}")
+  return {**parts[0], "results": [r for p in parts for r in p["results"]],
+          "checks": [c for p in parts for c in p["checks"]], "command": command}
+
+
+def packages(out: str) -> str | None:
+  """The "jax ... flax ... optax ..." line of OUTDIR/versions.txt, if any."""
+  try:
+    with open(os.path.join(out, "versions.txt")) as f:
+      lines = [l.strip() for l in f if l.startswith("jax ")]
+  except OSError:
+    return None
+  return lines[0][:200] if lines and lines[0].isprintable() else None
+
+
+def collect(out: str, machine_info: dict[str, Any] | None = None) -> tuple[dict, dict]:
+  """(gpu_checks.json, train_throughput_gpu.json) contents from gpu_checks.sh's OUTDIR."""
+  with open(os.path.join(out, "log.txt")) as f:
+    kat = kat_summary(f.read())
+  runs = [training_run(p) for p in sorted(glob.glob(os.path.join(out, "runs", "*",
+                                                                 "results.json")))]
+  tput = throughput([p for b in train_throughput.BACKBONES
+                     for p in glob.glob(os.path.join(out, "results", f"train_throughput_{b}.json"))])
+  info = machine_info or machine()
+  checks = {"benchmark": "gpu_checks", "machine": info, "kat": kat, "runs": runs,
+            "packages": packages(out), "command": "bash benchmarks/gpu_checks.sh OUTDIR"}
+  return checks, {**tput, "machine": info}
+
+
+def main() -> None:
+  if len(sys.argv) != 2:
+    sys.exit("usage: python -m benchmarks.gpu_checks OUTDIR")
+  out = sys.argv[1]
+  try:
+    checks, tput = collect(out)
+  except (OSError, ValueError, KeyError, IndexError, TypeError, AttributeError) as e:
+    sys.exit(f"gpu_checks: {e}")
+  for name, result in (("gpu_checks.json", checks), ("train_throughput_gpu.json", tput)):
+    path = os.path.join(out, "results", name)
+    with open(path, "w") as f:
+      json.dump(result, f, indent=1)
+      f.write("\n")
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+  main()
