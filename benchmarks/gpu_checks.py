@@ -1,6 +1,7 @@
 """Collects what benchmarks/gpu_checks.sh measured into two results files for docs/RESULTS.md.
 
   python -m benchmarks.gpu_checks OUTDIR   # run on the GPU machine by gpu_checks.sh itself
+  python -m benchmarks.gpu_checks --pneumonia-folder DEST   # the image folder it trains on
 
 Reads OUTDIR/log.txt (the known-answer tests' pytest summary), OUTDIR/runs/*/results.json (the
 224 px training runs) and OUTDIR/results/train_throughput_*.json (one per backbone), and writes
@@ -22,16 +23,16 @@ from benchmarks import train_throughput
 from benchmarks.encrypt_throughput import machine
 
 KAT_COMMAND = "python -m pytest tests/kat_test.py tests/chacha_test.py"
-TRAIN_COMMAND = ("python -m lie_jax.train --config medmnist:pneumoniamnist,{spec} "
-                 "--config.data.path=lie_jax/data/pneumoniamnist.npz "
-                 "--config.data.image_size=224 --config.data.download=False --workdir workdir/{name}")
 RUN_FIELDS = ("test_accuracy", "test_auc", "test_sensitivity", "test_specificity",
               "best_val_accuracy", "steps", "train_time_s_this_run")
 
 
-def kat_summary(log: str) -> dict[str, Any]:
-  """{"passed": P, "failed": F} from the first pytest summary line after "start kat"."""
-  _, _, after = log.partition("start kat")
+def kat_summary(log: str) -> dict[str, Any] | None:
+  """{"passed": P, "failed": F} from the first pytest summary line after "start kat"; None
+  when the stage did not start."""
+  _, started, after = log.partition("start kat")
+  if not started:
+    return None
   match = re.search(r"^=*\s*(?:(\d+) failed, )?(\d+) passed", after, re.MULTILINE)
   if match is None:
     raise ValueError("no pytest summary after 'start kat' in log.txt: the known-answer "
@@ -46,9 +47,38 @@ def _number(value: Any, name: str, path: str) -> float:
   return value
 
 
+def write_pneumonia_folder(dest: str) -> int:
+  """The bundled PneumoniaMNIST as an image folder, DEST/{train,val,test}/{normal,pneumonia}/
+  NNNNN.png (28x28 grey PNGs: the huang2022 config resizes them to 256 on read); the number
+  of images written."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  from lie_jax.data import sources  # pylint: disable=g-import-not-at-top
+  names = sources.MEDMNIST_LABEL_NAMES["pneumoniamnist"]
+  data = np.load(os.path.join(os.path.dirname(sources.__file__), "pneumoniamnist.npz"))
+  count = 0
+  for split in ("train", "val", "test"):
+    for k, (image, label) in enumerate(zip(data[f"{split}_images"],
+                                           data[f"{split}_labels"].reshape(-1))):
+      folder = os.path.join(dest, split, names[int(label)])
+      os.makedirs(folder, exist_ok=True)
+      Image.fromarray(image).save(os.path.join(folder, f"{k:05d}.png"))
+      count += 1
+  return count
+
+
+def _command(run_dir: str) -> str:
+  """The run's command line, as gpu_checks.sh recorded it in command.txt."""
+  with open(os.path.join(run_dir, "command.txt")) as f:
+    command = f.read(2001).strip()
+  if (len(command) > 2000 or not command.isprintable()
+      or not command.startswith("python -m lie_jax.train ")):
+    raise ValueError(f"{run_dir}/command.txt: not a lie_jax.train command line")
+  return command
+
+
 def training_run(path: str) -> dict[str, Any]:
-  """One 224 px run's row from its results.json (the run's name is its folder's)."""
-  name = os.path.basename(os.path.dirname(path))
+  """One training run's row from its results.json and the command.txt beside it."""
   with open(path) as f:
     result = json.load(f)
   if not isinstance(result, dict) or not isinstance(result.get("config"), dict):
@@ -59,15 +89,20 @@ def training_run(path: str) -> dict[str, Any]:
   scheme, adaptation = cipher.get("name"), model.get("adaptation")
   if not all(isinstance(v, str) and v.isidentifier() for v in (scheme, adaptation)):
     raise ValueError(f"{path}: config.cipher.name / config.model.adaptation are not names")
-  spec = f"{scheme},{adaptation}"
-  return {"run": spec, "backbone": model.get("backbone"),
+  shape = result.get("image_shape")
+  if not (isinstance(shape, list) and len(shape) == 3
+          and all(isinstance(v, int) and not isinstance(v, bool) for v in shape)):
+    raise ValueError(f"{path}: image_shape is not [height, width, channels]")
+  return {"run": f"{scheme},{adaptation}", "backbone": model.get("backbone"),
+          "image_shape": shape,
           "per_image_keys": None if scheme == "none" else bool(cipher.get("per_image_keys")),
           "num_epochs": result["config"].get("train", {}).get("num_epochs"), **row,
-          "command": TRAIN_COMMAND.format(spec=spec, name=name)}
+          "command": _command(os.path.dirname(path))}
 
 
-def throughput(paths: list[str]) -> dict[str, Any]:
-  """The per-backbone train_throughput files as one (rows and checks in BACKBONES order)."""
+def throughput(paths: list[str]) -> dict[str, Any] | None:
+  """The per-backbone train_throughput files as one (rows and checks in BACKBONES order);
+  None when there are none."""
   parts = []
   for path in paths:
     with open(path) as f:
@@ -76,7 +111,7 @@ def throughput(paths: list[str]) -> dict[str, Any]:
       raise ValueError(f"{path}: not a train_throughput results file")
     parts.append(part)
   if not parts:
-    raise ValueError("no results/train_throughput_*.json: the throughput stages did not run")
+    return None
   order = lambda p: train_throughput.BACKBONES.index(p["results"][0]["backbone"])
   parts.sort(key=order)
   backbones = [p["results"][0]["backbone"] for p in parts]
@@ -96,8 +131,9 @@ def packages(out: str) -> str | None:
   return lines[0][:200] if lines and lines[0].isprintable() else None
 
 
-def collect(out: str, machine_info: dict[str, Any] | None = None) -> tuple[dict, dict]:
-  """(gpu_checks.json, train_throughput_gpu.json) contents from gpu_checks.sh's OUTDIR."""
+def collect(out: str, machine_info: dict[str, Any] | None = None) -> tuple[dict, dict | None]:
+  """(gpu_checks.json, train_throughput_gpu.json) contents from gpu_checks.sh's OUTDIR (the
+  second None when no throughput stage ran)."""
   with open(os.path.join(out, "log.txt")) as f:
     kat = kat_summary(f.read())
   runs = [training_run(p) for p in sorted(glob.glob(os.path.join(out, "runs", "*",
@@ -107,18 +143,23 @@ def collect(out: str, machine_info: dict[str, Any] | None = None) -> tuple[dict,
   info = machine_info or machine()
   checks = {"benchmark": "gpu_checks", "machine": info, "kat": kat, "runs": runs,
             "packages": packages(out), "command": "bash benchmarks/gpu_checks.sh OUTDIR"}
-  return checks, {**tput, "machine": info}
+  return checks, tput and {**tput, "machine": info}
 
 
 def main() -> None:
-  if len(sys.argv) != 2:
-    sys.exit("usage: python -m benchmarks.gpu_checks OUTDIR")
+  if len(sys.argv) == 3 and sys.argv[1] == "--pneumonia-folder":
+    print(f"wrote {write_pneumonia_folder(sys.argv[2])} images under {sys.argv[2]}")
+    return
+  if len(sys.argv) != 2 or sys.argv[1].startswith("-"):
+    sys.exit("usage: python -m benchmarks.gpu_checks OUTDIR | --pneumonia-folder DEST")
   out = sys.argv[1]
   try:
     checks, tput = collect(out)
   except (OSError, ValueError, KeyError, IndexError, TypeError, AttributeError) as e:
     sys.exit(f"gpu_checks: {e}")
   for name, result in (("gpu_checks.json", checks), ("train_throughput_gpu.json", tput)):
+    if result is None:
+      continue
     path = os.path.join(out, "results", name)
     with open(path, "w") as f:
       json.dump(result, f, indent=1)

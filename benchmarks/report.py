@@ -290,19 +290,23 @@ def _keys(per_image_keys: bool | None) -> str:
   return "–" if per_image_keys is None else "per image" if per_image_keys else "shared"
 
 
-def _kat_verdict(kat: dict) -> str:
-  if kat["failed"] or not kat["passed"]:
-    return "the accelerator gives other keys or ciphertexts than the CPU"
-  return "keys from a key file and every scheme's ciphertexts are bit-identical on both"
+def _kat_line(kat: dict | None) -> str:
+  if kat is None:
+    return "Known-answer vectors: not run.\n\n"
+  verdict = ("the accelerator gives other keys or ciphertexts than the CPU"
+             if kat["failed"] or not kat["passed"] else
+             "keys from a key file and every scheme's ciphertexts are bit-identical on both")
+  return (f"Known-answer vectors computed on the accelerator (`{kat['command']}`, "
+          f"JAX_PLATFORMS=cuda, no fall-back to the CPU): {kat['passed']} passed, "
+          f"{kat['failed']} failed. The vectors were made on the CPU: {verdict}.\n\n")
 
 
 def gpu_checks_section(result: dict) -> str:
   """What benchmarks/gpu_checks.sh measured: the known-answer tests on the accelerator and the
-  224 px training runs."""
-  kat = result["kat"]
+  training runs (224 px ResNet-18, 256 px DenseNet-121)."""
   runs = "\n".join(
       f"| {r['run']} | {_keys(r['per_image_keys'])} | {r['backbone']} | "
-      f"{r['num_epochs']} | {r['test_accuracy']:.3f} | {r['test_auc']:.3f} | "
+      f"{'x'.join(map(str, r['image_shape']))} | {r['num_epochs']} | {r['test_accuracy']:.3f} | {r['test_auc']:.3f} | "
       f"{r['test_sensitivity']:.3f} | {r['test_specificity']:.3f} | "
       f"{r['best_val_accuracy']:.3f} | {r['steps']} | {r['train_time_s_this_run']:.0f} s | "
       f"`{r['command']}` |" for r in result["runs"])
@@ -310,17 +314,16 @@ def gpu_checks_section(result: dict) -> str:
   return (f"## GPU checks{_on_device(result['machine'])}\n\n"
           f"Machine: {_machine(result['machine'])}.{packages} Command: `{result['command']}` "
           f"(one run, most important first).\n\n"
-          f"Known-answer vectors computed on the accelerator (`{kat['command']}`, "
-          f"JAX_PLATFORMS=cuda, no fall-back to the CPU): {kat['passed']} passed, "
-          f"{kat['failed']} failed. The vectors were made on the CPU: "
-          f"{_kat_verdict(kat)}.\n\n"
-          f"224 px training (lie_jax/configs/medmnist.py, MedMNIST+ protocol: ResNet-18 with "
-          f"the ImageNet stem, batch 64, SGD, the bundled PneumoniaMNIST upsampled to 224, "
-          f"seed 0; train time: the training loop, its first compilation and each epoch's "
-          f"validation included):\n\n"
-          f"| run | keys | backbone | epochs | test accuracy | test AUC | sensitivity | "
+          f"{_kat_line(result['kat'])}"
+          f"Training on the bundled PneumoniaMNIST resized on read, seed 0, the test split "
+          f"encrypted as the training data (lie_jax/configs/medmnist.py: ResNet-18 with the "
+          f"ImageNet stem, batch 64, SGD, the MedMNIST+ protocol at 224 px; "
+          f"lie_jax/configs/huang2022.py: the seed paper's DenseNet-121 at 256 px, batch 35, SGD "
+          f"0.9, on the same images as an image folder). Train time: the training loop, its "
+          f"first compilation and each epoch's validation included:\n\n"
+          f"| run | keys | backbone | input | epochs | test accuracy | test AUC | sensitivity | "
           f"specificity | best val accuracy | steps | train time | command |\n"
-          f"|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n{runs}")
+          f"|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n{runs}")
 
 
 def security_section(result: dict) -> str:

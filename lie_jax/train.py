@@ -19,6 +19,10 @@ coordinator itself (SLURM, Cloud TPU); elsewhere set JAX_COORDINATOR_ADDRESS
 
 The workdir must be one directory every process sees (checkpoints are written
 together); process 0 writes metrics.jsonl and results.json.
+
+A config, data or workdir that cannot be used (a ValueError or OSError before or during
+training) ends the run with one line on stderr and exit status 2; LIE_JAX_TRACEBACK=1 shows
+the traceback instead.
 """
 
 import json
@@ -114,7 +118,13 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)  # orbax logs every file operation at INFO
   if _DISTRIBUTED.value:
     initialize_distributed()
-  results = train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  try:
+    results = train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  except (ValueError, OSError) as e:  # the config, the data or the workdir: one line, exit 2
+    if os.environ.get("LIE_JAX_TRACEBACK") == "1":
+      raise
+    print(f"lie_jax.train: error: {str(e).replace(chr(10), ' ')}", file=sys.stderr)
+    sys.exit(2)
   print(json.dumps({k: v for k, v in results.items() if k != "config"}, indent=1))
 
 

@@ -43,3 +43,14 @@ def test_the_api_reference_builds_without_a_warning(tmp_path):
   assert 'id="lie_jax.ciphers.get_scheme"' in ciphers
   assert 'id="lie_jax.training.train_and_evaluate"' in (
       tmp_path / "html" / "training.html").read_text()
+
+
+def test_security_md_main_table_quotes_the_security_results_file():
+  """docs/SECURITY.md's main table is benchmarks/results/security.json, rendered."""
+  import json
+
+  from lie_jax.attacks import report
+
+  rows = json.loads((ROOT / "benchmarks" / "results" / "security.json").read_text())["results"]
+  text = (ROOT / "docs" / "SECURITY.md").read_text()
+  assert report.markdown_table(rows).strip() in text

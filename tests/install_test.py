@@ -73,6 +73,27 @@ def test_the_checkout_train_py_is_the_same_command_and_errors_in_one_line():
       "name (shipped: default, encrypted_dir, huang2022, medmnist, pneumoniamnist, quickstart)"]
 
 
+def test_a_config_the_trainer_refuses_is_one_line_and_exit_2(tmp_path):
+  """Seed-derived keys on a folder of scans (not the bundled public data) are refused before
+  any work: one line naming the field, no traceback; LIE_JAX_TRACEBACK=1 shows where."""
+  from PIL import Image
+  for name in ("a", "b"):
+    (tmp_path / "scans" / name).mkdir(parents=True)
+    Image.new("L", (8, 8)).save(tmp_path / "scans" / name / "0.png")
+  command = [sys.executable, "-m", "lie_jax.train", "--config", "huang2022:densenet121",
+             f"--config.data.path={tmp_path / 'scans'}", "--workdir", str(tmp_path / "w")]
+  proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+  assert proc.returncode == 2
+  lines = proc.stderr.strip().splitlines()
+  assert len(lines) == 1 and lines[0].startswith("lie_jax.train: error: config.cipher."
+                                                 "secret_file is not set"), proc.stderr
+  assert "allow_seed_keys=True" in lines[0]
+  proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True,
+                        env={**os.environ, "LIE_JAX_TRACEBACK": "1"})
+  assert proc.returncode == 1 and "Traceback" in proc.stderr
+  assert not (tmp_path / "w" / "results.json").exists()
+
+
 def test_the_built_package_ships_the_configs_and_trains_without_a_checkout(tmp_path):
   """Issue 21: big_vision-style `python -m lie_jax.train --config NAME` from the wheel alone,
   run outside any checkout (what a notebook on Colab has)."""

@@ -279,6 +279,7 @@ def test_gpu_throughput_names_the_device_and_renders_a_rerun():
 
 def _gpu_checks(failed):
   run = {"run": "none,none", "per_image_keys": None, "backbone": "resnet18", "num_epochs": 10,
+         "image_shape": [224, 224, 1],
          "test_accuracy": 0.8574, "test_auc": 0.9731, "test_sensitivity": 0.9974,
          "test_specificity": 0.6239, "best_val_accuracy": 0.9694, "steps": 730,
          "train_time_s_this_run": 38.8, "command": "python -m lie_jax.train x"}
@@ -294,7 +295,7 @@ def test_gpu_checks_section():
   assert "Machine: 16 CPU cores, Linux-test, JAX 0.10.2 on gpu (NVIDIA H200)" in text
   assert "Packages: jax 0.11.2 flax 0.12.10. Command: `bash x.sh OUTDIR`" in text
   assert "103 passed, 0 failed" in text and "bit-identical on both" in text
-  assert ("| none,none | – | resnet18 | 10 | 0.857 | 0.973 | 0.997 | 0.624 | 0.969 | 730 | "
+  assert ("| none,none | – | resnet18 | 224x224x1 | 10 | 0.857 | 0.973 | 0.997 | 0.624 | 0.969 | 730 | "
           "39 s | `python -m lie_jax.train x` |") in text
   assert "| pe,pixel | per image |" in text
   failed = report.gpu_checks_section(_gpu_checks(2))

@@ -15,12 +15,15 @@ read per batch when large.
   python -m lie_jax.train --config huang2022:xception,none,none --config.data.path=... \
       --workdir workdir/plain_xception            # the same network on plain images
 
-Expected: not measured yet at 256 px with these backbones (no 256 px dataset and no GPU
-here); the learning rate and epochs are ours (the paper gives the optimiser, batch and size).
-The nearest measured point: ResNet-18 at 224 px on PneumoniaMNIST upsampled, 2 epochs, this
-scheme with per-image keys 0.831 test accuracy (mean of 2 seeds: 0.806, 0.856) against 0.854
-plain (0.862, 0.845); lie_jax/configs/medmnist.py has the commands. Run it on a GPU and record the result in
-docs/RESULTS.md.
+Expected: not measured yet at 256 px with these backbones (no 256 px dataset here, and the
+one GPU lent so far ran out of time first); the learning rate and epochs are ours (the paper
+gives the optimiser, batch and size). The nearest measured points: ResNet-18 at 224 px on
+PneumoniaMNIST upsampled, this scheme with per-image keys, 2 epochs on a CPU: 0.831 test
+accuracy (mean of 2 seeds: 0.806, 0.856) against 0.854 plain; 10 epochs on an NVIDIA H200:
+0.853 (AUC 0.952) against 0.857 (AUC 0.973); lie_jax/configs/medmnist.py has the commands.
+`bash benchmarks/gpu_checks.sh` runs DenseNet-121 at 256 px, encrypted and plain, for 10
+epochs on that dataset written as an image folder (`python -m benchmarks.gpu_checks
+--pneumonia-folder DEST`) when a GPU is lent; record the result in docs/RESULTS.md.
 """
 
 import ml_collections
