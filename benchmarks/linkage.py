@@ -170,12 +170,11 @@ def distinct_views(images: np.ndarray, views: np.ndarray) -> np.ndarray:
                    and tile_at.get(key(v), i) == i], dtype=np.int64)
 
 
-def measure_nearby(subsets: dict, nearby: dict[str, dict[str, np.ndarray]], seed: int = 0,
-                   block_size: int = EVAL_SET_BLOCK) -> list[dict]:
-  """One row per (second view, subset, scheme): the subset's tiles that have that view and
-  whose view is distinct (`distinct_views`), encrypted, linked to the views. `nearby` maps a
-  NEARBY name to `nearby_tiles`' output."""
-  rows = []
+def nearby_pairs(subsets: dict, nearby: dict[str, dict[str, np.ndarray]]):
+  """(view, subset name, tiles, their views) for every second view and subset: the subset's
+  tiles that have that view and whose view is distinct (`distinct_views`; at least 2), with
+  how many identical ones were left out. `nearby` maps a NEARBY name to `nearby_tiles`'
+  output."""
   for view, tiles in nearby.items():
     for subset, s in subsets.items():
       idx = [i for i, n in enumerate(s.names) if str(n) in tiles]
@@ -183,15 +182,22 @@ def measure_nearby(subsets: dict, nearby: dict[str, dict[str, np.ndarray]], seed
         continue
       candidates = np.stack([tiles[str(s.names[i])] for i in idx])
       keep = distinct_views(s.images[idx], candidates)
-      if len(keep) < 2:
-        continue
-      images, candidates = s.images[idx][keep], candidates[keep]
-      for scheme in linkage.SCHEMES:
-        cipher, opts = encrypt(scheme, images, seed, block_size)
-        rows.append({"data": f"eval set {subset} tiles ({len(keep)})", "view": view,
-                     "scheme": scheme, "options": opts, "chance_top1": 1.0 / len(keep),
-                     "left_out_identical": len(idx) - len(keep),
-                     "top1": top1(cipher, candidates, scheme, opts)})
+      if len(keep) >= 2:
+        yield view, subset, s.images[idx][keep], candidates[keep], len(idx) - len(keep)
+
+
+def measure_nearby(subsets: dict, nearby: dict[str, dict[str, np.ndarray]], seed: int = 0,
+                   block_size: int = EVAL_SET_BLOCK) -> list[dict]:
+  """One row per (second view, subset, scheme) of `nearby_pairs`: the tiles encrypted,
+  linked to their views."""
+  rows = []
+  for view, subset, images, candidates, left_out in nearby_pairs(subsets, nearby):
+    for scheme in linkage.SCHEMES:
+      cipher, opts = encrypt(scheme, images, seed, block_size)
+      rows.append({"data": f"eval set {subset} tiles ({len(images)})", "view": view,
+                   "scheme": scheme, "options": opts, "chance_top1": 1.0 / len(images),
+                   "left_out_identical": left_out,
+                   "top1": top1(cipher, candidates, scheme, opts)})
   return rows
 
 

@@ -112,3 +112,19 @@ def test_it_links_moved_copies_the_exact_attack_cannot():
   assert model.history["loss"][-1] < model.history["loss"][0]
   assert (learned == 1).mean() >= 0.5 > (exact == 1).mean() + 0.2, ((learned == 1).mean(),
                                                                    (exact == 1).mean())
+
+
+def test_a_pool_of_copies_is_drawn_once_per_image():
+  x = _images(12, 1)
+  calls = []
+
+  def counted(images, seed):
+    calls.append(len(images))
+    return _noisy(images, seed)
+
+  model = learned_linkage.train(x, scheme="etc", options={"block_size": 4}, copy_fn=counted,
+                                steps=4, batch_size=4, copies_per_image=3)
+  assert calls == [12, 12, 12] and len(model.history["loss"]) == 2  # steps 0 and 3
+  with pytest.raises(ValueError, match="copies_per_image"):
+    learned_linkage.train(x, scheme="etc", options={"block_size": 4}, copy_fn=_noisy, steps=1,
+                          copies_per_image=0)

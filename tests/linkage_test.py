@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from lie_jax import ciphers
+from lie_jax.attacks import learned_linkage
 from lie_jax.attacks import linkage
 from lie_jax.attacks import reidentification
 from lie_jax.attacks import suite
@@ -405,3 +406,47 @@ def test_chunking_does_not_change_scores(monkeypatch):
   monkeypatch.setattr(linkage, "MAX_ELEMENTS", 37)
   np.testing.assert_array_equal(linkage.scores(c, x, scheme="vit", options={"block_size": 4}),
                                 full)
+
+
+def test_security_md_quotes_the_learned_linkage_results_file():
+  import json
+  import pathlib
+
+  from benchmarks import learned_linkage as bench
+
+  root = pathlib.Path(__file__).resolve().parents[1]
+  result = json.loads((root / "benchmarks" / "results" / "learned_linkage.json").read_text())
+  text = (root / "docs" / "SECURITY.md").read_text()
+  section = text.split("## Linkage: the attacker who holds the scans", 1)[1].split("\n## ")[0]
+  assert [r["scheme"] for r in result["results"]] == list(learned_linkage.SCHEMES)
+  assert bench.HEADER in section
+  # The same ciphertexts and copies as linkage.json's X-ray rows: the exact attack agrees.
+  exact = {r["scheme"]: r for r in json.loads(
+      (root / "benchmarks" / "results" / "linkage.json").read_text())["results"]
+      if r["data"].startswith("pneumoniamnist")}
+  for row in result["results"]:
+    assert bench.format_row(row) in section
+    for copy in bench.linkage_benchmark.COPIES:
+      assert row[f"exact_{copy}"] == exact[row["scheme"]][f"top1_{copy}"], (row["scheme"], copy)
+
+
+def test_security_md_quotes_the_learned_linkage_results_at_224():
+  import json
+  import pathlib
+
+  from benchmarks import learned_linkage as bench
+
+  root = pathlib.Path(__file__).resolve().parents[1]
+  result = json.loads((root / "benchmarks" / "results" / "learned_linkage_224.json").read_text())
+  text = (root / "docs" / "SECURITY.md").read_text()
+  section = text.split("## Linkage: the attacker who holds the scans", 1)[1].split("\n## ")[0]
+  assert bench.EVAL_SET_HEADER in section
+  assert {r["scheme"] for r in result["results"]} == set(bench.EVAL_SET_SCHEMES)
+  linkage_rows = json.loads((root / "benchmarks" / "results" / "linkage.json").read_text())
+  near = {(r["view"], r["data"], r["scheme"]): r["top1"] for r in linkage_rows["nearby_results"]}
+  copies = {(r["data"], r["scheme"]): r["top1_reacquired"] for r in linkage_rows["results"]}
+  for row in result["results"]:  # the same ciphertexts and candidates as linkage.json's
+    assert bench.format_eval_set_row(row) in section
+    exact = (copies[(row["data"], row["scheme"])] if row["view"] == "reacquired" else
+             near[(row["view"], row["data"], row["scheme"])])
+    assert row["exact"] == exact, (row["view"], row["data"], row["scheme"])

@@ -19,6 +19,8 @@ Modules::
   reidentification:        top-k re-identification of reconstructions among candidates.
   linkage:                 ciphertext-only linkage to candidate scans: key-invariant
                            features, or the exact likelihood under random keys (Huang 2022).
+  learned_linkage:         the same features with a learned metric (DeepSets, InfoNCE),
+                           for copies that are not the encrypted file (re-acquisitions).
   suite:                   the registry ATTACKS and `run_attack`.
   report:                  every attack against every scheme: rows, markdown, figures.
 
@@ -41,6 +43,7 @@ from lie_jax.attacks import inverse_network
 from lie_jax.attacks import jigsaw
 from lie_jax.attacks import known_plaintext
 from lie_jax.attacks import known_plaintext_exact
+from lie_jax.attacks import learned_linkage
 from lie_jax.attacks import linkage
 from lie_jax.attacks import metrics
 from lie_jax.attacks import pixel_layout
@@ -57,6 +60,7 @@ from lie_jax.attacks.suite import run_attack
 __all__ = [
     "ATTACKS", "AttackResult", "run_attack", "applicable_attacks", "ssim", "psnr", "metrics",
     "chosen_plaintext", "feature_reconstruction", "gan", "inverse_network", "jigsaw",
-    "known_plaintext", "known_plaintext_exact", "linkage", "pixel_layout", "reidentification",
+    "known_plaintext", "known_plaintext_exact", "learned_linkage", "linkage", "pixel_layout",
+    "reidentification",
     "report", "suite",
 ]

@@ -134,7 +134,7 @@ def train(public_images: ArrayLike, *, scheme: str, copy_fn: Callable[[np.ndarra
                                                                       np.ndarray],
           options: Mapping[str, Any] | None = None, steps: int = 2000, batch_size: int = 128,
           learning_rate: float = 1e-3, temperature: float = 0.1, seed: int = 0,
-          progress: bool = False) -> LearnedLinkage:
+          copies_per_image: int | None = None, progress: bool = False) -> LearnedLinkage:
   """Trains the attacker on its own images.
 
   Args:
@@ -143,6 +143,9 @@ def train(public_images: ArrayLike, *, scheme: str, copy_fn: Callable[[np.ndarra
     copy_fn: (images [n, H, W, C] uint8, seed) -> the copies the attacker expects to hold of
       them (same shape): how a second copy of a scan differs from the encrypted one.
     steps, batch_size, learning_rate, temperature, seed: the training (Adam, InfoNCE).
+    copies_per_image: None draws fresh copies of every batch (copy_fn at every step); k
+      draws k copies of every image once, before training, and samples among them (far
+      cheaper where copy_fn is slow, as at 224 px; for few images, a fixed pool).
     progress: a progress bar.
 
   Raises:
@@ -167,19 +170,33 @@ def train(public_images: ArrayLike, *, scheme: str, copy_fn: Callable[[np.ndarra
 
   rng = np.random.default_rng(seed)
   batch = min(batch_size, len(x))
+
+  def copies(images: np.ndarray) -> np.ndarray:
+    copied = np.asarray(copy_fn(images, int(rng.integers(2**31))))
+    if copied.shape != images.shape or copied.dtype != np.uint8:
+      raise ValueError(f"copy_fn returned {copied.dtype} {copied.shape} for uint8 "
+                       f"{images.shape}: it must keep the shape and dtype")
+    return copied
+
+  if copies_per_image is not None:
+    if copies_per_image < 1:
+      raise ValueError(f"copies_per_image must be None or >= 1, got {copies_per_image}")
+    anchors = feature_sets(x, scheme=scheme, options=opts)
+    pool = np.stack([feature_sets(copies(x), scheme=scheme, options=opts)
+                     for _ in range(copies_per_image)], axis=1)  # [N, k, R, D]
   history: dict[str, list[float]] = {"step": [], "loss": []}
   bar = range(steps)
   if progress:
     from tqdm.auto import tqdm  # pylint: disable=g-import-not-at-top
     bar = tqdm(bar, desc=f"learned linkage ({scheme})")
   for i in bar:
-    chosen = x[rng.choice(len(x), batch, replace=False)]
-    copied = np.asarray(copy_fn(chosen, int(rng.integers(2**31))))
-    if copied.shape != chosen.shape or copied.dtype != np.uint8:
-      raise ValueError(f"copy_fn returned {copied.dtype} {copied.shape} for uint8 "
-                       f"{chosen.shape}: it must keep the shape and dtype")
-    loss = step(encoder, optimizer, feature_sets(chosen, scheme=scheme, options=opts),
-                feature_sets(copied, scheme=scheme, options=opts))
+    chosen = rng.choice(len(x), batch, replace=False)
+    if copies_per_image is None:
+      a = feature_sets(x[chosen], scheme=scheme, options=opts)
+      b = feature_sets(copies(x[chosen]), scheme=scheme, options=opts)
+    else:
+      a, b = anchors[chosen], pool[chosen, rng.integers(copies_per_image, size=batch)]
+    loss = step(encoder, optimizer, a, b)
     if i % 50 == 0 or i == steps - 1:
       history["step"].append(i)
       history["loss"].append(float(loss))
