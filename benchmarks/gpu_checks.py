@@ -7,7 +7,8 @@ Reads OUTDIR/log.txt (the known-answer tests' pytest summary), OUTDIR/runs/*/res
 224 px training runs) and OUTDIR/results/train_throughput_*.json (one per backbone), and writes
 OUTDIR/results/gpu_checks.json and OUTDIR/results/train_throughput_gpu.json; copy both into
 benchmarks/results/ and run `python -m benchmarks.report`. The files come from another machine:
-everything read is checked, and a malformed file is a one-line error.
+the numbers, names and command lines taken from the runs are checked (a malformed file is a
+one-line error); the throughput files are taken as train_throughput wrote them.
 """
 
 from __future__ import annotations
@@ -28,17 +29,37 @@ RUN_FIELDS = ("test_accuracy", "test_auc", "test_sensitivity", "test_specificity
 
 
 def kat_summary(log: str) -> dict[str, Any] | None:
-  """{"passed": P, "failed": F} from the first pytest summary line after "start kat"; None
-  when the stage did not start."""
+  """The known-answer stage's outcome from log.txt: {"passed", "failed", "errors", "exit"}
+  from the pytest summary between "start kat" and "end kat: exit N"; None when the stage did
+  not start. A stage that started but did not end (killed) or printed no summary is an error.
+  """
   _, started, after = log.partition("start kat")
   if not started:
     return None
-  match = re.search(r"^=*\s*(?:(\d+) failed, )?(\d+) passed", after, re.MULTILINE)
-  if match is None:
-    raise ValueError("no pytest summary after 'start kat' in log.txt: the known-answer "
-                     "tests did not finish")
-  return {"command": KAT_COMMAND, "failed": int(match.group(1) or 0),
-          "passed": int(match.group(2))}
+  stage_log, ended, tail = after.partition("end kat: exit ")
+  exit_status = re.match(r"\d+", tail)
+  summary = [line for line in stage_log.splitlines()
+             if re.search(r"\d+ (passed|failed|errors?)\b", line) and " in " in line]
+  if not ended or exit_status is None or not summary:
+    raise ValueError("no pytest summary between 'start kat' and 'end kat' in log.txt: the "
+                     "known-answer tests did not finish")
+  count = lambda word: sum(int(n) for n in re.findall(rf"(\d+) {word}\b", summary[-1]))
+  return {"command": KAT_COMMAND, "passed": count("passed"), "failed": count("failed"),
+          "errors": count("errors?"), "exit": int(exit_status.group())}
+
+
+def stages(log: str) -> list[dict[str, str]]:
+  """Every stage's outcome from log.txt, in order: {"name", "outcome"} where outcome is "ok",
+  "exit N" or "skipped: why"."""
+  out = []
+  for match in re.finditer(r"^\[gpu_checks \+\d+s\] (?:end (\S+): exit (\d+)|skip (\S+): (.*))$",
+                           log, re.MULTILINE):
+    if match.group(1):
+      status = match.group(2)
+      out.append({"name": match.group(1), "outcome": "ok" if status == "0" else f"exit {status}"})
+    else:
+      out.append({"name": match.group(3), "outcome": f"skipped: {match.group(4)[:200]}"})
+  return out
 
 
 def _number(value: Any, name: str, path: str) -> float:
@@ -135,13 +156,15 @@ def collect(out: str, machine_info: dict[str, Any] | None = None) -> tuple[dict,
   """(gpu_checks.json, train_throughput_gpu.json) contents from gpu_checks.sh's OUTDIR (the
   second None when no throughput stage ran)."""
   with open(os.path.join(out, "log.txt")) as f:
-    kat = kat_summary(f.read())
+    log = f.read()
+  kat = kat_summary(log)
   runs = [training_run(p) for p in sorted(glob.glob(os.path.join(out, "runs", "*",
                                                                  "results.json")))]
   tput = throughput([p for b in train_throughput.BACKBONES
                      for p in glob.glob(os.path.join(out, "results", f"train_throughput_{b}.json"))])
   info = machine_info or machine()
   checks = {"benchmark": "gpu_checks", "machine": info, "kat": kat, "runs": runs,
+            "stages": stages(log),
             "packages": packages(out), "command": "bash benchmarks/gpu_checks.sh OUTDIR"}
   return checks, tput and {**tput, "machine": info}
 

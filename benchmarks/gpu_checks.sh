@@ -7,15 +7,18 @@
 #   GPU_CHECKS_ONLY="kat huang256" bash benchmarks/gpu_checks.sh OUTDIR   # stages whose name
 #                                                     # contains one of these words, no others
 #
-# OUTDIR receives log.txt, versions.txt and results.tgz (the JSON results, each training run's
-# results.json and metrics.jsonl); SECONDS (default 540) bounds the whole run. Record what it
-# measured: copy results/gpu_checks.json and results/train_throughput_gpu.json (written by
-# `python -m benchmarks.gpu_checks OUTDIR` at the end) into benchmarks/results/ and run
-# `python -m benchmarks.report`.
+# OUTDIR receives log.txt (this run's only: emptied at the start), versions.txt and results.tgz
+# (the JSON results, each training run's results.json and metrics.jsonl, kept only when the
+# run exits 0); SECONDS (default 540) bounds the whole run. Record what it measured: copy
+# results/gpu_checks.json and results/train_throughput_gpu.json (written by
+# `python -m benchmarks.gpu_checks OUTDIR` at the end; stages that failed or were skipped are
+# listed there) into benchmarks/results/ and run `python -m benchmarks.report`.
 set -u
 out=${1:?usage: gpu_checks.sh OUTDIR [SECONDS]}
+work=${GPU_CHECKS_WORK:-/tmp/gpu_checks_work}  # training workdirs and the image folder
 budget=${2:-540}
 mkdir -p "$out/results" "$out/runs"
+: > "$out/log.txt"
 start=$(date +%s)
 left() { echo $(( budget - ($(date +%s) - start) )); }
 log() { echo "[gpu_checks +$(( $(date +%s) - start ))s] $*" | tee -a "$out/log.txt"; }
@@ -26,16 +29,19 @@ selected() {  # NAME: whether GPU_CHECKS_ONLY is unset or names a word NAME cont
   for word in $GPU_CHECKS_ONLY; do [[ $1 == *"$word"* ]] && return 0; done
   return 1
 }
-# Stage NAME NEEDED_SECONDS COMMAND...: runs COMMAND under `timeout` of what is left, if enough is.
+# stage NAME NEEDED_SECONDS COMMAND...: runs COMMAND under `timeout` of what is left, if enough
+# is; returns COMMAND's exit status (1 when skipped).
 stage() {
   local name=$1 need=$2; shift 2
   local remaining; remaining=$(left)
-  if ! selected "$name"; then log "skip $name: not in GPU_CHECKS_ONLY"; return 0; fi
-  if (( remaining < need )); then log "skip $name: ${remaining}s left, needs ${need}s"; return 0; fi
+  if ! selected "$name"; then log "skip $name: not in GPU_CHECKS_ONLY"; return 1; fi
+  if (( remaining < need )); then log "skip $name: ${remaining}s left, needs ${need}s"; return 1; fi
   log "start $name (${remaining}s left)"
   timeout --signal=INT --kill-after=10 $(( remaining - 5 )) "$@" 2>&1 | tee -a "$out/log.txt"
-  log "end $name: exit ${PIPESTATUS[0]}"
+  local status=${PIPESTATUS[0]}
+  log "end $name: exit $status"
   pack
+  return "$status"
 }
 export PYTHONUNBUFFERED=1
 
@@ -64,21 +70,23 @@ stage kat 60 env XLA_PYTHON_CLIENT_PREALLOCATE=false JAX_PLATFORMS=cuda \
 # images as an image folder, encrypted and plain.
 train() {  # NAME NEEDED_SECONDS CONFIG FLAGS...: results.json, metrics.jsonl, command under runs/NAME
   local name=$1 need=$2 config=$3; shift 3
-  mkdir -p "$out/runs/$name"
-  echo "python -m lie_jax.train --config $config $* --workdir workdir/$name" \
-    > "$out/runs/$name/command.txt"
-  stage "train_$name" "$need" python3 -m lie_jax.train --config "$config" "$@" \
-    --workdir "/tmp/gpu_runs/$name" "${train_flags[@]}"
-  cp "/tmp/gpu_runs/$name/results.json" "/tmp/gpu_runs/$name/metrics.jsonl" "$out/runs/$name/" \
-    2>/dev/null || rm -r "$out/runs/$name"
-  pack
+  rm -rf "$work/runs/$name" "$out/runs/$name"  # never resume or report an earlier call's run
+  if stage "train_$name" "$need" python3 -m lie_jax.train --config "$config" "$@" \
+      --workdir "$work/runs/$name" "${train_flags[@]}"; then
+    mkdir -p "$out/runs/$name"
+    echo "python -m lie_jax.train --config $config $* --workdir workdir/$name" \
+      > "$out/runs/$name/command.txt"
+    cp "$work/runs/$name/results.json" "$work/runs/$name/metrics.jsonl" "$out/runs/$name/"
+    pack
+  fi
 }
 med224=(--config.data.path=lie_jax/data/pneumoniamnist.npz --config.data.image_size=224
         --config.data.download=False)
-folder=/tmp/gpu_data/pneumoniamnist_folder
+folder=$work/pneumoniamnist_folder
 huang256=(--config.data.path=$folder --config.train.num_epochs=10
           --config.cipher.allow_seed_keys=True)  # public data: keys from the seed
 throughput() {  # BACKBONE NEEDED_SECONDS
+  rm -f "$out/results/train_throughput_$1.json"
   stage "throughput_$1" "$2" python3 -m benchmarks.train_throughput --backbones "$1" \
     "${tt_flags[@]}" --out "$out/results/train_throughput_$1.json"
 }
@@ -86,7 +94,9 @@ train med224_huang2022_pixel 150 medmnist:pneumoniamnist,huang2022,pixel "${med2
 throughput resnet18 120
 train med224_none_none 150 medmnist:pneumoniamnist,none,none "${med224[@]}"
 throughput vit 120
-stage pneumonia_folder 60 python3 -m benchmarks.gpu_checks --pneumonia-folder "$folder"
+# (named for the runs that need it: GPU_CHECKS_ONLY=huang256 selects it too)
+[[ -d $folder ]] || stage huang256_folder 60 python3 -m benchmarks.gpu_checks \
+  --pneumonia-folder "$folder"
 train huang256_densenet121 240 huang2022:densenet121 "${huang256[@]}"
 train huang256_densenet121_plain 240 huang2022:densenet121,none,none "${huang256[@]}"
 throughput densenet121 150

@@ -12,7 +12,7 @@ from another acquisition, and is scored on every kind of copy). Its answer for e
 kind is the better of the two attacks run together: the exact attack where its best
 candidate matches exactly (L1 distance 0: the ciphertext's own invariants, certain), else
 the learned metric's ranking. Writes benchmarks/results/learned_linkage.json (about 2
-minutes per scheme on 2 cores; PE, one row per pixel, 25).
+minutes per scheme on 2 cores; PE, one row per pixel, 26).
 
 With --eval-set, the evaluation set's 224x224 tiles (16x16 blocks) instead, where the exact
 attack is weakest: against a simulated re-acquisition of every tile (grayscale and RGB) and

@@ -293,12 +293,21 @@ def _keys(per_image_keys: bool | None) -> str:
 def _kat_line(kat: dict | None) -> str:
   if kat is None:
     return "Known-answer vectors: not run.\n\n"
-  verdict = ("the accelerator gives other keys or ciphertexts than the CPU"
-             if kat["failed"] or not kat["passed"] else
-             "keys from a key file and every scheme's ciphertexts are bit-identical on both")
+  clean = (kat.get("exit", 0) == 0 and not kat["failed"] and not kat.get("errors")
+           and kat["passed"])
+  verdict = ("keys from a key file and every scheme's ciphertexts (morph: its channel key) are "
+             "bit-identical on both" if clean else
+             "the accelerator gives other keys or ciphertexts than the CPU, or the tests broke")
+  errors = f", {kat['errors']} errors" if kat.get("errors") else ""
   return (f"Known-answer vectors computed on the accelerator (`{kat['command']}`, "
           f"JAX_PLATFORMS=cuda, no fall-back to the CPU): {kat['passed']} passed, "
-          f"{kat['failed']} failed. The vectors were made on the CPU: {verdict}.\n\n")
+          f"{kat['failed']} failed{errors}. The vectors were made on the CPU: {verdict}.\n\n")
+
+
+def _stages_line(stages: list[dict] | None) -> str:
+  """The stages that did not complete, if any."""
+  missed = [f"{s['name']} ({s['outcome']})" for s in stages or () if s["outcome"] != "ok"]
+  return f"Stages not completed: {'; '.join(missed)}.\n\n" if missed else ""
 
 
 def gpu_checks_section(result: dict) -> str:
@@ -314,7 +323,7 @@ def gpu_checks_section(result: dict) -> str:
   return (f"## GPU checks{_on_device(result['machine'])}\n\n"
           f"Machine: {_machine(result['machine'])}.{packages} Command: `{result['command']}` "
           f"(one run, most important first).\n\n"
-          f"{_kat_line(result['kat'])}"
+          f"{_kat_line(result['kat'])}{_stages_line(result.get('stages'))}"
           f"Training on the bundled PneumoniaMNIST resized on read, seed 0, the test split "
           f"encrypted as the training data (lie_jax/configs/medmnist.py: ResNet-18 with the "
           f"ImageNet stem, batch 64, SGD, the MedMNIST+ protocol at 224 px; "

@@ -21,8 +21,9 @@ The workdir must be one directory every process sees (checkpoints are written
 together); process 0 writes metrics.jsonl and results.json.
 
 A config, data or workdir that cannot be used (a ValueError or OSError before or during
-training) ends the run with one line on stderr and exit status 2; LIE_JAX_TRACEBACK=1 shows
-the traceback instead.
+training) ends the run with one line on stderr (naming the process on multi-host runs) and
+exit status 2; LIE_JAX_TRACEBACK=1 shows the traceback instead (do so before reporting a bug:
+an error inside a model is a ValueError too).
 """
 
 import json
@@ -123,7 +124,8 @@ def main(argv):
   except (ValueError, OSError) as e:  # the config, the data or the workdir: one line, exit 2
     if os.environ.get("LIE_JAX_TRACEBACK") == "1":
       raise
-    print(f"lie_jax.train: error: {str(e).replace(chr(10), ' ')}", file=sys.stderr)
+    where = f" (process {jax.process_index()})" if jax.process_count() > 1 else ""
+    print(f"lie_jax.train: error{where}: {str(e).replace(chr(10), ' ')}", file=sys.stderr)
     sys.exit(2)
   print(json.dumps({k: v for k, v in results.items() if k != "config"}, indent=1))
 

@@ -14,8 +14,10 @@ LOG = """[gpu_checks +3s] start kat (537s left)
 ........
 103 passed in 47.35s
 [gpu_checks +53s] end kat: exit 0
-[gpu_checks +60s] start throughput_resnet18
+[gpu_checks +60s] start throughput_resnet18 (480s left)
 2 passed in 1.0s
+[gpu_checks +90s] end throughput_resnet18: exit 1
+[gpu_checks +90s] skip throughput_vit: 56s left, needs 120s
 """
 MACHINE = {"jax_backend": "gpu", "jax_device": "NVIDIA H200", "cpu_count": 16}
 
@@ -57,13 +59,29 @@ def out_dir(tmp_path):
 
 def test_kat_summary_reads_the_known_answer_tests_line():
   assert gpu_checks.kat_summary(LOG) == {"command": gpu_checks.KAT_COMMAND, "passed": 103,
-                                         "failed": 0}
-  failed = LOG.replace("103 passed", "2 failed, 101 passed")
-  assert gpu_checks.kat_summary(failed)["failed"] == 2
-  with pytest.raises(ValueError, match="did not finish"):
-    gpu_checks.kat_summary("[gpu_checks +3s] start kat\nTerminated\n")
+                                         "failed": 0, "errors": 0, "exit": 0}
+  failed = LOG.replace("103 passed", "2 failed, 101 passed").replace("kat: exit 0", "kat: exit 1")
+  assert gpu_checks.kat_summary(failed) == {"command": gpu_checks.KAT_COMMAND, "passed": 101,
+                                            "failed": 2, "errors": 0, "exit": 1}
+  # Every test failing: the later stage's "2 passed" is not read as the known answers'.
+  all_failed = LOG.replace("103 passed", "103 failed").replace("kat: exit 0", "kat: exit 1")
+  assert gpu_checks.kat_summary(all_failed)["passed"] == 0
+  assert gpu_checks.kat_summary(all_failed)["failed"] == 103
+  errors = LOG.replace("103 passed", "100 passed, 3 errors")
+  assert gpu_checks.kat_summary(errors)["errors"] == 3
+  for broken in ("[gpu_checks +3s] start kat\nTerminated\n",  # killed: no end line
+                 LOG.replace("103 passed in 47.35s\n", "")):  # ended without a summary
+    with pytest.raises(ValueError, match="did not finish"):
+      gpu_checks.kat_summary(broken)
   # A summary with no "start kat" before it is another stage's: the known answers did not run.
   assert gpu_checks.kat_summary("103 passed in 4s\n") is None
+
+
+def test_stages_lists_every_outcome_in_order():
+  assert gpu_checks.stages(LOG) == [
+      {"name": "kat", "outcome": "ok"},
+      {"name": "throughput_resnet18", "outcome": "exit 1"},
+      {"name": "throughput_vit", "outcome": "skipped: 56s left, needs 120s"}]
 
 
 def test_collect_gathers_runs_kat_and_throughput_in_order(out_dir):
@@ -150,3 +168,77 @@ def test_main_writes_both_results_files(out_dir):
 def test_the_script_parses():
   script = os.path.join(os.path.dirname(__file__), "..", "benchmarks", "gpu_checks.sh")
   assert subprocess.run(["bash", "-n", script]).returncode == 0
+
+
+STUB_PYTHON = r"""#!/usr/bin/env bash
+# python3 for gpu_checks.sh: fakes every stage's program; the collector runs for real.
+echo "python3 $*" >> "$STUBS/calls.txt"
+case "$*" in
+  "-c "*) echo "jax 0.0 stub" ;;
+  *"-m pytest"*) echo "3 passed in 0.1s" ;;
+  *"--pneumonia-folder"*) mkdir -p "${@: -1}" ;;
+  *"-m lie_jax.train"*)
+    for arg in "$@"; do
+      [[ $prev == --workdir ]] && workdir=$arg
+      prev=$arg
+    done
+    mkdir -p "$workdir"
+    [[ ${STUB_TRAIN_EXIT:-0} == 0 ]] || exit "$STUB_TRAIN_EXIT"
+    cp "$STUBS/results.json" "$workdir/results.json"; echo '{}' > "$workdir/metrics.jsonl" ;;
+  *"-m benchmarks.train_throughput"*) cp "$STUBS/throughput.json" "${@: -1}" ;;
+  *"-m benchmarks.gpu_checks"*) exec "$REAL_PYTHON" "$@" ;;
+  *) echo "stub python3: unexpected $*" >&2; exit 9 ;;
+esac
+"""
+
+
+def _run_script(tmp_path, only, **env):
+  stubs = tmp_path / "stubs"
+  stubs.mkdir(exist_ok=True)
+  (stubs / "python3").write_text(STUB_PYTHON)
+  (stubs / "nvidia-smi").write_text("#!/bin/sh\necho stub GPU\n")
+  for name in ("python3", "nvidia-smi"):
+    (stubs / name).chmod(0o755)
+  (stubs / "results.json").write_text(json.dumps(_results("huang2022", "pixel", 0.85)))
+  (stubs / "throughput.json").write_text(json.dumps(_throughput("densenet121", "le")))
+  script = os.path.join(os.path.dirname(__file__), "..", "benchmarks", "gpu_checks.sh")
+  out = tmp_path / "out"
+  proc = subprocess.run(
+      ["bash", script, str(out), "600"], capture_output=True, text=True,
+      cwd=os.path.join(os.path.dirname(__file__), ".."),
+      env={**os.environ, "PATH": f"{stubs}:{os.environ['PATH']}", "STUBS": str(stubs),
+           "REAL_PYTHON": sys.executable, "GPU_CHECKS_ONLY": only,
+           "GPU_CHECKS_WORK": str(tmp_path / "work"), "PYTHONPATH": os.getcwd(), **env})
+  assert proc.returncode == 0, proc.stderr
+  return out, (stubs / "calls.txt").read_text()
+
+
+def test_the_script_runs_the_selected_stages_and_keeps_their_results(tmp_path):
+  out, calls = _run_script(tmp_path, "kat huang256 densenet121")
+  checks = json.loads((out / "results" / "gpu_checks.json").read_text())
+  ran = [s["name"] for s in checks["stages"] if s["outcome"] == "ok"]
+  assert ran == ["kat", "huang256_folder", "train_huang256_densenet121",
+                 "train_huang256_densenet121_plain", "throughput_densenet121"]
+  assert all(s["outcome"] == "skipped: not in GPU_CHECKS_ONLY" for s in checks["stages"]
+             if s["name"] not in ran)
+  assert checks["kat"]["passed"] == 3 and "-m lie_jax.train --config medmnist" not in calls
+  assert sorted(r["command"].split("--workdir ")[1] for r in checks["runs"]) == [
+      "workdir/huang256_densenet121", "workdir/huang256_densenet121_plain"]
+  assert "--config.cipher.allow_seed_keys=True" in checks["runs"][0]["command"]
+  assert (out / "results" / "train_throughput_gpu.json").exists()
+  assert (out / "results.tgz").stat().st_size > 0
+
+
+def test_a_failed_run_reports_nothing_not_an_earlier_calls_results(tmp_path):
+  """A run that fails must not leave the previous call's results.json to be reported."""
+  _run_script(tmp_path, "huang256")  # a first call: results in work/ and out/
+  stale = tmp_path / "work" / "runs" / "huang256_densenet121" / "results.json"
+  assert stale.exists()
+  out, _ = _run_script(tmp_path, "huang256", STUB_TRAIN_EXIT="3")
+  assert not (out / "runs" / "huang256_densenet121").exists() and not stale.exists()
+  checks = json.loads((out / "results" / "gpu_checks.json").read_text())
+  assert checks["runs"] == [] and checks["kat"] is None
+  assert {s["name"]: s["outcome"] for s in checks["stages"]}[
+      "train_huang256_densenet121"] == "exit 3"
+  log = (out / "log.txt").read_text()
+  assert log.count("start train_huang256_densenet121 ") == 1  # this call's log only

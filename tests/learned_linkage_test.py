@@ -128,3 +128,19 @@ def test_a_pool_of_copies_is_drawn_once_per_image():
   with pytest.raises(ValueError, match="copies_per_image"):
     learned_linkage.train(x, scheme="etc", options={"block_size": 4}, copy_fn=_noisy, steps=1,
                           copies_per_image=0)
+
+
+def test_the_pool_pairs_every_image_with_its_own_copies():
+  """With identity copies and the whole set as the batch, the first loss is the same for the
+  pool and for fresh copies (InfoNCE over a full batch ignores its order), and it would differ
+  if the pool paired an image with another image's copy."""
+  x = _images(10, 1)
+  identity = lambda images, seed: images.copy()
+  losses = [learned_linkage.train(x, scheme="vit", options={"block_size": 4}, copy_fn=identity,
+                                  steps=1, batch_size=10, copies_per_image=k).history["loss"][0]
+            for k in (None, 3)]
+  assert losses[0] == pytest.approx(losses[1], rel=1e-5)
+  shuffled = lambda images, seed: images[::-1].copy()  # image i paired with image 9 - i
+  wrong = learned_linkage.train(x, scheme="vit", options={"block_size": 4}, copy_fn=shuffled,
+                                steps=1, batch_size=10).history["loss"][0]
+  assert wrong != pytest.approx(losses[0], rel=1e-3)

@@ -441,3 +441,16 @@ def test_adaptation_layers_compute_their_convolutions(adaptation):
     m.eval()
     expected = m.conv2(nnx.relu(m.bn(m.conv1(x))))
   np.testing.assert_allclose(m(x), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_dense_conv_refuses_grouped_dilated_or_masked_convolutions():
+  from lie_jax.models.adaptation import dense_conv
+  x = jnp.zeros((1, 8, 8, 2))
+  for conv in (nnx.Conv(2, 2, (2, 2), (2, 2), padding="VALID", feature_group_count=2,
+                        rngs=nnx.Rngs(0)),
+               nnx.Conv(2, 2, (2, 2), (2, 2), padding="VALID", kernel_dilation=2,
+                        rngs=nnx.Rngs(0)),
+               nnx.Conv(2, 2, (1, 1), padding=((1, 1), (1, 1)), rngs=nnx.Rngs(0)),
+               nnx.Conv(2, 2, (1, 1), mask=jnp.ones((1, 1, 2, 2)), rngs=nnx.Rngs(0))):
+    with pytest.raises(ValueError, match="tiles the image"):
+      dense_conv(conv, x)

@@ -286,7 +286,10 @@ def _gpu_checks(failed):
   return {"benchmark": "gpu_checks", "machine": GPU_MACHINE, "command": "bash x.sh OUTDIR",
           "packages": "jax 0.11.2 flax 0.12.10", "runs": [run, {**run, "run": "pe,pixel",
                                                                 "per_image_keys": True}],
-          "kat": {"command": "pytest kat", "passed": 103 - failed, "failed": failed}}
+          "kat": {"command": "pytest kat", "passed": 103 - failed, "failed": failed,
+                  "errors": 0, "exit": int(bool(failed))},
+          "stages": [{"name": "kat", "outcome": "ok"},
+                     {"name": "throughput_vit", "outcome": "skipped: 56s left, needs 120s"}]}
 
 
 def test_gpu_checks_section():
@@ -298,8 +301,14 @@ def test_gpu_checks_section():
   assert ("| none,none | – | resnet18 | 224x224x1 | 10 | 0.857 | 0.973 | 0.997 | 0.624 | 0.969 | 730 | "
           "39 s | `python -m lie_jax.train x` |") in text
   assert "| pe,pixel | per image |" in text
+  assert "every scheme's ciphertexts (morph: its channel key) are bit-identical" in text
+  assert "Stages not completed: throughput_vit (skipped: 56s left, needs 120s)." in text
   failed = report.gpu_checks_section(_gpu_checks(2))
   assert "101 passed, 2 failed" in failed and "bit-identical" not in failed
+  broken = _gpu_checks(0)
+  broken["kat"] = {**broken["kat"], "errors": 3, "passed": 100}  # errors, exit 0: not clean
+  assert "3 errors" in report.gpu_checks_section(broken)
+  assert "bit-identical" not in report.gpu_checks_section(broken)
 
 
 def test_main_renders_the_gpu_files_only_when_present(results_dir, monkeypatch):

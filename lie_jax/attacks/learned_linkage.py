@@ -203,12 +203,16 @@ def train(public_images: ArrayLike, *, scheme: str, copy_fn: Callable[[np.ndarra
   return LearnedLinkage(encoder, scheme, opts, history)
 
 
+@nnx.jit
+def _forward(encoder: SetEncoder, features: jax.Array) -> jax.Array:
+  return encoder(features)
+
+
 def embed(images: ArrayLike, model: LearnedLinkage, *, batch_size: int = 256) -> np.ndarray:
   """float32 [N, EMBEDDING] unit embeddings of plain images or ciphertexts of model.scheme."""
   x = np.asarray(images)
-  forward = nnx.jit(lambda encoder, f: encoder(f))
   return np.concatenate([
-      np.asarray(forward(model.encoder, feature_sets(x[i:i + batch_size], scheme=model.scheme,
+      np.asarray(_forward(model.encoder, feature_sets(x[i:i + batch_size], scheme=model.scheme,
                                                      options=model.options)))
       for i in range(0, len(x), batch_size)]) if len(x) else np.zeros((0, EMBEDDING), np.float32)
 

@@ -87,7 +87,10 @@ def dense_conv(conv: nnx.Conv, x: jax.Array) -> jax.Array:
   kh, kw, c, f = conv.kernel.shape
   strides = conv.strides or 1
   strides = (strides, strides) if isinstance(strides, int) else tuple(strides)
-  if (kh, kw) != strides or kh != kw or (kh > 1 and conv.padding != "VALID"):
+  plain = (conv.feature_group_count == 1 and conv.mask is None
+           and all((d or 1) in (1, (1, 1)) for d in (conv.kernel_dilation, conv.input_dilation)))
+  unpadded = conv.padding == "VALID" or (kh == 1 and conv.padding == "SAME")
+  if (kh, kw) != strides or kh != kw or not unpadded or not plain:
     raise ValueError(f"dense_conv needs a kernel that tiles the image, got kernel {(kh, kw)} "
                      f"strides {conv.strides} padding {conv.padding!r}")
   blocks = space_to_depth(x, kh) if kh > 1 else x
