@@ -72,18 +72,16 @@ def write_pneumonia_folder(dest: str) -> int:
   """The bundled PneumoniaMNIST as an image folder, DEST/{train,val,test}/{normal,pneumonia}/
   NNNNN.png (28x28 grey PNGs: the huang2022 config resizes them to 256 on read); the number
   of images written."""
-  import numpy as np  # pylint: disable=g-import-not-at-top
   from PIL import Image  # pylint: disable=g-import-not-at-top
-  from lie_jax.data import sources  # pylint: disable=g-import-not-at-top
-  names = sources.MEDMNIST_LABEL_NAMES["pneumoniamnist"]
-  data = np.load(os.path.join(os.path.dirname(sources.__file__), "pneumoniamnist.npz"))
+  from lie_jax import data  # pylint: disable=g-import-not-at-top
+  splits = data.load_dataset("pneumoniamnist")
   count = 0
   for split in ("train", "val", "test"):
-    for k, (image, label) in enumerate(zip(data[f"{split}_images"],
-                                           data[f"{split}_labels"].reshape(-1))):
-      folder = os.path.join(dest, split, names[int(label)])
+    part = getattr(splits, split)
+    for k, (image, label) in enumerate(zip(part.images, part.labels)):
+      folder = os.path.join(dest, split, splits.label_names[int(label)])
       os.makedirs(folder, exist_ok=True)
-      Image.fromarray(image).save(os.path.join(folder, f"{k:05d}.png"))
+      Image.fromarray(image[..., 0]).save(os.path.join(folder, f"{k:05d}.png"))
       count += 1
   return count
 

@@ -135,6 +135,13 @@ def format_row(row: dict) -> str:
   return f"| {row['scheme']} | " + " | ".join(cells) + " |"
 
 
+def _write(out: str, result: dict) -> None:
+  """The results file: the benchmark's name and machine, then `result`'s fields."""
+  with open(out, "w") as f:
+    json.dump({"benchmark": "learned_linkage", "machine": machine(), **result}, f, indent=1)
+    f.write("\n")
+
+
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--num-images", type=int, default=200)
@@ -155,13 +162,10 @@ def main() -> None:
     start = time.perf_counter()
     rows = measure_eval_set(args.eval_set, schemes, steps=args.steps, copies=args.copies,
                             seed=args.seed)
-    with open(out, "w") as f:
-      json.dump({"benchmark": "learned_linkage", "machine": machine(),
-                 "command": f"python -m benchmarks.learned_linkage --eval-set NPZ "
+    _write(out, {"command": f"python -m benchmarks.learned_linkage --eval-set NPZ "
                             f"--steps {args.steps} --copies {args.copies}",
                  "data": "eval set 224x224 tiles", "seed": args.seed,
-                 "seconds": time.perf_counter() - start, "results": rows}, f, indent=1)
-      f.write("\n")
+                 "seconds": time.perf_counter() - start, "results": rows})
     print(f"{EVAL_SET_HEADER}\n" + "\n".join(format_eval_set_row(r) for r in rows))
     print(f"wrote {out}")
     return
@@ -171,14 +175,11 @@ def main() -> None:
   start = time.perf_counter()
   rows = [measure(victims, public, scheme, steps=args.steps, seed=args.seed)
           for scheme in args.schemes]
-  with open(args.out, "w") as f:
-    json.dump({"benchmark": "learned_linkage", "machine": machine(),
-               "command": "python -m benchmarks.learned_linkage"
-                          + (f" --steps {args.steps}" if args.steps != 2000 else ""),
-               "data": f"pneumoniamnist test[:{args.num_images}], trained on train",
-               "copies": list(linkage_benchmark.COPIES), "seed": args.seed,
-               "seconds": time.perf_counter() - start, "results": rows}, f, indent=1)
-    f.write("\n")
+  _write(args.out, {"command": "python -m benchmarks.learned_linkage"
+                              + (f" --steps {args.steps}" if args.steps != 2000 else ""),
+                   "data": f"pneumoniamnist test[:{args.num_images}], trained on train",
+                   "copies": list(linkage_benchmark.COPIES), "seed": args.seed,
+                   "seconds": time.perf_counter() - start, "results": rows})
   print(f"{HEADER}\n" + "\n".join(format_row(r) for r in rows))
   print(f"wrote {args.out}")
 

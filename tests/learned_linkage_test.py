@@ -11,11 +11,12 @@ from lie_jax import ciphers
 from lie_jax.attacks import learned_linkage
 from lie_jax.attacks import linkage
 from lie_jax.attacks import reidentification
+from tests.cipher_cases import random_images
 from tests.linkage_test import OPTIONS
 
 
 def _images(n, channels, size=16, seed=0):
-  return np.random.default_rng(seed).integers(0, 256, (n, size, size, channels), np.uint8)
+  return random_images((n, size, size, channels), seed)
 
 
 def _noisy(x, seed):
