@@ -450,3 +450,20 @@ def test_security_md_quotes_the_learned_linkage_results_at_224():
     exact = (copies[(row["data"], row["scheme"])] if row["view"] == "reacquired" else
              near[(row["view"], row["data"], row["scheme"])])
     assert row["exact"] == exact, (row["view"], row["data"], row["scheme"])
+
+
+def test_options_are_checked_with_a_key_once_per_setting(monkeypatch):
+  """The throwaway key that checks a setting is drawn once per (scheme, options, shape); a
+  refused setting is refused on every call."""
+  drawn = []
+  real_key = jax.random.key
+  monkeypatch.setattr(jax.random, "key", lambda seed: drawn.append(seed) or real_key(seed))
+  x = _images(2, 1, size=12)
+  for _ in range(3):
+    linkage.invariants(x, scheme="etc", options={"block_size": 6})
+  assert len(drawn) == 1
+  linkage.invariants(x, scheme="etc", options={"block_size": 4})  # another setting: checked
+  assert len(drawn) == 2
+  for _ in range(2):
+    with pytest.raises(ValueError, match="block_size=5"):
+      linkage.invariants(x, scheme="etc", options={"block_size": 5})

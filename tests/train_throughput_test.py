@@ -1,6 +1,8 @@
 """benchmarks/train_throughput.py: scheme specs, paired timing order and the miss breakdown."""
 
 import argparse
+import json
+import pathlib
 
 import pytest
 
@@ -52,3 +54,37 @@ def test_a_run_of_some_backbones_keeps_the_others(tmp_path):
                                                                          **other})) == []
   out.write_text("{not json")
   assert train_throughput.earlier_rows(str(out), args) == []
+
+
+def _readme_paragraph(start: str) -> str:
+  text = (pathlib.Path(__file__).resolve().parents[1] / "README.md").read_text()
+  begin = text.index(start)
+  return " ".join(text[begin:text.index("\n\n", begin)].split())
+
+
+def _measured(name: str) -> list[dict]:
+  path = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "results" / name
+  return [r for r in json.loads(path.read_text())["results"] if "ratio" in r]
+
+
+def test_readme_quotes_the_cpu_throughput_results():
+  """README's 224 px CPU paragraph: the ratio range (ELE in 4x4 blocks apart) and the number
+  of rows meeting the target, from benchmarks/results/train_throughput.json."""
+  rows = _measured("train_throughput.json")
+  ele4 = [r["ratio"] for r in rows if r["scheme"] == "ele"]
+  rest = [r["ratio"] for r in rows if r["scheme"] != "ele"]
+  text = _readme_paragraph("At 224x224x3 (`python -m benchmarks.train_throughput`")
+  assert (f"costs {min(rest):.2f}-{max(rest):.2f}x the plain step on this CPU, except ELE with "
+          f"4x4 blocks ({min(ele4):.1f}-{max(ele4):.1f}x)") in text
+  passed = sum(r["ratio"] <= train_throughput.TARGET for r in rows)
+  assert f"{passed} of the {len(rows)} measured rows meet the 1.15x target" in text
+
+
+def test_readme_quotes_the_gpu_throughput_results():
+  """README's H200 paragraph: rows of the first run meeting the target, and ELE 4x4's range."""
+  rows = _measured("train_throughput_gpu.json")
+  passed = sum(r["ratio"] <= train_throughput.TARGET for r in rows)
+  ele4 = [r["ratio"] for r in rows if r["scheme"] == "ele"]
+  text = _readme_paragraph("On an NVIDIA H200")
+  assert f"{passed} of the {len(rows)} rows of the first run meet 1.15x" in text
+  assert f"ELE in 4x4 blocks {min(ele4):.2f}-{max(ele4):.2f}x" in text

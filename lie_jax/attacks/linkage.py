@@ -107,8 +107,8 @@ def _positive(name: str, value: Any) -> int:
 def _options(scheme: str, options: Mapping[str, Any] | None,
              image_shape: tuple[int, ...] | None = None) -> dict[str, Any]:
   """The scheme's options with defaults, checked as its cipher checks them: for image schemes
-  by drawing a throwaway key for `image_shape` (the cipher's own errors), for morph by hand
-  (a dense key at 224 px would be gigabytes)."""
+  by drawing a throwaway key for `image_shape` (the cipher's own errors; once per setting), for
+  morph by hand (a dense key at 224 px would be gigabytes)."""
   if scheme not in SCHEMES:
     raise ValueError(f"linkage covers {list(SCHEMES)}, not {scheme!r}")
   record = ciphers.get_scheme(scheme)
@@ -119,9 +119,18 @@ def _options(scheme: str, options: Mapping[str, Any] | None,
   if scheme == "morph":
     _positive("copies", opts["copies"])
   elif image_shape is not None:
-    import jax  # pylint: disable=g-import-not-at-top
-    record.generate_key(jax.random.key(0), image_shape=tuple(image_shape), **opts)
+    token = (scheme, repr(sorted(opts.items())), tuple(image_shape))
+    if token not in _KEY_CHECKED:  # once per setting: callers in training loops repeat it
+      import jax  # pylint: disable=g-import-not-at-top
+      record.generate_key(jax.random.key(0), image_shape=tuple(image_shape), **opts)
+      if len(_KEY_CHECKED) >= 256:
+        _KEY_CHECKED.clear()
+      _KEY_CHECKED.add(token)
   return opts
+
+
+# Settings (scheme, options, image shape) whose throwaway key was drawn without an error.
+_KEY_CHECKED: set[tuple[str, str, tuple[int, ...]]] = set()
 
 
 def _blocks(x: np.ndarray, block_size: int) -> np.ndarray:
