@@ -207,3 +207,33 @@ def test_a_run_at_another_block_size_keeps_the_first_ones_rows(tmp_path, monkeyp
   security.main()
   result = json.loads(out.read_text())
   assert result["results"] == [old, new] and result["block_size"] == 16
+
+
+def test_the_converged_224_px_runs_in_security_md_match_their_results_file():
+  """docs/SECURITY.md's account of the 600-step reruns quotes security_224_long.json: Huang
+  2022's converged re-identification, and ELE's and EtC's learned attacks never beating their
+  start (best step 0) with the SSIM and re-identification quoted."""
+  import pathlib
+
+  root = pathlib.Path(__file__).resolve().parents[1]
+  result = json.loads((root / "benchmarks" / "results" / "security_224_long.json").read_text())
+  assert result["learned_attack_steps"] == 600
+  rows = {(r["scheme"], r["attack"]): r for r in result["results"]}
+  text = " ".join((root / "docs" / "SECURITY.md").read_text().split())
+  section = text.split("- Converged, not capped:", 1)[1].split("## ", 1)[0]
+  assert f"{100 * rows['huang2022', 'inverse_network']['reid_top1']:.1f}% is its converged" in section
+  block = [rows[s, a] for s in ("ele", "etc") for a in ("inverse_network", "gan")]
+  assert all(r["details"]["best_step"] == 0 and r["details"]["stopped_early"] for r in block)
+  assert {r["details"]["steps"] for r in block} == {500}
+  assert "stopped at step 500 with the start as their best" in section
+  (ssim,) = {f"{r['ssim_mean']:.3f}" for r in block}
+  (prior,) = {f"{r['prior_ssim_mean']:.3f}" for r in block}
+  (reid,) = {f"{100 * r['reid_top1']:.1f}" for r in block}
+  assert f"SSIM {ssim} against the mean tile's {prior}; re-identification {reid}%" in section
+  gan = sorted(f"{rows[s, 'gan']['details']['gen_mse']:.3f}" for s in ("ele", "etc"))
+  assert f"training MSE {gan[0]}-{gan[1]}" in section
+  capped = json.loads((root / "benchmarks" / "results" / "security_224.json").read_text())
+  (etc,) = [r for r in capped["results"] if r["scheme"] == "etc"
+            and r["attack"] == "inverse_network" and r["options"]["block_size"] == 16]
+  assert (f"to SSIM {etc['ssim_mean']:.3f} and {100 * etc['reid_top1']:.1f}%" in section
+          and not etc["breaks"])
