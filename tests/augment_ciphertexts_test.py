@@ -129,6 +129,7 @@ def test_owner_and_server_augmentation_are_not_both_set_and_stored_ciphertexts_r
     trainer._ciphertext_augmentation(config, stored)
 
 
+@pytest.mark.slow
 def test_a_pe_run_with_server_augmentation_trains_and_differs_from_one_without(tmp_path):
   from lie_jax.training import train_and_evaluate
   runs = {}

@@ -94,6 +94,7 @@ def test_a_config_the_trainer_refuses_is_one_line_and_exit_2(tmp_path):
   assert not (tmp_path / "w" / "results.json").exists()
 
 
+@pytest.mark.slow
 def test_the_built_package_ships_the_configs_and_trains_without_a_checkout(tmp_path):
   """Issue 21: big_vision-style `python -m lie_jax.train --config NAME` from the wheel alone,
   run outside any checkout (what a notebook on Colab has)."""

@@ -203,6 +203,7 @@ def test_bad_input_is_refused():
     linkage.invariants(x, scheme="huang2022")
 
 
+@pytest.mark.slow
 def test_the_benchmark_links_exact_and_altered_copies(tmp_path, monkeypatch):
   import json
   import sys

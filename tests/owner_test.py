@@ -250,6 +250,7 @@ def test_rerun_is_a_no_op_and_another_command_on_the_same_dir_is_refused(world):
   assert tree_bytes(world["enc"]) == before
 
 
+@pytest.mark.slow
 def test_sigkill_during_encrypt_then_rerun_gives_byte_identical_output(world, tmp_path):
   args = ["encrypt", "--key", world["key"], "--scheme", "etc", "--per-image-keys", "--in",
           world["tmp"] / "xray.npz", "--shard-size", 16, "--quiet"]
