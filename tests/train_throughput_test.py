@@ -56,14 +56,17 @@ def test_a_run_of_some_backbones_keeps_the_others(tmp_path):
   assert train_throughput.earlier_rows(str(out), args) == []
 
 
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
 def _readme_paragraph(start: str) -> str:
-  text = (pathlib.Path(__file__).resolve().parents[1] / "README.md").read_text()
+  text = (ROOT / "README.md").read_text()
   begin = text.index(start)
   return " ".join(text[begin:text.index("\n\n", begin)].split())
 
 
 def _measured(name: str) -> list[dict]:
-  path = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "results" / name
+  path = ROOT / "benchmarks" / "results" / name
   return [r for r in json.loads(path.read_text())["results"] if "ratio" in r]
 
 
