@@ -46,7 +46,9 @@ beyond chance + REID_MARGIN does not hold, but it neither counts as the best att
 With per-image keys the learned attacks of frontier_security.json see each known image under
 one key; benchmarks/results/key_views.json (`python -m benchmarks.key_views`) trains the
 inverse network on each known image under many keys (an attacker may draw as many as it
-likes), and its rows count among those configurations' attacks (`key_views_attacks`).
+likes), and its rows count among those configurations' attacks (`key_views_attacks`); at 224 px
+benchmarks/results/key_views_224.json (`--eval-set`, the same tiles as security_224.json) does
+the same for the 224 px column.
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ SECURITY_OUT = os.path.join(RESULTS, "frontier_security.json")
 JIGSAW_OUT = os.path.join(RESULTS, "jigsaw.json")
 SCALE_SECURITY_OUT = os.path.join(RESULTS, "security_224.json")
 KEY_VIEWS_OUT = os.path.join(RESULTS, "key_views.json")
+KEY_VIEWS_224_OUT = os.path.join(RESULTS, "key_views_224.json")
 # A jigsaw that keeps a quarter of the adjacencies restores large readable regions (chance,
 # placing 196 pieces at random, keeps under 1%).
 JIGSAW_BREAK = 0.25
@@ -233,16 +236,22 @@ def jigsaw_at_scale(jigsaw_result: dict | None) -> dict[str, dict[str, Any]]:
           for scheme, v in out.items()}
 
 
-def reid_at_scale(scale_result: dict | None, *, linkage: bool = False
+def reid_at_scale(scale_result: dict | None, *, linkage: bool = False,
+                  key_views_result: dict | None = None
                   ) -> dict[tuple[str, bool, int | None], dict]:
   """{(scheme, per_image_keys, block size): the best top-1 re-identification there} from the
   224 px security run (benchmarks/results/security_224.json, `python -m benchmarks.security
   --eval-set`): "attack", "reid", "chance", "images", "size", "block_size", "steps", and
   "attacks" (every attack measured there, sorted). Over the attacks that reconstruct (and the
-  ciphertext itself), or with `linkage` over `suite.GALLERY_ATTACKS` alone."""
+  ciphertext itself), or with `linkage` over `suite.GALLERY_ATTACKS` alone. The rows of
+  `key_views_result` (benchmarks/results/key_views_224.json) with several keys per known tile
+  join the attacks when that run attacked the same tiles (its "data" is the security run's)."""
   out: dict[tuple[str, bool, int | None], dict] = {}
   ran: dict[tuple[str, bool, int | None], set[str]] = {}
-  for r in (scale_result or {}).get("results", []):
+  rows = list((scale_result or {}).get("results", []))
+  if not linkage and same_tiles(scale_result, key_views_result):
+    rows += key_views_attacks(key_views_result)
+  for r in rows:
     if (r.get("reid_top1") is None or not r.get("attack")
         or (r["attack"] in suite.GALLERY_ATTACKS) != linkage):
       continue
@@ -257,10 +266,17 @@ def reid_at_scale(scale_result: dict | None, *, linkage: bool = False
         out[key] = {"attack": attack, "reid": reid,
                     "chance": r["reid_chance_top1"], "images": r.get("num_images"),
                     "size": scale_result.get("size"), "block_size": block,
-                    "steps": scale_result.get("learned_attack_steps")}
+                    "steps": (r.get("steps") if r.get("key_views")
+                              else scale_result.get("learned_attack_steps"))}
   for key, attacks in ran.items():
     out[key]["attacks"] = sorted(attacks)
   return out
+
+
+def same_tiles(scale_result: dict | None, key_views_result: dict | None) -> bool:
+  """Whether a 224 px key-views run attacked the security run's victims with its known tiles."""
+  return bool(scale_result and key_views_result and scale_result.get("data")
+              and key_views_result.get("data") == scale_result.get("data"))
 
 
 def _linkage(rows: Sequence[dict[str, Any]]) -> dict | None:
@@ -293,7 +309,8 @@ def frontier_rows(accuracy_result: dict, security_result: dict,
                   block_sizes: Sequence[int] = DEFAULT_BLOCK_SIZES,
                   jigsaw_result: dict | None = None,
                   scale_result: dict | None = None,
-                  key_views_result: dict | None = None) -> list[dict[str, Any]]:
+                  key_views_result: dict | None = None,
+                  scale_key_views_result: dict | None = None) -> list[dict[str, Any]]:
   """One row per configuration: accuracy (mean, spread, seeds), its attacks' best scores
   (with `key_views_attacks`), the ciphertext-only jigsaw at 224 px where it applies
   (`jigsaw_at_scale`) and the best re-identification at 224 px (`reid_at_scale`)."""
@@ -301,7 +318,7 @@ def frontier_rows(accuracy_result: dict, security_result: dict,
 
   groups = {g["config"]: g for g in report.accuracy_groups(accuracy_result)}
   at_scale = jigsaw_at_scale(jigsaw_result)
-  reid_scale = reid_at_scale(scale_result)
+  reid_scale = reid_at_scale(scale_result, key_views_result=scale_key_views_result)
   link_scale = reid_at_scale(scale_result, linkage=True)
   best_plain = groups.get(PLAIN_RUN)
   by_config: dict[str, list[dict]] = {}
@@ -506,8 +523,9 @@ def markdown(rows: Sequence[dict[str, Any]], accuracy_result: dict,
           f"the mean image's, no exact recovery, and the jigsaw solver at 224 px keeps under "
           f"{100 * JIGSAW_BREAK:.0f}% of the block adjacencies (schemes it applies to, "
           f"benchmarks/results/jigsaw.json), and no attack on 224 px real scans "
-          f"(benchmarks/results/security_224.json, per-image keys) re-identifies more than "
-          f"chance + {100 * REID_MARGIN:.0f} points, and linkage (an attacker who holds the "
+          f"(benchmarks/results/security_224.json and key_views_224.json, per-image keys) "
+          f"re-identifies more than chance + {100 * REID_MARGIN:.0f} points, and linkage (an "
+          f"attacker who holds the "
           f"candidate scans names the one a ciphertext encrypts, from what no key changes) "
           f"stays within chance + {100 * REID_MARGIN:.0f} points. Linkage is shown apart and "
           f"does not rank: the best attack and re-identification columns are what an attacker "
@@ -574,6 +592,24 @@ def figure(rows: Sequence[dict[str, Any]], path: str) -> None:
   fig.savefig(path, dpi=120, metadata={"Software": None})
 
 
+def rows_from_results(block_sizes: Sequence[int] = DEFAULT_BLOCK_SIZES
+                      ) -> tuple[list[dict[str, Any]], dict, dict]:
+  """(frontier rows, accuracy result, security result) from the results files in
+  benchmarks/results (those present; accuracy.json is required)."""
+  def optional(path):
+    return _load(path) if os.path.exists(path) else None
+
+  acc = _load(accuracy.OUT)
+  sec = optional(SECURITY_OUT) or {"results": []}
+  scale, views_224 = optional(SCALE_SECURITY_OUT), optional(KEY_VIEWS_224_OUT)
+  if views_224 is not None and not same_tiles(scale, views_224):
+    print(f"{KEY_VIEWS_224_OUT} attacked other tiles than {SCALE_SECURITY_OUT}: not used")
+    views_224 = None
+  rows = frontier_rows(acc, sec, block_sizes, optional(JIGSAW_OUT), scale,
+                       optional(KEY_VIEWS_OUT), views_224)
+  return rows, acc, sec
+
+
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--measure", action="store_true", help="run what is missing first")
@@ -593,12 +629,7 @@ def main() -> None:
     measure_security(configs, num_images=args.num_images, train_images=args.train_images,
                      seed=0)
     measure_accuracy(configs, args.seeds, args.workdir)
-  acc = _load(accuracy.OUT)
-  sec = _load(SECURITY_OUT) if os.path.exists(SECURITY_OUT) else {"results": []}
-  jig = _load(JIGSAW_OUT) if os.path.exists(JIGSAW_OUT) else None
-  scale = _load(SCALE_SECURITY_OUT) if os.path.exists(SCALE_SECURITY_OUT) else None
-  views = _load(KEY_VIEWS_OUT) if os.path.exists(KEY_VIEWS_OUT) else None
-  rows = frontier_rows(acc, sec, args.block_sizes, jig, scale, views)
+  rows, acc, sec = rows_from_results(args.block_sizes)
   with open(os.path.join(RESULTS, "frontier.json"), "w") as f:
     json.dump({"benchmark": "frontier", "machine": machine(), "rows": rows}, f, indent=1)
   text = markdown(rows, acc, sec)

@@ -58,6 +58,15 @@ def eval_set_split(path: str) -> tuple[np.ndarray, np.ndarray, str]:
                           f"{len(known)} tiles (known plaintexts)")
 
 
+def pneumonia_split(num_images: int, train_images: int) -> tuple[np.ndarray, np.ndarray, str]:
+  """(victims, known plaintexts, description): the first PneumoniaMNIST test and train images."""
+  splits = data.load_dataset("pneumoniamnist")
+  victims = splits.test.images[:num_images]
+  known = splits.train.images[:train_images]
+  return victims, known, (f"pneumoniamnist test[:{len(victims)}] (victims), "
+                          f"train[:{len(known)}] (known plaintexts)")
+
+
 def _eval_set_report(victims, known, *, args, skipped: list[str]) -> list:
   """Per-image-key runs on the eval set, each scheme at its block size (OWN_BLOCK or 16)."""
   results = []
@@ -142,11 +151,7 @@ def main() -> None:
     results = _eval_set_report(victims, known, args=args, skipped=skipped)
     command = "python -m benchmarks.security --eval-set NPZ"
   else:
-    splits = data.load_dataset("pneumoniamnist")
-    victims = splits.test.images[:args.num_images]
-    known = splits.train.images[:args.train_images]
-    described = (f"pneumoniamnist test[:{len(victims)}] (victims), "
-                 f"train[:{len(known)}] (known plaintexts)")
+    victims, known, described = pneumonia_split(args.num_images, args.train_images)
     command = "python -m benchmarks.security"
     results = report.security_report(victims, known, seed=args.seed, block_size=block_size,
                                      steps=steps, skipped=skipped, attacks=args.attacks)

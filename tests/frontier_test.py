@@ -231,11 +231,7 @@ def test_the_defaults_follow_the_measured_frontier():
     with open(os.path.join(frontier.RESULTS, name)) as f:
       return json.load(f)
 
-  best = frontier.strongest(frontier.frontier_rows(load("accuracy.json"),
-                                                   load("frontier_security.json"),
-                                                   jigsaw_result=load("jigsaw.json"),
-                                                   scale_result=load("security_224.json"),
-                                                   key_views_result=load("key_views.json")))
+  best = frontier.strongest(frontier.rows_from_results()[0])
   assert best is not None
   assert (owner.DEFAULT_SCHEME, owner.DEFAULT_PER_IMAGE_KEYS) == (best["scheme"],
                                                                    best["per_image_keys"])
@@ -354,3 +350,43 @@ def test_many_keys_per_known_image_count_among_the_attacks():
   assert after["reid_top1"] == 0.6 and after["best_ssim"] == 0.7
   assert frontier.holds(after) is False
   assert "inverse_network, 32 keys per known image tells whose scan it is 60%" in after["verdict"]
+
+
+def test_frontier_md_is_what_the_committed_results_give():
+  """docs/FRONTIER.md is `python -m benchmarks.frontier`'s rendering of the results files."""
+  import os
+
+  rows, acc, sec = frontier.rows_from_results()
+  with open(os.path.join(frontier.DOCS, "FRONTIER.md")) as f:
+    assert frontier.markdown(rows, acc, sec) == f.read()
+  huang = next(r for r in rows if (r["scheme"], r["per_image_keys"], r["block_size"])
+               == ("huang2022", True, 2))
+  assert huang["reid_scale"]["attack"] == "inverse_network, 32 keys per known image"
+
+
+def test_many_keys_per_known_tile_join_the_224_px_attacks_on_the_same_tiles():
+  scale = {"data": "tiles A", "size": 224, "learned_attack_steps": 100, "results": [
+      {**_attack("pe", "inverse_network", True, reid_top1=0.5), "reid_chance_top1": 0.02,
+       "num_images": 50},
+      {**_attack("pe", "linkage", True, reid_top1=1.0), "reid_chance_top1": 0.02}]}
+  views = {"data": "tiles A", "results": [
+      {**_attack("pe", "inverse_network", True, reid_top1=0.4), "reid_chance_top1": 0.02,
+       "key_views": 1, "steps": 300},
+      {**_attack("pe", "inverse_network", True, reid_top1=0.6), "reid_chance_top1": 0.02,
+       "key_views": 32, "steps": 800}]}
+  key = ("pe", True, None)
+  merged = frontier.reid_at_scale(scale, key_views_result=views)[key]
+  assert (merged["attack"], merged["reid"], merged["steps"], merged["size"]) == (
+      "inverse_network, 32 keys per known image", 0.6, 800, 224)
+  assert merged["attacks"] == ["inverse_network", "inverse_network, 32 keys per known image"]
+  # Other tiles, or no security run to compare with: the key-views rows are not used.
+  for other in ({**views, "data": "tiles B"}, {"results": views["results"]}):
+    assert frontier.reid_at_scale(scale, key_views_result=other)[key]["reid"] == 0.5
+  assert frontier.reid_at_scale(None, key_views_result=views) == {}
+  # Linkage is its own column: the key-views rows do not enter it.
+  assert frontier.reid_at_scale(scale, linkage=True, key_views_result=views)[key]["reid"] == 1.0
+  row = next(r for r in frontier.frontier_rows(ACCURACY, SECURITY, None, scale_result=scale,
+                                               scale_key_views_result=views)
+             if (r["scheme"], r["per_image_keys"]) == ("pe", True))
+  assert row["reid_scale"]["reid"] == 0.6 and row["broken_at_scale"]
+  assert "inverse_network, 32 keys per known image tells whose scan it is 60%" in row["verdict"]

@@ -310,3 +310,38 @@ def test_security_md_quotes_the_key_views_results_file():
   assert key_views.HEADER in section
   for row in result["results"]:
     assert key_views.format_row(row) in section
+
+
+def test_security_md_quotes_the_224_px_key_views_results_file():
+  import json
+  import pathlib
+
+  from benchmarks import key_views
+
+  root = pathlib.Path(__file__).resolve().parents[1]
+  result = json.loads((root / "benchmarks" / "results" / "key_views_224.json").read_text())
+  text = (root / "docs" / "SECURITY.md").read_text()
+  section = text.split("## Many keys per known image", 1)[1].split("\n## ")[0]
+  section = section.split("At 224x224, on the tiles", 1)[1]
+  security_224 = json.loads((root / "benchmarks" / "results" / "security_224.json").read_text())
+  assert result["data"] == security_224["data"]  # the 224 px table's tiles
+  assert result["command"] == "python -m benchmarks.key_views --eval-set NPZ"
+  assert result["views"] == key_views.DEFAULT_VIEWS
+  rows = {(r["scheme"], r["key_views"]): r for r in result["results"]}
+  assert list(rows) == [(s, k) for s, _ in key_views.CONFIGS_224
+                        for k in (1, key_views.DEFAULT_VIEWS)]
+  assert key_views.HEADER in section
+  for row in result["results"]:
+    assert key_views.format_row(row) in section
+    assert row["details"]["stopped_early"] and row["steps"] < result["steps_cap"]
+  assert f"none reached the {result['steps_cap']}-step cap" in section
+  assert f"{round(result['seconds'] / 60)} minutes on\n2 cores" in section
+  pct = lambda scheme, k: f"{100 * rows[scheme, k]['reid_top1']:.0f}%"
+  views = key_views.DEFAULT_VIEWS
+  assert (f"goes from {pct('huang2022', 1)} to {pct('huang2022', views)} of the scans"
+          in section)
+  assert f"PE from {pct('pe', 1)} to\n  {pct('pe', views)}." in section
+  ssim = lambda scheme: f"{rows[scheme, views]['ssim_mean']:.2f}"
+  prior = f"{rows['pe', views]['prior_ssim_mean']:.2f}"
+  assert f"(SSIM {ssim('huang2022')} and {ssim('pe')}, below the mean tile's\n  {prior})" in section
+  assert all(r["ssim_mean"] < r["prior_ssim_mean"] for r in result["results"])

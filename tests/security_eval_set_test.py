@@ -237,3 +237,49 @@ def test_the_converged_224_px_runs_in_security_md_match_their_results_file():
             and r["attack"] == "inverse_network" and r["options"]["block_size"] == 16]
   assert (f"to SSIM {etc['ssim_mean']:.3f} and {100 * etc['reid_top1']:.1f}%" in section
           and not etc["breaks"])
+
+
+def test_key_views_on_the_eval_set_uses_its_split_configs_and_step_cap(tmp_path, monkeypatch,
+                                                                        capsys):
+  from benchmarks import key_views
+
+  path, gray = _write_eval_set(tmp_path, 9)
+  calls = []
+
+  def fake_measure(victims, known, *, views, seed, configs, steps):
+    calls.append((victims, known, views, configs, steps))
+    return [{"scheme": s, "key_views": k, "block_size": b, "ssim_mean": 0.5,
+             "prior_ssim_mean": 0.4, "reid_chance_top1": 1 / 3, "reid_top1": 0.5,
+             "reid_top5": 1.0, "steps": steps} for s, b in configs for k in (1, views)]
+
+  monkeypatch.setattr(key_views, "measure", fake_measure)
+  out = tmp_path / "kv.json"
+  monkeypatch.setattr(sys, "argv", ["key_views", "--eval-set", path, "--views", "4",
+                                    "--out", str(out)])
+  key_views.main()
+  (victims, known, views, configs, steps), = calls
+  np.testing.assert_array_equal(victims, gray[::3])
+  np.testing.assert_array_equal(known, np.concatenate([gray[1::3], gray[2::3]]))
+  assert (views, configs, steps) == (4, key_views.CONFIGS_224, key_views.STEPS_224)
+  result = json.loads(out.read_text())
+  assert result["command"] == "python -m benchmarks.key_views --views 4 --eval-set NPZ"
+  assert result["steps_cap"] == key_views.STEPS_224 and "3 victims" in result["data"]
+  assert "| pe | 4 | 0.500 | 0.400 | 50.0 (33.3) | 100.0 |" in capsys.readouterr().out
+  # A bad file is one line naming it; a bad cap is refused before any work.
+  for argv, message in ((["--eval-set", str(tmp_path / "missing.npz")], "missing.npz"),
+                        (["--eval-set", path, "--steps", "0"], "--steps must be positive")):
+    monkeypatch.setattr(sys, "argv", ["key_views", *argv])
+    with pytest.raises(SystemExit):
+      key_views.main()
+    assert message in capsys.readouterr().err
+  assert len(calls) == 1
+
+
+def test_pneumonia_split_is_the_first_test_and_train_images():
+  from lie_jax import data
+
+  splits = data.load_dataset("pneumoniamnist")
+  victims, known, described = security.pneumonia_split(5, 7)
+  np.testing.assert_array_equal(victims, splits.test.images[:5])
+  np.testing.assert_array_equal(known, splits.train.images[:7])
+  assert described == ("pneumoniamnist test[:5] (victims), train[:7] (known plaintexts)")

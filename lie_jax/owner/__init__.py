@@ -26,7 +26,7 @@ on use.
 # the configuration docs/FRONTIER.md shows strongest within 2 points of plain accuracy
 # (`benchmarks.frontier.strongest`; tests/frontier_test.py keeps the two in step). It is the
 # least bad measured, not a safe one (its best attack still tells whose scan it is far above
-# chance: 11% of 28x28 X-rays, 34% of 224x224 scans), and like every scheme it does not hide
+# chance: 11-13% of 28x28 X-rays, 34-40% of 224x224 scans), and like every scheme it does not hide
 # which ciphertext a scan is from an attacker who holds the scan (linkage, 100%):
 # docs/SECURITY.md. `--scheme vit --per-image-keys` resists the reconstruction attacks on 28x28
 # X-rays but is restored from its ciphertext alone at 224x224.
