@@ -241,7 +241,8 @@ def reid_at_scale(scale_result: dict | None, *, linkage: bool = False,
                   ) -> dict[tuple[str, bool, int | None], dict]:
   """{(scheme, per_image_keys, block size): the best top-1 re-identification there} from the
   224 px security run (benchmarks/results/security_224.json, `python -m benchmarks.security
-  --eval-set`): "attack", "reid", "chance", "images", "size", "block_size", "steps", and
+  --eval-set`): "attack", "reid", "chance", "images", "size", "block_size", "steps" (the
+  security run's cap on its learned attacks, or the steps a key-views run took), and
   "attacks" (every attack measured there, sorted). Over the attacks that reconstruct (and the
   ciphertext itself), or with `linkage` over `suite.GALLERY_ATTACKS` alone. The rows of
   `key_views_result` (benchmarks/results/key_views_224.json) with several keys per known tile
@@ -302,7 +303,8 @@ def key_views_attacks(key_views_result: dict | None) -> list[dict[str, Any]]:
   their one-key rows repeat frontier_security.json's and are left out."""
   return [{**r, "attack": f"{r['attack']}, {r['key_views']} keys per known image"}
           for r in (key_views_result or {}).get("results", [])
-          if (r.get("key_views") or 1) > 1]
+          if isinstance(r, dict) and isinstance(r.get("key_views"), int)
+          and not isinstance(r["key_views"], bool) and r["key_views"] > 1 and r.get("attack")]
 
 
 def frontier_rows(accuracy_result: dict, security_result: dict,
@@ -596,14 +598,26 @@ def rows_from_results(block_sizes: Sequence[int] = DEFAULT_BLOCK_SIZES
                       ) -> tuple[list[dict[str, Any]], dict, dict]:
   """(frontier rows, accuracy result, security result) from the results files in
   benchmarks/results (those present; accuracy.json is required)."""
-  def optional(path):
-    return _load(path) if os.path.exists(path) else None
+  def optional(path):  # a results file that is absent or not one is left out, with a line
+    if not os.path.exists(path):
+      return None
+    try:
+      found = _load(path)
+    except (OSError, ValueError) as e:
+      print(f"{path}: not a results file ({type(e).__name__}); not used")
+      return None
+    if not isinstance(found, dict) or not isinstance(found.get("results", []), list):
+      print(f"{path}: not a results file (no list of results); not used")
+      return None
+    return found
 
   acc = _load(accuracy.OUT)
   sec = optional(SECURITY_OUT) or {"results": []}
   scale, views_224 = optional(SCALE_SECURITY_OUT), optional(KEY_VIEWS_224_OUT)
   if views_224 is not None and not same_tiles(scale, views_224):
-    print(f"{KEY_VIEWS_224_OUT} attacked other tiles than {SCALE_SECURITY_OUT}: not used")
+    print(f"{KEY_VIEWS_224_OUT}: " + (f"no {SCALE_SECURITY_OUT} to join" if scale is None else
+                                      f"attacked other tiles than {SCALE_SECURITY_OUT}")
+          + "; not used")
     views_224 = None
   rows = frontier_rows(acc, sec, block_sizes, optional(JIGSAW_OUT), scale,
                        optional(KEY_VIEWS_OUT), views_224)

@@ -390,3 +390,28 @@ def test_many_keys_per_known_tile_join_the_224_px_attacks_on_the_same_tiles():
              if (r["scheme"], r["per_image_keys"]) == ("pe", True))
   assert row["reid_scale"]["reid"] == 0.6 and row["broken_at_scale"]
   assert "inverse_network, 32 keys per known image tells whose scan it is 60%" in row["verdict"]
+
+
+def test_results_files_that_are_not_results_are_left_out_with_a_line(tmp_path, monkeypatch,
+                                                                     capsys):
+  """Results files are untrusted input: a damaged optional one is named and left out."""
+  garbled, listed = tmp_path / "garbled.json", tmp_path / "listed.json"
+  garbled.write_text('{"results": [')
+  listed.write_text("[1, 2]")
+  monkeypatch.setattr(frontier, "KEY_VIEWS_224_OUT", str(garbled))
+  rows = {(r["scheme"], r["per_image_keys"], r["block_size"]): r
+          for r in frontier.rows_from_results()[0]}
+  assert f"{garbled}: not a results file (JSONDecodeError); not used" in capsys.readouterr().out
+  assert rows["huang2022", True, 2]["reid_scale"]["attack"] == "inverse_network"
+  monkeypatch.setattr(frontier, "SCALE_SECURITY_OUT", str(listed))
+  monkeypatch.setattr(frontier, "KEY_VIEWS_224_OUT", str(tmp_path / "absent.json"))
+  rows = {(r["scheme"], r["per_image_keys"], r["block_size"]): r
+          for r in frontier.rows_from_results()[0]}
+  assert f"{listed}: not a results file (no list of results); not used" in (
+      capsys.readouterr().out)
+  assert rows["huang2022", True, 2]["reid_scale"] is None
+  # Key-view rows that are not rows, or whose key count is not a count, are skipped.
+  views = {"results": [None, {"attack": "inverse_network", "key_views": "32"},
+                       {"attack": "inverse_network", "key_views": True},
+                       {"scheme": "pe", "attack": "inverse_network", "key_views": 2}]}
+  assert [r["key_views"] for r in frontier.key_views_attacks(views)] == [2]

@@ -265,14 +265,39 @@ def test_key_views_on_the_eval_set_uses_its_split_configs_and_step_cap(tmp_path,
   assert result["command"] == "python -m benchmarks.key_views --views 4 --eval-set NPZ"
   assert result["steps_cap"] == key_views.STEPS_224 and "3 victims" in result["data"]
   assert "| pe | 4 | 0.500 | 0.400 | 50.0 (33.3) | 100.0 |" in capsys.readouterr().out
-  # A bad file is one line naming it; a bad cap is refused before any work.
+  # Another cap is recorded in the command.
+  monkeypatch.setattr(sys, "argv", ["key_views", "--eval-set", path, "--steps", "7",
+                                    "--out", str(out)])
+  key_views.main()
+  assert calls[-1][4] == 7
+  assert json.loads(out.read_text())["command"] == (
+      "python -m benchmarks.key_views --eval-set NPZ --steps 7")
+  # Without --eval-set: the PneumoniaMNIST split, the 28 px configurations, no cap.
+  monkeypatch.setattr(sys, "argv", ["key_views", "--num-images", "4", "--train-images", "6",
+                                    "--out", str(out)])
+  key_views.main()
+  victims, known, views, configs, steps = calls[-1]
+  assert (len(victims), len(known), views, configs, steps) == (
+      4, 6, key_views.DEFAULT_VIEWS, key_views.CONFIGS, None)
+  assert json.loads(out.read_text())["command"] == "python -m benchmarks.key_views"
+  capsys.readouterr()
+  del calls[:]
+  corrupt = tmp_path / "corrupt.npz"
+  corrupt.write_bytes(b"PK\x03\x04 not a zip")
+  # A bad file is one line naming it; bad arguments are refused before any work.
   for argv, message in ((["--eval-set", str(tmp_path / "missing.npz")], "missing.npz"),
-                        (["--eval-set", path, "--steps", "0"], "--steps must be positive")):
+                        (["--eval-set", str(corrupt)], "corrupt.npz"),
+                        (["--eval-set", path, "--steps", "0"], "--steps must be positive"),
+                        (["--eval-set", path, "--num-images", "5"], "the eval set has its own"),
+                        (["--eval-set", path, "--out", str(tmp_path / "no" / "kv.json")],
+                         "its folder does not exist")):
     monkeypatch.setattr(sys, "argv", ["key_views", *argv])
     with pytest.raises(SystemExit):
       key_views.main()
-    assert message in capsys.readouterr().err
-  assert len(calls) == 1
+    err = capsys.readouterr().err
+    last = err.strip().splitlines()[-1]  # argparse's usage, then one line of error
+    assert last.startswith("key_views: error:") and message in last and err.count("error") == 1
+  assert not calls
 
 
 def test_pneumonia_split_is_the_first_test_and_train_images():
