@@ -631,8 +631,8 @@ def main() -> None:
                       help="block sizes set beside each block scheme's own "
                            f"(default: {' '.join(map(str, DEFAULT_BLOCK_SIZES))})")
   parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-  parser.add_argument("--num-images", type=int, default=200)
-  parser.add_argument("--train-images", type=int, default=1000)
+  parser.add_argument("--num-images", type=int, default=security.NUM_VICTIMS)
+  parser.add_argument("--train-images", type=int, default=security.NUM_KNOWN)
   parser.add_argument("--workdir", default="workdir/accuracy")
   parser.add_argument("--schemes", nargs="+", default=None,
                       help="limit --measure to these schemes")

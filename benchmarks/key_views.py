@@ -83,9 +83,11 @@ HEADER = ("| per-image configuration | keys per known image | SSIM | prior SSIM 
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--num-images", type=int, default=None,
-                      help="victims: the first N PneumoniaMNIST test images (default 200)")
+                      help="victims: the first N PneumoniaMNIST test images (default "
+                           f"{security.NUM_VICTIMS})")
   parser.add_argument("--train-images", type=int, default=None,
-                      help="known images: the first N train images (default 1000)")
+                      help=f"known images: the first N train images (default "
+                           f"{security.NUM_KNOWN})")
   parser.add_argument("--views", type=int, default=DEFAULT_VIEWS)
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--eval-set", default=None, metavar="NPZ",
@@ -117,9 +119,9 @@ def main() -> None:
     configs, steps = CONFIGS_224, args.steps or STEPS_224
     command += " --eval-set NPZ" + ("" if steps == STEPS_224 else f" --steps {steps}")
   else:
+    counts = {"num_images": args.num_images, "train_images": args.train_images}
     victims, known, described = security.pneumonia_split(
-        200 if args.num_images is None else args.num_images,
-        1000 if args.train_images is None else args.train_images)
+        **{k: v for k, v in counts.items() if v is not None})
     configs, steps = CONFIGS, args.steps
     command += "" if steps is None else f" --steps {steps}"
   start = time.perf_counter()

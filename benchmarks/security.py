@@ -42,6 +42,10 @@ EVAL_SET_STEPS = 100
 # Schemes run at their own block size on the eval set: Huang 2022's filter keeps one value per
 # block (16x16 would average the image away; the default configuration uses 2x2).
 OWN_BLOCK = ("huang2022",)
+# The 28 px runs: the first NUM_VICTIMS PneumoniaMNIST test images are the victims, the first
+# NUM_KNOWN train images the attacker's known plaintexts (`pneumonia_split`).
+NUM_VICTIMS = 200
+NUM_KNOWN = 1000
 PER_IMAGE_SCHEMES = [s for s in ciphers.SCHEMES if ciphers.get_scheme(s).per_image_keys]
 
 
@@ -58,7 +62,8 @@ def eval_set_split(path: str) -> tuple[np.ndarray, np.ndarray, str]:
                           f"{len(known)} tiles (known plaintexts)")
 
 
-def pneumonia_split(num_images: int, train_images: int) -> tuple[np.ndarray, np.ndarray, str]:
+def pneumonia_split(num_images: int = NUM_VICTIMS, train_images: int = NUM_KNOWN
+                    ) -> tuple[np.ndarray, np.ndarray, str]:
   """(victims, known plaintexts, description): the first PneumoniaMNIST test and train images."""
   splits = data.load_dataset("pneumoniamnist")
   victims = splits.test.images[:num_images]
@@ -116,8 +121,8 @@ def _earlier_rows(out: str, described: str, steps: int | None, *, schemes: list[
 
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--num-images", type=int, default=200)
-  parser.add_argument("--train-images", type=int, default=1000)
+  parser.add_argument("--num-images", type=int, default=NUM_VICTIMS)
+  parser.add_argument("--train-images", type=int, default=NUM_KNOWN)
   parser.add_argument("--block-size", type=int, default=None,
                       help="B of the block schemes (default 4; with --eval-set 16)")
   parser.add_argument("--steps", type=int, default=None,

@@ -221,15 +221,8 @@ def test_a_block_schemes_own_blocks_at_224_px_are_reported_beside_the_16x16_brea
 def test_the_defaults_follow_the_measured_frontier():
   """Issue 18: `lie-jax encrypt`'s default and the README's first command (lie_jax/configs/quickstart.py)
   are the configuration the committed results show strongest within 2 points of plain."""
-  import json
-  import os
-
   from lie_jax.configs import quickstart
   from lie_jax import owner
-
-  def load(name):
-    with open(os.path.join(frontier.RESULTS, name)) as f:
-      return json.load(f)
 
   best = frontier.strongest(frontier.rows_from_results()[0])
   assert best is not None

@@ -318,6 +318,7 @@ def test_security_md_quotes_the_224_px_key_views_results_file():
 
   from benchmarks import key_views
 
+  flat = lambda s: " ".join(s.split())
   root = pathlib.Path(__file__).resolve().parents[1]
   result = json.loads((root / "benchmarks" / "results" / "key_views_224.json").read_text())
   text = (root / "docs" / "SECURITY.md").read_text()
@@ -340,14 +341,13 @@ def test_security_md_quotes_the_224_px_key_views_results_file():
   views = key_views.DEFAULT_VIEWS
   assert (f"goes from {pct('huang2022', 1)} to {pct('huang2022', views)} of the scans"
           in section)
-  assert f"PE from {pct('pe', 1)} to {pct('pe', views)} (" in " ".join(section.split())
+  assert f"PE from {pct('pe', 1)} to {pct('pe', views)} (" in flat(section)
   ssim = lambda scheme: f"{rows[scheme, views]['ssim_mean']:.2f}"
   prior = f"{rows['pe', views]['prior_ssim_mean']:.2f}"
   assert f"(SSIM {ssim('huang2022')} and {ssim('pe')}, below the mean tile's {prior})" in (
-      " ".join(section.split()))
+      flat(section))
   assert all(r["ssim_mean"] < r["prior_ssim_mean"] for r in result["results"])
   # Where the docs give the default's and PE's 224 px leak, the 32-key numbers are there too.
-  flat = lambda s: " ".join(s.split())
   h1, h32, p32 = pct("huang2022", 1), pct("huang2022", views), pct("pe", views)
   summary = flat(text.split("\n## ", 1)[0])
   assert f"**{h1} on 224x224 scans, {h32} when it encrypts each known scan under 32 keys**" in (
